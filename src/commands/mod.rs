@@ -1,0 +1,72 @@
+//! Subcommand implementations and the printing they share.
+
+pub mod data;
+pub mod lab;
+pub mod train;
+
+use crate::cli::{DataOpts, OutputOpts};
+use nnlab::data::{DatasetRef, FetchOptions, Splits};
+use nnlab::train::EpochStats;
+use std::io::IsTerminal;
+
+/// Fetch options from the data flags.
+pub fn fetch_options(d: &DataOpts, quiet: bool) -> FetchOptions {
+    let mut o = FetchOptions::new(nnlab::data::fetch::default_data_dir(d.data_dir.as_deref()));
+    if d.no_mirrors {
+        o.mirrors = Some(Vec::new());
+    } else if !d.mirrors.is_empty() {
+        o.mirrors = Some(
+            d.mirrors
+                .iter()
+                .map(|m| {
+                    if m.ends_with('/') {
+                        m.clone()
+                    } else {
+                        format!("{m}/")
+                    }
+                })
+                .collect(),
+        );
+    }
+    o.npm = !d.no_npm;
+    o.quiet = quiet;
+    o
+}
+
+/// Resolves, fetches if needed, and loads a dataset.
+pub fn load_dataset(name: &str, d: &DataOpts, quiet: bool) -> anyhow::Result<Splits> {
+    let r = DatasetRef::parse(name)?;
+    Ok(r.load(&fetch_options(d, quiet))?)
+}
+
+/// Prints per-epoch lines: the lecture's `Epoch: 0001 cost = 0.301498963`, then
+/// validation accuracy and time; or a JSON object per epoch.
+pub struct EpochPrinter<'a> {
+    pub out: &'a OutputOpts,
+    pub tag: &'a str,
+}
+
+impl EpochPrinter<'_> {
+    pub fn print(&self, s: &EpochStats) {
+        if self.out.json {
+            let mut v = serde_json::to_value(s).expect("stats serialise");
+            v["event"] = "epoch".into();
+            v["run"] = self.tag.into();
+            println!("{v}");
+        } else if !self.out.quiet {
+            let val = s
+                .val_acc
+                .map_or(String::new(), |a| format!("  validation = {a:.4}"));
+            println!(
+                "Epoch: {:04} cost = {:.9}  train = {:.4}{val}  ({:.2} s)",
+                s.epoch, s.cost, s.train_acc, s.seconds
+            );
+        }
+    }
+}
+
+/// A spinner-free progress line on stderr while an epoch trains, when stderr is a
+/// terminal and output is not quiet or JSON.
+pub fn wants_progress(out: &OutputOpts) -> bool {
+    !out.quiet && !out.json && std::io::stderr().is_terminal()
+}

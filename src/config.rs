@@ -1,0 +1,308 @@
+//! Run configuration as plain structs with defaults, named presets (the lecture's four
+//! labs), TOML round trips and a `validate()` that names the bad field.
+
+use crate::error::{Error, Result};
+use crate::init::Init;
+use crate::layers::Activation;
+use crate::optim::OptimConfig;
+use std::fmt;
+
+/// What follows each hidden dense layer: an elementwise activation, or maxout
+/// (which replaces dense + activation with `k` affine pieces per unit).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum HiddenUnit {
+    Act(Activation),
+    Maxout(usize),
+}
+
+impl fmt::Display for HiddenUnit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HiddenUnit::Act(a) => write!(f, "{a}"),
+            HiddenUnit::Maxout(k) => write!(f, "maxout:{k}"),
+        }
+    }
+}
+
+impl std::str::FromStr for HiddenUnit {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let lower = s.trim().to_ascii_lowercase();
+        if let Some(rest) = lower.strip_prefix("maxout") {
+            let k = match rest.strip_prefix(':') {
+                None if rest.is_empty() => 2,
+                Some(k) => k.parse::<usize>().ok().filter(|&k| k >= 1).ok_or_else(|| {
+                    Error::config(
+                        "activation",
+                        s,
+                        "maxout:K with K a positive integer (e.g. maxout:2)",
+                    )
+                })?,
+                None => return Err(Error::config("activation", s, "maxout:K")),
+            };
+            return Ok(HiddenUnit::Maxout(k));
+        }
+        Ok(HiddenUnit::Act(lower.parse()?))
+    }
+}
+
+impl TryFrom<String> for HiddenUnit {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        s.parse()
+    }
+}
+
+impl From<HiddenUnit> for String {
+    fn from(h: HiddenUnit) -> String {
+        h.to_string()
+    }
+}
+
+/// A multilayer perceptron: `in -> hidden[0] -> ... -> classes`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Widths of the hidden layers.
+    pub hidden: Vec<usize>,
+    /// Activation after each hidden layer (or `maxout:K`).
+    pub activation: HiddenUnit,
+    /// Initialiser of every weight matrix.
+    pub init: Init,
+    /// Initialiser of every bias vector.
+    pub bias_init: Init,
+    /// Probability of keeping a hidden unit in training (1 = no dropout).
+    pub keep_prob: f32,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            hidden: vec![256, 256],
+            activation: HiddenUnit::Act(Activation::Relu),
+            init: Init::XavierUniform,
+            bias_init: Init::Normal(1.0),
+            keep_prob: 1.0,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// Checks every field, naming the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(i) = self.hidden.iter().position(|&h| h == 0) {
+            return Err(Error::config(
+                format!("model.hidden[{i}]"),
+                0,
+                "layer widths must be positive",
+            ));
+        }
+        if !(self.keep_prob > 0.0 && self.keep_prob <= 1.0) {
+            return Err(Error::config(
+                "model.keep_prob",
+                self.keep_prob,
+                "must be in (0, 1]",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Everything that defines a training run.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// `mnist`, `fashion-mnist`, or a folder with the four IDX files.
+    pub dataset: String,
+    /// Training examples held out (from the start) for validation: 5,000 in the labs.
+    pub validation: usize,
+    pub epochs: usize,
+    pub batch: usize,
+    pub seed: u64,
+    /// Threads for matrix products (0 = one per core).
+    pub threads: usize,
+    /// Evaluate the whole training set after each epoch (exact train accuracy in
+    /// evaluation mode); otherwise train accuracy is the running one during the epoch.
+    pub eval_train: bool,
+    pub model: ModelConfig,
+    pub optimizer: OptimConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            dataset: "mnist".into(),
+            validation: crate::data::LAB_VALIDATION,
+            epochs: 15,
+            batch: 100,
+            seed: 777,
+            threads: 0,
+            eval_train: false,
+            model: ModelConfig::default(),
+            optimizer: OptimConfig::default(),
+        }
+    }
+}
+
+/// The lecture's record of a lab, for comparison tables.
+#[derive(Clone, Copy, Debug)]
+pub struct LabInfo {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub lecture_accuracy: f32,
+    pub lecture_cost_first: f32,
+    pub lecture_cost_last: f32,
+}
+
+/// The four labs of lecture 10, with the accuracies and costs the lecture printed.
+pub const LABS: [LabInfo; 4] = [
+    LabInfo {
+        name: "nn",
+        title: "10-1 NN, normal init",
+        lecture_accuracy: 0.9455,
+        lecture_cost_first: 141.207_67,
+        lecture_cost_last: 0.454_633_77,
+    },
+    LabInfo {
+        name: "xavier",
+        title: "10-2 Xavier init",
+        lecture_accuracy: 0.9783,
+        lecture_cost_first: 0.301_498_96,
+        lecture_cost_last: 0.004_7,
+    },
+    LabInfo {
+        name: "deep",
+        title: "10-3 deeper (4x512)",
+        lecture_accuracy: 0.9742,
+        lecture_cost_first: 0.266_1,
+        lecture_cost_last: 0.004_3,
+    },
+    LabInfo {
+        name: "dropout",
+        title: "10-4 dropout 0.7",
+        lecture_accuracy: 0.9804,
+        lecture_cost_first: 0.447_3,
+        lecture_cost_last: 0.043_6,
+    },
+];
+
+impl TrainConfig {
+    /// Names of the presets.
+    pub const PRESETS: &'static str = "nn, xavier, deep, dropout";
+
+    /// A named preset: the lecture's labs exactly (LABS.md).
+    pub fn preset(name: &str) -> Result<TrainConfig> {
+        let base = TrainConfig::default();
+        let relu = HiddenUnit::Act(Activation::Relu);
+        let model = |hidden: Vec<usize>, init: Init, keep: f32| ModelConfig {
+            hidden,
+            activation: relu,
+            init,
+            bias_init: Init::Normal(1.0),
+            keep_prob: keep,
+        };
+        let m = match name {
+            "nn" => model(vec![256, 256], Init::Normal(1.0), 1.0),
+            "xavier" => model(vec![256, 256], Init::XavierUniform, 1.0),
+            "deep" => model(vec![512; 4], Init::XavierUniform, 1.0),
+            "dropout" => model(vec![512; 4], Init::XavierUniform, 0.7),
+            _ => {
+                return Err(Error::UnknownName {
+                    kind: "preset",
+                    name: name.to_string(),
+                    options: Self::PRESETS.into(),
+                });
+            }
+        };
+        Ok(TrainConfig { model: m, ..base })
+    }
+
+    /// Checks every field, naming the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(Error::config("epochs", 0, "must be at least 1"));
+        }
+        if self.batch == 0 {
+            return Err(Error::config("batch", 0, "must be at least 1"));
+        }
+        self.model.validate()?;
+        self.optimizer.validate()
+    }
+
+    /// The config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+
+    /// Parses and validates a TOML config; `source` names it in errors.
+    pub fn from_toml(text: &str, source: &str) -> Result<TrainConfig> {
+        let cfg: TrainConfig =
+            toml::from_str(text).map_err(|e| Error::format(source, e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_round_trip_through_toml() {
+        for p in ["nn", "xavier", "deep", "dropout"] {
+            let c = TrainConfig::preset(p).unwrap();
+            c.validate().unwrap();
+            let back = TrainConfig::from_toml(&c.to_toml(), "t").unwrap();
+            assert_eq!(back, c);
+        }
+        assert!(TrainConfig::preset("wide").is_err());
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut c = TrainConfig::preset("dropout").unwrap();
+        c.model.keep_prob = 1.5;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("model.keep_prob")
+        );
+        c.model.keep_prob = 0.0;
+        assert!(c.validate().unwrap_err().to_string().contains("(0, 1]"));
+        let c = TrainConfig {
+            batch: 0,
+            ..Default::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("batch"));
+        let mut c = TrainConfig::default();
+        c.optimizer.lr = -1.0;
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("optimizer.lr")
+        );
+        let e = TrainConfig::from_toml("epochs = 3\nbogus = 1\n", "f.toml").unwrap_err();
+        assert!(
+            e.to_string().contains("f.toml") && e.to_string().contains("bogus"),
+            "{e}"
+        );
+        let e = TrainConfig::from_toml("[model]\nactivation = \"swish\"\n", "f.toml").unwrap_err();
+        assert!(e.to_string().contains("swish"), "{e}");
+    }
+
+    #[test]
+    fn hidden_unit_names() {
+        assert_eq!(
+            "maxout:3".parse::<HiddenUnit>().unwrap(),
+            HiddenUnit::Maxout(3)
+        );
+        assert_eq!(
+            "relu".parse::<HiddenUnit>().unwrap(),
+            HiddenUnit::Act(Activation::Relu)
+        );
+        assert!("maxout:0".parse::<HiddenUnit>().is_err());
+    }
+}

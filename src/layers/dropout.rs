@@ -1,0 +1,134 @@
+//! Inverted dropout (Srivastava et al. 2014, "Dropout: a simple way to prevent neural
+//! networks from overfitting"), as TensorFlow's `tf.nn.dropout`: in training each unit
+//! is kept with probability `keep` and kept units are scaled by `1/keep`, with a fresh
+//! mask every step; in evaluation the layer is the identity, so nothing is rescaled.
+
+use super::{Layer, Mode, Param};
+use crate::rng::Rng;
+use crate::tensor::Matrix;
+
+/// A dropout layer.
+#[derive(Clone, Debug)]
+pub struct Dropout {
+    /// Probability of keeping a unit, in (0, 1].
+    pub keep: f32,
+    pub dim: usize,
+    /// (batch, dim): 0 or 1/keep per element, from the last training forward.
+    pub mask: Matrix,
+    /// When set, forward reuses `mask` instead of drawing a new one (gradient checks).
+    pub frozen: bool,
+    last_mode: Mode,
+}
+
+impl Dropout {
+    pub fn new(keep: f32, dim: usize) -> Self {
+        Dropout {
+            keep,
+            dim,
+            mask: Matrix::zeros(0, dim),
+            frozen: false,
+            last_mode: Mode::Eval,
+        }
+    }
+
+    /// Draws a fresh mask for `rows` rows: one 32-bit draw per element (two per `u64`).
+    fn draw_mask(&mut self, rows: usize, rng: &mut Rng) {
+        self.mask.set_rows(rows);
+        let scale = 1.0 / self.keep;
+        // keep a unit when its 32 random bits are below keep * 2^32
+        let threshold = (self.keep as f64 * 4294967296.0).min(u32::MAX as f64 + 1.0) as u64;
+        let mut chunks = self.mask.data.chunks_exact_mut(2);
+        for pair in &mut chunks {
+            let r = rng.next_u64();
+            pair[0] = if (r & 0xffff_ffff) < threshold {
+                scale
+            } else {
+                0.0
+            };
+            pair[1] = if (r >> 32) < threshold { scale } else { 0.0 };
+        }
+        for m in chunks.into_remainder() {
+            *m = if (rng.next_u64() & 0xffff_ffff) < threshold {
+                scale
+            } else {
+                0.0
+            };
+        }
+    }
+}
+
+impl Layer for Dropout {
+    fn describe(&self) -> String {
+        format!("dropout keep {}", self.keep)
+    }
+    fn in_dim(&self) -> usize {
+        self.dim
+    }
+    fn out_dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Train: `y = x ⊙ mask`, mask ∈ {0, 1/keep}. Eval: `y = x`.
+    ///
+    /// # Shapes
+    /// `x, y, mask: (batch, dim)`.
+    fn forward(&mut self, x: &Matrix, y: &mut Matrix, mode: Mode, rng: &mut Rng) {
+        self.last_mode = mode;
+        if mode == Mode::Eval || self.keep >= 1.0 {
+            y.data.copy_from_slice(&x.data);
+            self.last_mode = Mode::Eval;
+            return;
+        }
+        if !self.frozen || self.mask.rows != x.rows {
+            self.draw_mask(x.rows, rng);
+        }
+        for ((y, &x), &m) in y.data.iter_mut().zip(&x.data).zip(&self.mask.data) {
+            *y = x * m;
+        }
+    }
+
+    /// `dx = dy ⊙ mask` (the same mask as forward).
+    fn backward(&mut self, _x: &Matrix, _y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>) {
+        let Some(dx) = dx else { return };
+        if self.last_mode == Mode::Eval {
+            dx.data.copy_from_slice(&dy.data);
+            return;
+        }
+        for ((d, &g), &m) in dx.data.iter_mut().zip(&dy.data).zip(&self.mask.data) {
+            *d = g * m;
+        }
+    }
+
+    fn visit_params(&mut self, _f: &mut dyn FnMut(Param<'_>)) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_right_fraction_and_scales() {
+        let mut d = Dropout::new(0.7, 1001);
+        let x = Matrix::from_vec(20, 1001, vec![1.0; 20 * 1001]);
+        let mut y = Matrix::zeros(20, 1001);
+        let mut rng = Rng::new(1);
+        d.forward(&x, &mut y, Mode::Train, &mut rng);
+        let kept = y.data.iter().filter(|&&v| v != 0.0).count() as f32 / y.data.len() as f32;
+        assert!((kept - 0.7).abs() < 0.01, "kept {kept}");
+        assert!(
+            y.data
+                .iter()
+                .all(|&v| v == 0.0 || (v - 1.0 / 0.7).abs() < 1e-6)
+        );
+        // the mean is preserved (inverted dropout)
+        let mean = y.data.iter().sum::<f32>() / y.data.len() as f32;
+        assert!((mean - 1.0).abs() < 0.02);
+        // a fresh mask each step
+        let first = d.mask.clone();
+        d.forward(&x, &mut y, Mode::Train, &mut rng);
+        assert_ne!(first, d.mask);
+        // identity in evaluation
+        d.forward(&x, &mut y, Mode::Eval, &mut rng);
+        assert_eq!(y, x);
+    }
+}

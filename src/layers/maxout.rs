@@ -1,0 +1,130 @@
+//! Maxout (Goodfellow et al. 2013, "Maxout networks"): each output unit is the max of
+//! `k` affine pieces, `y_j = max_p (x W_{jk+p}ᵀ + b_{jk+p})`. It learns its own
+//! piecewise-linear activation, so no activation layer follows it.
+
+use super::{Layer, Mode, Param, Shape, broadcast_rows, column_sums};
+use crate::init::Init;
+use crate::rng::Rng;
+use crate::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn};
+
+/// A maxout layer with `k` pieces per unit.
+#[derive(Clone, Debug)]
+pub struct Maxout {
+    pub k: usize,
+    /// (out * k, in): rows `j*k .. j*k+k` are unit j's pieces.
+    pub w: Matrix,
+    /// (out * k,)
+    pub b: Vec<f32>,
+    /// (out * k, in)
+    pub dw: Matrix,
+    /// (out * k,)
+    pub db: Vec<f32>,
+    /// (batch, out * k): all pieces from the last forward.
+    z: Matrix,
+    /// (batch, out * k): dL/dz, nonzero only at each unit's winning piece.
+    dz: Matrix,
+    /// (batch * out,): index of the winning piece of each unit.
+    arg: Vec<u32>,
+}
+
+impl Maxout {
+    pub fn new(
+        in_dim: usize,
+        out_dim: usize,
+        k: usize,
+        init: Init,
+        bias_init: Init,
+        rng: &mut Rng,
+    ) -> Self {
+        let mut w = Matrix::zeros(out_dim * k, in_dim);
+        init.fill(&mut w.data, in_dim, out_dim, rng);
+        let mut b = vec![0.0; out_dim * k];
+        bias_init.fill(&mut b, in_dim, out_dim, rng);
+        Maxout {
+            k,
+            dw: Matrix::zeros(out_dim * k, in_dim),
+            db: vec![0.0; out_dim * k],
+            w,
+            b,
+            z: Matrix::zeros(0, out_dim * k),
+            dz: Matrix::zeros(0, out_dim * k),
+            arg: Vec::new(),
+        }
+    }
+}
+
+impl Layer for Maxout {
+    fn describe(&self) -> String {
+        format!(
+            "maxout {} -> {} (k = {})",
+            self.w.cols,
+            self.out_dim(),
+            self.k
+        )
+    }
+    fn in_dim(&self) -> usize {
+        self.w.cols
+    }
+    fn out_dim(&self) -> usize {
+        self.w.rows / self.k
+    }
+
+    /// `z = x Wᵀ + b`, `y_j = max_p z_{jk+p}`.
+    ///
+    /// # Shapes
+    /// `x: (batch, in)`, `z: (batch, out*k)`, `y: (batch, out)`.
+    fn forward(&mut self, x: &Matrix, y: &mut Matrix, _mode: Mode, _rng: &mut Rng) {
+        let (k, out) = (self.k, self.out_dim());
+        self.z.set_rows(x.rows);
+        broadcast_rows(&mut self.z, &self.b);
+        matmul_nt(x, &self.w, &mut self.z, true);
+        self.arg.resize(x.rows * out, 0);
+        for r in 0..x.rows {
+            let z = self.z.row(r);
+            for j in 0..out {
+                let pieces = &z[j * k..(j + 1) * k];
+                let best = crate::tensor::argmax(pieces);
+                self.arg[r * out + j] = best as u32;
+                y.data[r * out + j] = pieces[best];
+            }
+        }
+    }
+
+    /// `dz` routes `dy` to each unit's winning piece; then as a dense layer:
+    /// `dW = dzᵀ x`, `db = Σ dz`, `dx = dz W`.
+    fn backward(&mut self, x: &Matrix, _y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>) {
+        let (k, out) = (self.k, self.out_dim());
+        self.dz.set_rows(x.rows);
+        self.dz.fill(0.0);
+        for r in 0..x.rows {
+            for j in 0..out {
+                let p = self.arg[r * out + j] as usize;
+                self.dz.data[r * out * k + j * k + p] = dy.data[r * out + j];
+            }
+        }
+        matmul_tn(&self.dz, x, &mut self.dw, false);
+        column_sums(&self.dz, &mut self.db);
+        if let Some(dx) = dx {
+            matmul_nn(&self.dz, &self.w, dx, false);
+        }
+    }
+
+    fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>)) {
+        let shape = Shape::matrix(self.w.rows, self.w.cols);
+        f(Param {
+            name: "weight",
+            value: &mut self.w.data,
+            grad: &self.dw.data,
+            shape,
+            decay: true,
+        });
+        let bias_shape = Shape::vector(self.b.len());
+        f(Param {
+            name: "bias",
+            value: &mut self.b,
+            grad: &self.db,
+            shape: bias_shape,
+            decay: false,
+        });
+    }
+}

@@ -1,0 +1,117 @@
+//! Layers: each file holds one layer's forward pass and, right under it, its backward
+//! pass. The model (`Sequential`) owns the activation buffers between layers; a layer
+//! owns its parameters, their gradients and whatever it must remember from forward
+//! (a dropout mask, a max index).
+//!
+//! # Gradient convention
+//! `backward` **overwrites** the layer's parameter gradients and `dx`; it never adds to
+//! them. One backward per optimiser step, so nothing needs zeroing. Blocks that feed
+//! one input to several paths (residual, branch) sum the paths' `dx` themselves.
+
+pub mod activation;
+pub mod dense;
+pub mod dropout;
+pub mod maxout;
+pub mod sequential;
+
+pub use activation::{Activation, ActivationLayer};
+pub use dense::Dense;
+pub use dropout::Dropout;
+pub use maxout::Maxout;
+pub use sequential::Sequential;
+
+use crate::rng::Rng;
+use crate::tensor::Matrix;
+
+/// Training or evaluation: dropout drops and batch norm uses batch statistics only
+/// in training.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Train,
+    Eval,
+}
+
+/// The shape of a parameter tensor, up to rank 4, without allocating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub dims: [usize; 4],
+    pub rank: usize,
+}
+
+impl Shape {
+    /// A vector of `n`.
+    pub fn vector(n: usize) -> Self {
+        Shape {
+            dims: [n, 0, 0, 0],
+            rank: 1,
+        }
+    }
+    /// A `rows x cols` matrix.
+    pub fn matrix(rows: usize, cols: usize) -> Self {
+        Shape {
+            dims: [rows, cols, 0, 0],
+            rank: 2,
+        }
+    }
+    /// The dimensions as a slice.
+    pub fn as_slice(&self) -> &[usize] {
+        &self.dims[..self.rank]
+    }
+}
+
+/// One trainable tensor, seen by optimisers, savers and gradient checks.
+pub struct Param<'a> {
+    /// Name within its layer: `weight` or `bias` (PyTorch's names).
+    pub name: &'static str,
+    pub value: &'a mut [f32],
+    pub grad: &'a [f32],
+    pub shape: Shape,
+    /// Whether L2 / weight decay applies (weights yes, biases no).
+    pub decay: bool,
+}
+
+/// A differentiable layer.
+///
+/// # Shapes
+/// `x: (batch, in_dim)`, `y: (batch, out_dim)`, `dy` like `y`, `dx` like `x`. The
+/// caller shapes `y` and `dx` before the call.
+pub trait Layer: Send {
+    /// One line, e.g. `dense 784 -> 256`.
+    fn describe(&self) -> String;
+    /// Features in.
+    fn in_dim(&self) -> usize;
+    /// Features out.
+    fn out_dim(&self) -> usize;
+    /// `y = f(x)`. Random layers draw from `rng` in `Mode::Train` only.
+    fn forward(&mut self, x: &Matrix, y: &mut Matrix, mode: Mode, rng: &mut Rng);
+    /// Given the `x` and `y` of the last forward and `dy = dL/dy`, overwrites the
+    /// parameter gradients and, when `dx` is given, `dx = dL/dx`.
+    fn backward(&mut self, x: &Matrix, y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>);
+    /// Visits each trainable tensor (in a fixed order: the optimiser's state relies on it).
+    fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>));
+    /// Visits non-trainable state that must be saved (batch-norm running statistics).
+    fn visit_buffers(&mut self, _f: &mut dyn FnMut(&'static str, &mut [f32])) {}
+}
+
+/// Sums the rows of `dy` into `db`: the bias gradient of any affine layer.
+///
+/// # Shapes
+/// `dy: (batch, n)`, `db: (n,)`.
+pub fn column_sums(dy: &Matrix, db: &mut [f32]) {
+    db.fill(0.0);
+    for r in 0..dy.rows {
+        for (d, &g) in db.iter_mut().zip(dy.row(r)) {
+            *d += g;
+        }
+    }
+}
+
+/// Writes `b` into every row of `y` (the start of `y = x Wᵀ + b`).
+///
+/// # Shapes
+/// `y: (batch, n)`, `b: (n,)`.
+pub fn broadcast_rows(y: &mut Matrix, b: &[f32]) {
+    for r in 0..y.rows {
+        y.row_mut(r).copy_from_slice(b);
+    }
+}

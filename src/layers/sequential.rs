@@ -1,0 +1,150 @@
+//! A chain of layers. It owns the buffers between them: `acts[i]` is layer i's output
+//! and `dacts[i]` the gradient of the loss with respect to it. Buffers grow to the
+//! largest batch seen and are then reused, so steady-state steps do not allocate.
+
+use super::{Layer, Mode, Param};
+use crate::rng::Rng;
+use crate::tensor::Matrix;
+
+/// Layers applied one after another; itself a `Layer`, so blocks can nest.
+pub struct Sequential {
+    pub layers: Vec<Box<dyn Layer>>,
+    /// acts[i]: (batch, layers[i].out_dim())
+    acts: Vec<Matrix>,
+    /// dacts[i]: like acts[i]
+    dacts: Vec<Matrix>,
+    in_dim: usize,
+}
+
+impl Sequential {
+    /// A chain taking `in_dim` features; layers are added with `push`.
+    pub fn new(in_dim: usize) -> Self {
+        Sequential {
+            layers: Vec::new(),
+            acts: Vec::new(),
+            dacts: Vec::new(),
+            in_dim,
+        }
+    }
+
+    /// Appends a layer; its `in_dim` must equal the current output width.
+    ///
+    /// # Panics
+    /// On a width mismatch (a bug in the caller: specs are validated before building).
+    pub fn push(&mut self, layer: Box<dyn Layer>) {
+        assert_eq!(
+            layer.in_dim(),
+            self.out_dim(),
+            "Sequential::push: {} after width {}",
+            layer.describe(),
+            self.out_dim()
+        );
+        let w = layer.out_dim();
+        self.layers.push(layer);
+        self.acts.push(Matrix::zeros(0, w));
+        self.dacts.push(Matrix::zeros(0, w));
+    }
+
+    /// The output of the last forward (the logits for a classifier).
+    ///
+    /// # Shapes
+    /// `(batch, out_dim)`.
+    pub fn output(&self) -> &Matrix {
+        self.acts
+            .last()
+            .expect("Sequential::output on an empty chain")
+    }
+
+    /// Runs the chain and returns its output (also kept as `output()`).
+    pub fn run(&mut self, x: &Matrix, mode: Mode, rng: &mut Rng) -> &Matrix {
+        self.forward_inner(x, mode, rng);
+        self.output()
+    }
+
+    fn forward_inner(&mut self, x: &Matrix, mode: Mode, rng: &mut Rng) {
+        for i in 0..self.layers.len() {
+            let (before, rest) = self.acts.split_at_mut(i);
+            let input = if i == 0 { x } else { &before[i - 1] };
+            let out = &mut rest[0];
+            out.set_rows(x.rows);
+            self.layers[i].forward(input, out, mode, rng);
+        }
+    }
+
+    /// Backpropagates `dout` (gradient of the loss w.r.t. the output) through the chain.
+    /// `x` is the input of the last forward. `dx`, if given, receives dL/dx; the first
+    /// layer is told not to compute it otherwise (it is the costliest product).
+    pub fn backprop(&mut self, x: &Matrix, dout: &Matrix, dx: Option<&mut Matrix>) {
+        let n = self.layers.len();
+        let mut dx = dx;
+        for i in (0..n).rev() {
+            let (acts_before, acts_rest) = self.acts.split_at(i);
+            let input = if i == 0 { x } else { &acts_before[i - 1] };
+            let output = &acts_rest[0];
+            let (d_before, d_rest) = self.dacts.split_at_mut(i);
+            let dy: &Matrix = if i == n - 1 { dout } else { &d_rest[0] };
+            let dxi: Option<&mut Matrix> = if i == 0 {
+                dx.take()
+            } else {
+                let d = &mut d_before[i - 1];
+                d.set_rows(x.rows);
+                Some(d)
+            };
+            self.layers[i].backward(input, output, dy, dxi);
+        }
+    }
+
+    /// Number of trainable scalars.
+    pub fn param_count(&mut self) -> usize {
+        let mut n = 0;
+        self.visit_params(&mut |p| n += p.value.len());
+        n
+    }
+}
+
+impl Layer for Sequential {
+    fn describe(&self) -> String {
+        self.layers
+            .iter()
+            .map(|l| l.describe())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+    fn in_dim(&self) -> usize {
+        self.in_dim
+    }
+    fn out_dim(&self) -> usize {
+        self.layers.last().map_or(self.in_dim, |l| l.out_dim())
+    }
+
+    fn forward(&mut self, x: &Matrix, y: &mut Matrix, mode: Mode, rng: &mut Rng) {
+        if self.layers.is_empty() {
+            y.data.copy_from_slice(&x.data);
+            return;
+        }
+        self.forward_inner(x, mode, rng);
+        y.data.copy_from_slice(&self.output().data);
+    }
+
+    fn backward(&mut self, x: &Matrix, _y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>) {
+        if self.layers.is_empty() {
+            if let Some(dx) = dx {
+                dx.data.copy_from_slice(&dy.data);
+            }
+            return;
+        }
+        self.backprop(x, dy, dx);
+    }
+
+    fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>)) {
+        for l in &mut self.layers {
+            l.visit_params(f);
+        }
+    }
+
+    fn visit_buffers(&mut self, f: &mut dyn FnMut(&'static str, &mut [f32])) {
+        for l in &mut self.layers {
+            l.visit_buffers(f);
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! A classifier: a `Sequential` network built from a `ModelConfig`, with the fused
+//! softmax cross-entropy loss, a training step and batched evaluation.
+
+use crate::config::{HiddenUnit, ModelConfig};
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::layers::{ActivationLayer, Dense, Dropout, Layer, Maxout, Mode, Sequential};
+use crate::loss::{softmax, softmax_cross_entropy};
+use crate::optim::Optimizer;
+use crate::rng::Rng;
+use crate::tensor::Matrix;
+
+/// Examples per forward pass in evaluation.
+pub const EVAL_BATCH: usize = 1000;
+
+/// A network that maps `(batch, in_dim)` inputs to `(batch, classes)` logits.
+pub struct Model {
+    pub net: Sequential,
+    pub config: ModelConfig,
+    pub in_dim: usize,
+    pub classes: usize,
+    /// (batch, classes): gradient of the loss w.r.t. the logits.
+    dlogits: Matrix,
+    /// (EVAL_BATCH, in_dim): evaluation input buffer.
+    eval_x: Matrix,
+}
+
+/// Accuracy and loss of a model on a dataset.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Evaluation {
+    pub accuracy: f32,
+    pub loss: f32,
+    /// Predicted class of each example.
+    #[serde(skip)]
+    pub predictions: Vec<u8>,
+}
+
+impl Model {
+    /// Builds the network of `cfg` for `in_dim` inputs and `classes` outputs, drawing
+    /// every initial parameter from `rng`, layer by layer.
+    pub fn build(cfg: &ModelConfig, in_dim: usize, classes: usize, rng: &mut Rng) -> Result<Model> {
+        cfg.validate()?;
+        if in_dim == 0 || classes < 2 {
+            return Err(Error::Shape {
+                op: "Model::build",
+                expected: "at least 1 input feature and 2 classes".into(),
+                got: format!("{in_dim} features, {classes} classes"),
+            });
+        }
+        let mut net = Sequential::new(in_dim);
+        let mut width = in_dim;
+        for &h in &cfg.hidden {
+            match cfg.activation {
+                HiddenUnit::Act(act) => {
+                    net.push(Box::new(Dense::new(width, h, cfg.init, cfg.bias_init, rng)));
+                    net.push(Box::new(ActivationLayer::new(act, h)));
+                }
+                HiddenUnit::Maxout(k) => {
+                    net.push(Box::new(Maxout::new(
+                        width,
+                        h,
+                        k,
+                        cfg.init,
+                        cfg.bias_init,
+                        rng,
+                    )));
+                }
+            }
+            if cfg.keep_prob < 1.0 {
+                net.push(Box::new(Dropout::new(cfg.keep_prob, h)));
+            }
+            width = h;
+        }
+        net.push(Box::new(Dense::new(
+            width,
+            classes,
+            cfg.init,
+            cfg.bias_init,
+            rng,
+        )));
+        Ok(Model {
+            net,
+            config: cfg.clone(),
+            in_dim,
+            classes,
+            dlogits: Matrix::zeros(0, classes),
+            eval_x: Matrix::zeros(0, in_dim),
+        })
+    }
+
+    /// Logits for a batch.
+    ///
+    /// # Shapes
+    /// `x: (batch, in_dim)` -> `(batch, classes)`.
+    pub fn forward(&mut self, x: &Matrix, mode: Mode, rng: &mut Rng) -> &Matrix {
+        self.net.run(x, mode, rng)
+    }
+
+    /// One optimisation step on a batch: forward (training mode), loss, backward,
+    /// update. Returns the batch's mean loss and how many it classified correctly.
+    pub fn train_step(
+        &mut self,
+        x: &Matrix,
+        labels: &[u8],
+        opt: &mut Optimizer,
+        lr: f32,
+        rng: &mut Rng,
+    ) -> (f32, usize) {
+        let logits = self.net.run(x, Mode::Train, rng);
+        let correct = (0..logits.rows)
+            .filter(|&r| logits.argmax_row(r) == labels[r] as usize)
+            .count();
+        let loss = softmax_cross_entropy(logits, labels, &mut self.dlogits);
+        self.net.backprop(x, &self.dlogits, None);
+        opt.step(&mut self.net, lr);
+        (loss, correct)
+    }
+
+    /// Accuracy, mean loss and predictions on a whole dataset (evaluation mode).
+    pub fn evaluate(&mut self, data: &Dataset) -> Evaluation {
+        let mut correct = 0;
+        let mut loss = 0f64;
+        let mut predictions = Vec::with_capacity(data.len());
+        self.for_each_batch(data, |start, logits, dlogits| {
+            let n = logits.rows;
+            let labels = &data.labels[start..start + n];
+            loss += softmax_cross_entropy(logits, labels, dlogits) as f64 * n as f64;
+            for (r, &label) in labels.iter().enumerate() {
+                let p = logits.argmax_row(r);
+                predictions.push(p as u8);
+                correct += (p == label as usize) as usize;
+            }
+        });
+        Evaluation {
+            accuracy: correct as f32 / data.len().max(1) as f32,
+            loss: (loss / data.len().max(1) as f64) as f32,
+            predictions,
+        }
+    }
+
+    /// Class probabilities for every example.
+    ///
+    /// # Shapes
+    /// -> `(data.len(), classes)`.
+    pub fn predict_proba(&mut self, data: &Dataset) -> Matrix {
+        let mut out = Matrix::zeros(data.len(), self.classes);
+        let mut probs = Matrix::zeros(0, self.classes);
+        let c = self.classes;
+        self.for_each_batch(data, |start, logits, _| {
+            softmax(logits, &mut probs);
+            out.data[start * c..(start + logits.rows) * c].copy_from_slice(&probs.data);
+        });
+        out
+    }
+
+    /// Runs evaluation-mode forward passes over `data` in batches of `EVAL_BATCH`,
+    /// calling `f(first_index, logits, scratch)` for each.
+    fn for_each_batch(&mut self, data: &Dataset, mut f: impl FnMut(usize, &Matrix, &mut Matrix)) {
+        let mut rng = Rng::new(0); // evaluation draws nothing
+        let feat = data.features();
+        let mut scratch = std::mem::take(&mut self.dlogits);
+        let mut x = std::mem::take(&mut self.eval_x);
+        let mut start = 0;
+        while start < data.len() {
+            let n = EVAL_BATCH.min(data.len() - start);
+            x.reshape_for(n, feat);
+            x.data
+                .copy_from_slice(&data.images.data[start * feat..(start + n) * feat]);
+            let logits = self.net.run(&x, Mode::Eval, &mut rng);
+            f(start, logits, &mut scratch);
+            start += n;
+        }
+        self.dlogits = scratch;
+        self.eval_x = x;
+    }
+
+    /// Whether every parameter is finite; otherwise the name of the first bad tensor
+    /// and a bad value.
+    pub fn check_finite(&mut self) -> std::result::Result<(), (String, f32)> {
+        let mut bad = None;
+        let mut i = 0;
+        self.net.visit_params(&mut |p| {
+            if bad.is_none()
+                && let Some(&v) = p.value.iter().find(|v| !v.is_finite())
+            {
+                bad = Some((format!("parameter #{i} ({})", p.name), v));
+            }
+            i += 1;
+        });
+        bad.map_or(Ok(()), Err)
+    }
+
+    /// Number of trainable scalars.
+    pub fn param_count(&mut self) -> usize {
+        self.net.param_count()
+    }
+
+    /// One line per layer.
+    pub fn summary(&self) -> String {
+        self.net
+            .layers
+            .iter()
+            .map(|l| format!("  {}", l.describe()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}

@@ -1,0 +1,196 @@
+//! Optimisers: SGD, momentum, Nesterov, Adam and AdamW, with coupled L2 and a
+//! learning-rate schedule. State (momentum buffers, Adam moments) is allocated once,
+//! in `Optimizer::new`, in the order the model visits its parameters.
+
+pub mod adam;
+pub mod schedule;
+pub mod sgd;
+
+pub use adam::{AdamStep, adam_update};
+pub use schedule::Schedule;
+pub use sgd::{momentum_update, sgd_update};
+
+use crate::error::{Error, Result};
+use crate::layers::Layer;
+
+/// Which update rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Sgd,
+    Momentum,
+    Nesterov,
+    Adam,
+    AdamW,
+}
+
+impl std::str::FromStr for OptimizerKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.trim().to_ascii_lowercase().as_str() {
+            "sgd" => OptimizerKind::Sgd,
+            "momentum" => OptimizerKind::Momentum,
+            "nesterov" => OptimizerKind::Nesterov,
+            "adam" => OptimizerKind::Adam,
+            "adamw" => OptimizerKind::AdamW,
+            _ => {
+                return Err(Error::UnknownName {
+                    kind: "optimizer",
+                    name: s.to_string(),
+                    options: "sgd, momentum, nesterov, adam, adamw".into(),
+                });
+            }
+        })
+    }
+}
+
+/// Optimiser settings. Defaults are Adam's from Kingma & Ba (and the lecture).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptimConfig {
+    pub kind: OptimizerKind,
+    /// Base learning rate.
+    pub lr: f32,
+    /// Momentum coefficient μ (momentum, nesterov).
+    pub momentum: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    /// Coupled L2 penalty λ: adds λ·w to each weight's gradient (not biases).
+    pub l2: f32,
+    /// Decoupled weight decay (AdamW only).
+    pub weight_decay: f32,
+    pub schedule: Schedule,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        OptimConfig {
+            kind: OptimizerKind::Adam,
+            lr: 0.001,
+            momentum: 0.9,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            l2: 0.0,
+            weight_decay: 0.01,
+            schedule: Schedule::Constant,
+        }
+    }
+}
+
+impl OptimConfig {
+    /// Checks every field, naming the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        let pos = |name: &str, v: f32| {
+            if v > 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(Error::config(name, v, "must be a positive finite number"))
+            }
+        };
+        let unit = |name: &str, v: f32| {
+            if (0.0..1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::config(name, v, "must be in [0, 1)"))
+            }
+        };
+        let nonneg = |name: &str, v: f32| {
+            if v >= 0.0 && v.is_finite() {
+                Ok(())
+            } else {
+                Err(Error::config(name, v, "must be zero or positive"))
+            }
+        };
+        pos("optimizer.lr", self.lr)?;
+        unit("optimizer.momentum", self.momentum)?;
+        unit("optimizer.beta1", self.beta1)?;
+        unit("optimizer.beta2", self.beta2)?;
+        pos("optimizer.eps", self.eps)?;
+        nonneg("optimizer.l2", self.l2)?;
+        nonneg("optimizer.weight_decay", self.weight_decay)?;
+        Ok(())
+    }
+}
+
+/// An optimiser with its per-parameter state.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Optimizer {
+    pub cfg: OptimConfig,
+    /// Steps taken so far.
+    pub t: u64,
+    /// First moment (Adam) or momentum buffer, one per parameter tensor.
+    pub m: Vec<Vec<f32>>,
+    /// Second moment (Adam), one per parameter tensor.
+    pub v: Vec<Vec<f32>>,
+}
+
+impl Optimizer {
+    /// Allocates state for every parameter of `model`.
+    pub fn new(cfg: OptimConfig, model: &mut dyn Layer) -> Self {
+        let mut sizes = Vec::new();
+        model.visit_params(&mut |p| sizes.push(p.value.len()));
+        let needs_m = cfg.kind != OptimizerKind::Sgd;
+        let needs_v = matches!(cfg.kind, OptimizerKind::Adam | OptimizerKind::AdamW);
+        let alloc = |on: bool| -> Vec<Vec<f32>> {
+            sizes
+                .iter()
+                .map(|&n| vec![0.0; if on { n } else { 0 }])
+                .collect()
+        };
+        Optimizer {
+            m: alloc(needs_m),
+            v: alloc(needs_v),
+            cfg,
+            t: 0,
+        }
+    }
+
+    /// One update of every parameter from its gradient, at learning rate `lr`.
+    pub fn step(&mut self, model: &mut dyn Layer, lr: f32) {
+        self.t += 1;
+        let cfg = &self.cfg;
+        let t = self.t;
+        let (ms, vs) = (&mut self.m, &mut self.v);
+        let mut i = 0;
+        model.visit_params(&mut |p| {
+            let l2 = if p.decay { cfg.l2 } else { 0.0 };
+            match cfg.kind {
+                OptimizerKind::Sgd => sgd_update(p.value, p.grad, lr, l2),
+                OptimizerKind::Momentum | OptimizerKind::Nesterov => momentum_update(
+                    p.value,
+                    p.grad,
+                    &mut ms[i],
+                    lr,
+                    cfg.momentum,
+                    cfg.kind == OptimizerKind::Nesterov,
+                    l2,
+                ),
+                OptimizerKind::Adam | OptimizerKind::AdamW => {
+                    let wd = if cfg.kind == OptimizerKind::AdamW && p.decay {
+                        cfg.weight_decay
+                    } else {
+                        0.0
+                    };
+                    adam_update(
+                        p.value,
+                        p.grad,
+                        &mut ms[i],
+                        &mut vs[i],
+                        AdamStep {
+                            lr,
+                            beta1: cfg.beta1,
+                            beta2: cfg.beta2,
+                            eps: cfg.eps,
+                            t,
+                            l2,
+                            weight_decay: wd,
+                        },
+                    )
+                }
+            }
+            i += 1;
+        });
+    }
+}

@@ -1,0 +1,255 @@
+//! Matrix products through the `gemm` crate, in the three layouts backprop needs.
+//! Transposes are expressed as strides, never copied. A naive triple loop stays beside
+//! them as the reference the tests compare against.
+
+use super::Matrix;
+use gemm::Parallelism;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static THREADS: AtomicUsize = AtomicUsize::new(1);
+
+/// Sets the number of threads used by matrix products and by nnlab's rayon pool
+/// (the global pool can only be built once per process; later calls change only the
+/// GEMM's share). `0` means one per core.
+pub fn set_threads(n: usize) {
+    let n = if n == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        n
+    };
+    THREADS.store(n, Ordering::Relaxed);
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
+}
+
+/// Threads used by matrix products.
+pub fn threads() -> usize {
+    THREADS.load(Ordering::Relaxed)
+}
+
+fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
+    let t = threads();
+    // Tiny products are faster on one thread than split.
+    if t <= 1 || m * n * k < 64 * 64 * 64 {
+        Parallelism::None
+    } else {
+        Parallelism::Rayon(t)
+    }
+}
+
+/// Raw call: `dst = beta_dst * dst + lhs * rhs`, each operand given as a pointer with
+/// (row stride, column stride).
+#[allow(clippy::too_many_arguments)]
+fn gemm_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_rs: isize,
+    lhs_cs: isize,
+    rhs: &[f32],
+    rhs_rs: isize,
+    rhs_cs: isize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: the callers check that every operand covers the index range implied by
+    // its shape and strides (asserts below in the public wrappers), and `dst` does not
+    // alias `lhs` or `rhs` (it is a distinct `&mut`).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_cs,
+            lhs_rs,
+            rhs.as_ptr(),
+            rhs_cs,
+            rhs_rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(m, n, k),
+        );
+    }
+}
+
+/// `out (+)= a · bᵀ`.
+///
+/// # Shapes
+/// `a: (m, k)`, `b: (n, k)`, `out: (m, n)`. With `accumulate` the product is added to
+/// `out`, otherwise `out` is overwritten.
+pub fn matmul_nt(a: &Matrix, b: &Matrix, out: &mut Matrix, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.rows);
+    assert_eq!(b.cols, k, "matmul_nt: inner dims");
+    assert_eq!((out.rows, out.cols), (m, n), "matmul_nt: out shape");
+    gemm_raw(
+        m,
+        n,
+        k,
+        &mut out.data,
+        n,
+        accumulate,
+        &a.data,
+        k as isize,
+        1,
+        &b.data,
+        1,
+        k as isize,
+    );
+}
+
+/// `out (+)= a · b`.
+///
+/// # Shapes
+/// `a: (m, k)`, `b: (k, n)`, `out: (m, n)`.
+pub fn matmul_nn(a: &Matrix, b: &Matrix, out: &mut Matrix, accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "matmul_nn: inner dims");
+    assert_eq!((out.rows, out.cols), (m, n), "matmul_nn: out shape");
+    gemm_raw(
+        m,
+        n,
+        k,
+        &mut out.data,
+        n,
+        accumulate,
+        &a.data,
+        k as isize,
+        1,
+        &b.data,
+        n as isize,
+        1,
+    );
+}
+
+/// `out (+)= aᵀ · b`.
+///
+/// # Shapes
+/// `a: (k, m)`, `b: (k, n)`, `out: (m, n)`.
+pub fn matmul_tn(a: &Matrix, b: &Matrix, out: &mut Matrix, accumulate: bool) {
+    let (k, m, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "matmul_tn: inner dims");
+    assert_eq!((out.rows, out.cols), (m, n), "matmul_tn: out shape");
+    gemm_raw(
+        m,
+        n,
+        k,
+        &mut out.data,
+        n,
+        accumulate,
+        &a.data,
+        1,
+        m as isize,
+        &b.data,
+        n as isize,
+        1,
+    );
+}
+
+/// Reference product `a · b` by the definition, in f64 accumulation; for tests.
+///
+/// # Shapes
+/// `a: (m, k)`, `b: (k, n)` -> `(m, n)`.
+pub fn naive_matmul(a: &Matrix, b: &Matrix) -> Matrix {
+    let mut out = Matrix::zeros(a.rows, b.cols);
+    for i in 0..a.rows {
+        for j in 0..b.cols {
+            let mut s = 0f64;
+            for p in 0..a.cols {
+                s += a.data[i * a.cols + p] as f64 * b.data[p * b.cols + j] as f64;
+            }
+            out.data[i * b.cols + j] = s as f32;
+        }
+    }
+    out
+}
+
+/// The transpose, as a new matrix; for tests and one-off conversions.
+pub fn transpose(a: &Matrix) -> Matrix {
+    let mut t = Matrix::zeros(a.cols, a.rows);
+    for i in 0..a.rows {
+        for j in 0..a.cols {
+            t.data[j * a.rows + i] = a.data[i * a.cols + j];
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    fn random(rows: usize, cols: usize, rng: &mut Rng) -> Matrix {
+        Matrix::from_vec(rows, cols, (0..rows * cols).map(|_| rng.normal()).collect())
+    }
+
+    fn close(a: &Matrix, b: &Matrix, k: usize) {
+        assert_eq!(a.shape(), b.shape());
+        for (x, y) in a.data.iter().zip(&b.data) {
+            assert!(
+                (x - y).abs() <= 1e-4 * (k as f32).sqrt() + 1e-5,
+                "{x} vs {y}"
+            );
+        }
+    }
+
+    /// Every layout at every awkward size (0..9 in each dim, plus a few large ones),
+    /// overwrite and accumulate, one and two threads, against the naive product.
+    #[test]
+    fn all_layouts_match_naive() {
+        let mut rng = Rng::new(5);
+        let mut sizes: Vec<(usize, usize, usize)> = Vec::new();
+        for m in 0..9 {
+            for n in 0..9 {
+                for k in [0, 1, 2, 3, 7, 8] {
+                    sizes.push((m, n, k));
+                }
+            }
+        }
+        sizes.extend([(100, 257, 131), (65, 70, 300), (128, 10, 784)]);
+        for threads_n in [1, 2] {
+            THREADS.store(threads_n, Ordering::Relaxed);
+            for &(m, n, k) in &sizes {
+                let a = random(m, k, &mut rng);
+                let b = random(k, n, &mut rng);
+                let want = naive_matmul(&a, &b);
+                let mut out = Matrix::zeros(m, n);
+                matmul_nn(&a, &b, &mut out, false);
+                close(&out, &want, k);
+                let bt = transpose(&b);
+                out.fill(7.0);
+                matmul_nt(&a, &bt, &mut out, false);
+                close(&out, &want, k);
+                let at = transpose(&a);
+                out.fill(0.0);
+                matmul_tn(&at, &b, &mut out, false);
+                close(&out, &want, k);
+                // accumulate adds to what is there
+                matmul_tn(&at, &b, &mut out, true);
+                let twice = Matrix::from_vec(m, n, want.data.iter().map(|x| 2.0 * x).collect());
+                close(&out, &twice, k);
+            }
+        }
+        THREADS.store(1, Ordering::Relaxed);
+    }
+}

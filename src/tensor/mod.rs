@@ -1,0 +1,94 @@
+//! `Matrix`: a row-major `f32` matrix that owns its buffer, and the matrix products
+//! that every layer uses, computed by the `gemm` crate (no micro-kernels of our own).
+//! Elementwise maths lives in the layers, next to its derivative.
+
+mod matmul;
+
+pub use matmul::{matmul_nn, matmul_nt, matmul_tn, naive_matmul, set_threads, threads, transpose};
+
+/// A row-major matrix of `f32`.
+///
+/// # Shapes
+/// `data.len() == rows * cols`; element `(i, j)` is `data[i * cols + j]`.
+///
+/// A buffer can shrink and grow its row count within the capacity it was made with,
+/// without allocating (`set_rows`): that is how a last, smaller batch reuses the
+/// buffers of the full-size ones.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Matrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f32>,
+}
+
+impl Matrix {
+    /// A `rows x cols` matrix of zeros.
+    pub fn zeros(rows: usize, cols: usize) -> Self {
+        Matrix {
+            rows,
+            cols,
+            data: vec![0.0; rows * cols],
+        }
+    }
+
+    /// Wraps `data` (row-major, `rows * cols` long).
+    ///
+    /// # Panics
+    /// If the length does not match; callers check user data before this.
+    pub fn from_vec(rows: usize, cols: usize, data: Vec<f32>) -> Self {
+        assert_eq!(data.len(), rows * cols, "Matrix::from_vec: length mismatch");
+        Matrix { rows, cols, data }
+    }
+
+    /// Changes the row count, keeping `cols`. Does not allocate when
+    /// `rows * cols` fits the capacity the buffer already has.
+    pub fn set_rows(&mut self, rows: usize) {
+        self.rows = rows;
+        self.data.resize(rows * self.cols, 0.0);
+    }
+
+    /// Makes this a `rows x cols` matrix (contents unspecified), reusing the buffer.
+    pub fn reshape_for(&mut self, rows: usize, cols: usize) {
+        self.rows = rows;
+        self.cols = cols;
+        self.data.resize(rows * cols, 0.0);
+    }
+
+    /// Row `i` as a slice of length `cols`.
+    #[inline]
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+
+    /// Row `i`, mutable.
+    #[inline]
+    pub fn row_mut(&mut self, i: usize) -> &mut [f32] {
+        &mut self.data[i * self.cols..(i + 1) * self.cols]
+    }
+
+    /// `(rows, cols)`.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// Sets every element to `v`.
+    pub fn fill(&mut self, v: f32) {
+        self.data.fill(v);
+    }
+
+    /// Index of the largest element of row `i` (first one on ties).
+    pub fn argmax_row(&self, i: usize) -> usize {
+        argmax(self.row(i))
+    }
+}
+
+/// Index of the largest element (first on ties); 0 for an empty slice.
+pub fn argmax(xs: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in xs.iter().enumerate() {
+        if x > xs[best] {
+            best = i;
+        }
+    }
+    best
+}

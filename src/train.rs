@@ -1,0 +1,176 @@
+//! The training loop: epochs of seeded, shuffled minibatches, the lecture's per-epoch
+//! cost, validation/test accuracy after each epoch, and divergence detection.
+//! Printing is the caller's business (an observer sees each epoch).
+
+use crate::config::TrainConfig;
+use crate::data::{Batcher, Dataset};
+use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::optim::Optimizer;
+use crate::rng::Rng;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// What one epoch did.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct EpochStats {
+    /// 1-based.
+    pub epoch: usize,
+    /// Mean of the epoch's batch losses (the lecture's `cost`).
+    pub cost: f32,
+    /// Training accuracy: over the whole training set in evaluation mode when
+    /// `eval_train` is set, else the running accuracy of the epoch's training batches.
+    pub train_acc: f32,
+    pub val_acc: Option<f32>,
+    pub val_loss: Option<f32>,
+    pub test_acc: Option<f32>,
+    pub lr: f32,
+    /// Wall time of the epoch's training steps (evaluation excluded).
+    pub seconds: f64,
+}
+
+/// Sees training as it happens (for progress bars, printing, reports).
+pub trait Observer {
+    /// After each batch: 1-based epoch, batches done, batches per epoch.
+    fn batch(&mut self, _epoch: usize, _done: usize, _total: usize) {}
+    /// After each epoch.
+    fn epoch(&mut self, stats: &EpochStats);
+}
+
+/// An observer from a closure over epochs.
+impl<F: FnMut(&EpochStats)> Observer for F {
+    fn epoch(&mut self, stats: &EpochStats) {
+        self(stats)
+    }
+}
+
+/// Data for a run: training set, and optionally validation and test sets that are
+/// evaluated after every epoch.
+pub struct RunData<'a> {
+    pub train: &'a Dataset,
+    pub val: Option<&'a Dataset>,
+    pub test: Option<&'a Dataset>,
+}
+
+/// A trainer: the model, its optimiser, the batcher and the run's one RNG.
+pub struct Trainer {
+    pub cfg: TrainConfig,
+    pub model: Model,
+    pub opt: Optimizer,
+    pub rng: Rng,
+    pub history: Vec<EpochStats>,
+}
+
+impl Trainer {
+    /// Builds the model from `cfg` (initial weights from the seed) for data of
+    /// `in_dim` features and `classes` classes.
+    pub fn new(cfg: &TrainConfig, in_dim: usize, classes: usize) -> Result<Trainer> {
+        cfg.validate()?;
+        let mut rng = Rng::new(cfg.seed);
+        let mut model = Model::build(&cfg.model, in_dim, classes, &mut rng)?;
+        let opt = Optimizer::new(cfg.optimizer.clone(), &mut model.net);
+        Ok(Trainer {
+            cfg: cfg.clone(),
+            model,
+            opt,
+            rng,
+            history: Vec::new(),
+        })
+    }
+
+    /// Trains for the remaining epochs of `cfg.epochs`, calling `observe` after each.
+    /// `stop`, when set (Ctrl-C), ends training after the current batch.
+    pub fn fit(
+        &mut self,
+        data: &RunData<'_>,
+        stop: Option<&AtomicBool>,
+        observe: &mut dyn Observer,
+    ) -> Result<()> {
+        let train = data.train;
+        if train.features() != self.model.in_dim || train.classes() > self.model.classes {
+            return Err(Error::Shape {
+                op: "train",
+                expected: format!(
+                    "{} features, at most {} classes",
+                    self.model.in_dim, self.model.classes
+                ),
+                got: format!(
+                    "{} features, {} classes in {}",
+                    train.features(),
+                    train.classes(),
+                    train.name
+                ),
+            });
+        }
+        let mut batcher = Batcher::new(train.len(), train.features(), self.cfg.batch);
+        let batches = batcher.batches_per_epoch();
+        for epoch in self.history.len()..self.cfg.epochs {
+            let lr = self
+                .cfg
+                .optimizer
+                .schedule
+                .lr(self.cfg.optimizer.lr, epoch, self.cfg.epochs);
+            batcher.shuffle(&mut self.rng);
+            let start = Instant::now();
+            let mut cost = 0f64;
+            let mut correct = 0usize;
+            let mut b = 0;
+            while batcher.next_batch(train) {
+                let (loss, ok) = self.model.train_step(
+                    &batcher.x,
+                    &batcher.labels,
+                    &mut self.opt,
+                    lr,
+                    &mut self.rng,
+                );
+                if !loss.is_finite() {
+                    return Err(Error::Diverged {
+                        epoch: epoch + 1,
+                        batch: b + 1,
+                        what: "the loss".into(),
+                        value: loss,
+                    });
+                }
+                cost += loss as f64 / batches as f64;
+                correct += ok;
+                b += 1;
+                observe.batch(epoch + 1, b, batches);
+                if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                    return Err(Error::Interrupted(format!(
+                        "interrupted in epoch {} after batch {b}",
+                        epoch + 1
+                    )));
+                }
+            }
+            let seconds = start.elapsed().as_secs_f64();
+            if let Err((what, value)) = self.model.check_finite() {
+                return Err(Error::Diverged {
+                    epoch: epoch + 1,
+                    batch: b,
+                    what,
+                    value,
+                });
+            }
+            let train_acc = if self.cfg.eval_train {
+                self.model.evaluate(train).accuracy
+            } else {
+                correct as f32 / train.len() as f32
+            };
+            let val = data.val.map(|v| self.model.evaluate(v));
+            let test_acc = data.test.map(|t| self.model.evaluate(t).accuracy);
+            let stats = EpochStats {
+                epoch: epoch + 1,
+                cost: cost as f32,
+                train_acc,
+                val_acc: val.as_ref().map(|v| v.accuracy),
+                val_loss: val.as_ref().map(|v| v.loss),
+                test_acc,
+                lr,
+                seconds,
+            };
+            observe.epoch(&stats);
+            self.history.push(stats);
+        }
+        Ok(())
+    }
+}

