@@ -26,6 +26,8 @@ pub enum Command {
     Train(Box<TrainArgs>),
     /// Get, inspect and look at datasets.
     Data(DataArgs),
+    /// Measure training and inference speed against the GEMM's own speed.
+    Bench(BenchArgs),
 }
 
 /// Where data lives and how to get it.
@@ -233,6 +235,35 @@ impl TrainArgs {
         cfg.validate()?;
         Ok(cfg)
     }
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Presets to measure, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "xavier,deep,dropout")]
+    pub presets: Vec<String>,
+    /// Timed epochs per preset (after one warm-up epoch); the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// How matrix products use threads: columns (default: blocks of output columns),
+    /// rows, or internal (the gemm crate's own threading).
+    #[arg(long, value_enum, default_value_t = GemmSplit::Columns)]
+    pub gemm_split: GemmSplit,
+    /// Print the reports as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub data: DataOpts,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GemmSplit {
+    Columns,
+    Rows,
+    Internal,
 }
 
 #[derive(Args, Debug)]

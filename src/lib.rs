@@ -13,6 +13,7 @@ pub mod tensor;
 pub use error::{Error, Result};
 pub use rng::Rng;
 pub use tensor::Matrix;
+pub mod bench;
 pub mod config;
 pub mod gradcheck;
 pub mod init;

@@ -11,6 +11,7 @@ fn main() {
         cli::Command::Lab(args) => commands::lab::run(&args),
         cli::Command::Train(args) => commands::train::run(&args),
         cli::Command::Data(args) => commands::data::run(&args),
+        cli::Command::Bench(args) => commands::bench::run(&args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,5 +1,6 @@
 //! Subcommand implementations and the printing they share.
 
+pub mod bench;
 pub mod data;
 pub mod lab;
 pub mod train;

@@ -114,6 +114,29 @@ impl OptimConfig {
     }
 }
 
+/// Elements per parallel chunk of an update. Updates are elementwise, so splitting a
+/// buffer across threads gives the same bits as one pass.
+const CHUNK: usize = 16 * 1024;
+
+/// Applies `f` to matching pieces of `p`, `g` and the state buffers, splitting them in
+/// halves across rayon's threads while they are large (no allocation). `m`/`v` may be
+/// empty (state the update does not use).
+fn par_update<F>(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], f: &F)
+where
+    F: Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync,
+{
+    let n = p.len();
+    if n < 2 * CHUNK || crate::tensor::threads() <= 1 {
+        return f(p, g, m, v);
+    }
+    let mid = (n / 2).div_ceil(CHUNK) * CHUNK;
+    let (p1, p2) = p.split_at_mut(mid);
+    let (g1, g2) = g.split_at(mid);
+    let (m1, m2) = if m.is_empty() { (&mut [][..], &mut [][..]) } else { m.split_at_mut(mid) };
+    let (v1, v2) = if v.is_empty() { (&mut [][..], &mut [][..]) } else { v.split_at_mut(mid) };
+    rayon::join(|| par_update(p1, g1, m1, v1, f), || par_update(p2, g2, m2, v2, f));
+}
+
 /// An optimiser with its per-parameter state.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Optimizer {
@@ -157,37 +180,29 @@ impl Optimizer {
         model.visit_params(&mut |p| {
             let l2 = if p.decay { cfg.l2 } else { 0.0 };
             match cfg.kind {
-                OptimizerKind::Sgd => sgd_update(p.value, p.grad, lr, l2),
-                OptimizerKind::Momentum | OptimizerKind::Nesterov => momentum_update(
-                    p.value,
-                    p.grad,
-                    &mut ms[i],
-                    lr,
-                    cfg.momentum,
-                    cfg.kind == OptimizerKind::Nesterov,
-                    l2,
-                ),
+                OptimizerKind::Sgd => par_update(p.value, p.grad, &mut [], &mut [], &|p, g, _, _| sgd_update(p, g, lr, l2)),
+                OptimizerKind::Momentum | OptimizerKind::Nesterov => {
+                    let nesterov = cfg.kind == OptimizerKind::Nesterov;
+                    par_update(p.value, p.grad, &mut ms[i], &mut [], &|p, g, m, _| {
+                        momentum_update(p, g, m, lr, cfg.momentum, nesterov, l2)
+                    })
+                }
                 OptimizerKind::Adam | OptimizerKind::AdamW => {
                     let wd = if cfg.kind == OptimizerKind::AdamW && p.decay {
                         cfg.weight_decay
                     } else {
                         0.0
                     };
-                    adam_update(
-                        p.value,
-                        p.grad,
-                        &mut ms[i],
-                        &mut vs[i],
-                        AdamStep {
-                            lr,
-                            beta1: cfg.beta1,
-                            beta2: cfg.beta2,
-                            eps: cfg.eps,
-                            t,
-                            l2,
-                            weight_decay: wd,
-                        },
-                    )
+                    let s = AdamStep {
+                        lr,
+                        beta1: cfg.beta1,
+                        beta2: cfg.beta2,
+                        eps: cfg.eps,
+                        t,
+                        l2,
+                        weight_decay: wd,
+                    };
+                    par_update(p.value, p.grad, &mut ms[i], &mut vs[i], &|p, g, m, v| adam_update(p, g, m, v, s))
                 }
             }
             i += 1;

@@ -38,8 +38,70 @@ fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
     }
 }
 
-/// Raw call: `dst = beta_dst * dst + lhs * rhs`, each operand given as a pointer with
-/// (row stride, column stride).
+/// How a product is spread over threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// The `gemm` crate's own rayon parallelism.
+    Internal,
+    /// Output columns cut into one block per thread, each a single-threaded product
+    /// (each thread reads only its part of the right operand: the weights).
+    Columns,
+    /// Output rows cut into one block per thread.
+    Rows,
+}
+
+static SPLIT: AtomicUsize = AtomicUsize::new(1);
+
+/// Chooses how products use threads (for benchmarks; the default is `Columns`,
+/// chosen by measurement, see BENCHMARKS.md).
+pub fn set_split(s: Split) {
+    SPLIT.store(s as usize, Ordering::Relaxed);
+}
+
+fn split_mode() -> Split {
+    match SPLIT.load(Ordering::Relaxed) {
+        0 => Split::Internal,
+        1 => Split::Columns,
+        _ => Split::Rows,
+    }
+}
+
+/// A raw pointer that may cross to another thread: each thread writes a disjoint block.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// Raw call: `dst = [dst +] lhs * rhs`, each operand given as a pointer with
+/// (row stride, column stride); `dst` has column stride 1.
+///
+/// # Safety
+/// Every operand must cover the index range its shape and strides imply, and `dst`
+/// must not alias `lhs` or `rhs`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_ptr(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: isize,
+    accumulate: bool,
+    lhs: *const f32,
+    lhs_rs: isize,
+    lhs_cs: isize,
+    rhs: *const f32,
+    rhs_rs: isize,
+    rhs_cs: isize,
+    par: Parallelism,
+) {
+    unsafe {
+        gemm::gemm(
+            m, n, k, dst, 1, dst_rs, accumulate, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, 1.0, 1.0, false, false, false, par,
+        );
+    }
+}
+
+/// Checked entry: `dst = [dst +] lhs * rhs`, spread over threads as `set_split` says.
 #[allow(clippy::too_many_arguments)]
 fn gemm_raw(
     m: usize,
@@ -64,31 +126,50 @@ fn gemm_raw(
         }
         return;
     }
-    // SAFETY: the callers check that every operand covers the index range implied by
-    // its shape and strides (asserts below in the public wrappers), and `dst` does not
-    // alias `lhs` or `rhs` (it is a distinct `&mut`).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            dst_rs as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_cs,
-            lhs_rs,
-            rhs.as_ptr(),
-            rhs_cs,
-            rhs_rs,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism(m, n, k),
-        );
+    let t = threads();
+    let big = m * n * k >= 64 * 64 * 64;
+    let (dp, lp, rp) = (SendPtr(dst.as_mut_ptr()), SendPtr(lhs.as_ptr() as *mut f32), SendPtr(rhs.as_ptr() as *mut f32));
+    let dst_rs = dst_rs as isize;
+    // SAFETY (all calls below): the public wrappers assert every operand's shape, so
+    // each pointer range is inside its slice; blocks write disjoint parts of `dst`.
+    match (split_mode(), t > 1 && big) {
+        (Split::Internal, _) | (_, false) => unsafe {
+            gemm_ptr(m, n, k, dp.0, dst_rs, accumulate, lp.0, lhs_rs, lhs_cs, rp.0, rhs_rs, rhs_cs, parallelism(m, n, k))
+        },
+        (Split::Columns, true) => {
+            let per = n.div_ceil(t).div_ceil(16) * 16; // blocks of whole 16-wide panels
+            rayon::scope(|s| {
+                let mut j0 = 0;
+                while j0 < n {
+                    let nb = per.min(n - j0);
+                    s.spawn(move |_| unsafe {
+                        let (dp, lp, rp) = (dp, lp, rp);
+                        gemm_ptr(
+                            m, nb, k, dp.0.add(j0), dst_rs, accumulate, lp.0, lhs_rs, lhs_cs,
+                            rp.0.offset(j0 as isize * rhs_cs), rhs_rs, rhs_cs, Parallelism::None,
+                        )
+                    });
+                    j0 += nb;
+                }
+            });
+        }
+        (Split::Rows, true) => {
+            let per = m.div_ceil(t).div_ceil(8) * 8;
+            rayon::scope(|s| {
+                let mut i0 = 0;
+                while i0 < m {
+                    let mb = per.min(m - i0);
+                    s.spawn(move |_| unsafe {
+                        let (dp, lp, rp) = (dp, lp, rp);
+                        gemm_ptr(
+                            mb, n, k, dp.0.offset(i0 as isize * dst_rs), dst_rs, accumulate,
+                            lp.0.offset(i0 as isize * lhs_rs), lhs_rs, lhs_cs, rp.0, rhs_rs, rhs_cs, Parallelism::None,
+                        )
+                    });
+                    i0 += mb;
+                }
+            });
+        }
     }
 }
 
@@ -226,9 +307,10 @@ mod tests {
                 }
             }
         }
-        sizes.extend([(100, 257, 131), (65, 70, 300), (128, 10, 784)]);
-        for threads_n in [1, 2] {
+        sizes.extend([(100, 257, 131), (65, 70, 300), (128, 10, 784), (37, 513, 29), (513, 37, 100)]);
+        for (threads_n, split) in [(1, Split::Columns), (2, Split::Internal), (2, Split::Columns), (2, Split::Rows), (3, Split::Columns)] {
             THREADS.store(threads_n, Ordering::Relaxed);
+            set_split(split);
             for &(m, n, k) in &sizes {
                 let a = random(m, k, &mut rng);
                 let b = random(k, n, &mut rng);
@@ -251,5 +333,6 @@ mod tests {
             }
         }
         THREADS.store(1, Ordering::Relaxed);
+        set_split(Split::Columns);
     }
 }

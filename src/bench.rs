@@ -1,0 +1,198 @@
+//! Speed measurements: steady-state training seconds per epoch, inference time, the
+//! network's FLOP count and achieved GFLOP/s, measured next to the GEMM's own speed
+//! on large square matrices and on the network's shapes, in the same run.
+//! What it reports is defined here; BENCHMARKS.md records the figures.
+
+use crate::config::TrainConfig;
+use crate::data::Dataset;
+use crate::error::Result;
+use crate::layers::Layer;
+use crate::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn};
+use crate::train::{EpochStats, RunData, Trainer};
+use std::time::Instant;
+
+/// One network's figures.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct BenchReport {
+    pub preset: String,
+    pub threads: usize,
+    pub train_examples: usize,
+    /// Seconds of each timed epoch (after one warm-up epoch).
+    pub epoch_seconds: Vec<f64>,
+    /// Median of `epoch_seconds`.
+    pub median_epoch_s: f64,
+    pub samples_per_s: f64,
+    /// Evaluation-mode forward over the test set (median of 5).
+    pub inference_s: f64,
+    pub test_examples: usize,
+    /// FLOP of one epoch's matrix products (forward, weight and input gradients).
+    pub flop_per_epoch: f64,
+    /// `flop_per_epoch / median_epoch_s`.
+    pub achieved_gflops: f64,
+    /// SGEMM on 2048³, this run.
+    pub gemm_square_gflops: f64,
+    /// The same matrix products as one training epoch, timed alone, this run.
+    pub gemm_shapes_gflops: f64,
+    /// `achieved_gflops / gemm_shapes_gflops`.
+    pub fraction_of_gemm: f64,
+    /// Peak resident memory of the process so far, MB.
+    pub peak_rss_mb: f64,
+}
+
+/// Matrix products of one training step of a dense layer `in -> out` on `batch` rows:
+/// forward `(batch,in)·(in,out)`, `dW = dyᵀ·x`, and `dx = dy·W` unless it is the first
+/// layer. Returns `(m, n, k, layout)` triples.
+fn step_products(dims: &[(usize, usize)], batch: usize) -> Vec<(usize, usize, usize, u8)> {
+    let mut v = Vec::new();
+    for (i, &(inp, out)) in dims.iter().enumerate() {
+        v.push((batch, out, inp, 0)); // y = x Wᵀ
+        v.push((out, inp, batch, 1)); // dW = dyᵀ x
+        if i > 0 {
+            v.push((batch, inp, out, 2)); // dx = dy W
+        }
+    }
+    v
+}
+
+/// FLOP of one step's products.
+fn step_flop(dims: &[(usize, usize)], batch: usize) -> f64 {
+    step_products(dims, batch)
+        .iter()
+        .map(|&(m, n, k, _)| 2.0 * (m * n * k) as f64)
+        .sum()
+}
+
+/// Times the step's products alone; returns GFLOP/s (best of `reps` rounds).
+pub fn gemm_shapes_gflops(dims: &[(usize, usize)], batch: usize, reps: usize) -> f64 {
+    let prods = step_products(dims, batch);
+    let mut bufs: Vec<(Matrix, Matrix, Matrix)> = prods
+        .iter()
+        .map(|&(m, n, k, layout)| {
+            let fill = |r, c| Matrix::from_vec(r, c, (0..r * c).map(|i| ((i % 7) as f32) * 0.1).collect());
+            match layout {
+                0 => (fill(m, k), fill(n, k), Matrix::zeros(m, n)),
+                1 => (fill(k, m), fill(k, n), Matrix::zeros(m, n)),
+                _ => (fill(m, k), fill(k, n), Matrix::zeros(m, n)),
+            }
+        })
+        .collect();
+    let flop = step_flop(dims, batch);
+    let mut best = f64::INFINITY;
+    for _ in 0..reps {
+        let t = Instant::now();
+        for _ in 0..20 {
+            for (&(_, _, _, layout), (a, b, c)) in prods.iter().zip(bufs.iter_mut()) {
+                match layout {
+                    0 => matmul_nt(a, b, c, false),
+                    1 => matmul_tn(a, b, c, false),
+                    _ => matmul_nn(a, b, c, false),
+                }
+            }
+        }
+        best = best.min(t.elapsed().as_secs_f64() / 20.0);
+    }
+    flop / best / 1e9
+}
+
+/// SGEMM GFLOP/s on `n x n x n` (best of 3).
+pub fn gemm_square_gflops(n: usize) -> f64 {
+    let a = Matrix::from_vec(n, n, (0..n * n).map(|i| ((i % 13) as f32) * 0.01).collect());
+    let b = a.clone();
+    let mut c = Matrix::zeros(n, n);
+    matmul_nn(&a, &b, &mut c, false);
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let t = Instant::now();
+        matmul_nn(&a, &b, &mut c, false);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    2.0 * (n as f64).powi(3) / best / 1e9
+}
+
+/// Peak resident set size of this process in MB (Linux `VmHWM`; 0 elsewhere).
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Trains `cfg` for one warm-up epoch plus `epochs` timed ones and measures the rest.
+pub fn bench_config(name: &str, cfg: &TrainConfig, train: &Dataset, test: &Dataset, epochs: usize) -> Result<BenchReport> {
+    let mut cfg = cfg.clone();
+    cfg.epochs = epochs + 1;
+    crate::tensor::set_threads(cfg.threads);
+    let mut trainer = Trainer::new(&cfg, train.features(), train.classes())?;
+    let mut secs = Vec::new();
+    trainer.fit(
+        &RunData {
+            train,
+            val: None,
+            test: None,
+        },
+        None,
+        &mut |s: &EpochStats| secs.push(s.seconds),
+    )?;
+    let timed: Vec<f64> = secs[1..].to_vec();
+    let median = median(&timed);
+    let mut inf = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let _ = trainer.model.evaluate(test);
+        inf.push(t.elapsed().as_secs_f64());
+    }
+    let dims: Vec<(usize, usize)> = dense_dims(&mut trainer);
+    let steps = train.len() as f64 / cfg.batch as f64;
+    let flop_per_epoch = step_flop(&dims, cfg.batch) * steps;
+    let achieved = flop_per_epoch / median / 1e9;
+    let shapes = gemm_shapes_gflops(&dims, cfg.batch, 5);
+    Ok(BenchReport {
+        preset: name.to_string(),
+        threads: crate::tensor::threads(),
+        train_examples: train.len(),
+        epoch_seconds: timed,
+        median_epoch_s: median,
+        samples_per_s: train.len() as f64 / median,
+        inference_s: median_of(inf),
+        test_examples: test.len(),
+        flop_per_epoch,
+        achieved_gflops: achieved,
+        gemm_square_gflops: gemm_square_gflops(2048),
+        gemm_shapes_gflops: shapes,
+        fraction_of_gemm: achieved / shapes,
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
+/// `(in, out)` of each affine layer of the trainer's model, in order.
+fn dense_dims(trainer: &mut Trainer) -> Vec<(usize, usize)> {
+    let mut dims = Vec::new();
+    trainer.model.net.visit_params(&mut |p| {
+        if p.name == "weight" && p.shape.rank == 2 {
+            dims.push((p.shape.dims[1], p.shape.dims[0]));
+        }
+    });
+    dims
+}
+
+fn median(xs: &[f64]) -> f64 {
+    median_of(xs.to_vec())
+}
+
+fn median_of(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    if xs.is_empty() {
+        return f64::NAN;
+    }
+    let n = xs.len();
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        0.5 * (xs[n / 2 - 1] + xs[n / 2])
+    }
+}

@@ -1,0 +1,46 @@
+//! `nnlab bench`: seconds per epoch, inference time and GFLOP/s of the lab networks,
+//! beside the GEMM's speed measured in the same run.
+
+use super::load_dataset;
+use crate::cli::BenchArgs;
+use nnlab::bench::bench_config;
+use nnlab::config::TrainConfig;
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let splits = load_dataset("mnist", &args.data, true)?;
+    let (train, _) = splits.train.split_validation(nnlab::data::LAB_VALIDATION)?;
+    nnlab::tensor::set_split(match args.gemm_split {
+        crate::cli::GemmSplit::Columns => nnlab::tensor::Split::Columns,
+        crate::cli::GemmSplit::Rows => nnlab::tensor::Split::Rows,
+        crate::cli::GemmSplit::Internal => nnlab::tensor::Split::Internal,
+    });
+    let mut reports = Vec::new();
+    for p in &args.presets {
+        let mut cfg = TrainConfig::preset(p)?;
+        cfg.threads = args.threads;
+        let r = bench_config(p, &cfg, &train, &splits.test, args.epochs.max(1))?;
+        if !args.json {
+            println!(
+                "{:<8} {:>7.3} s/epoch  {:>8.0} samples/s  inference {:>6.4} s/{}  {:>6.1} GFLOP/epoch  {:>6.1} GFLOP/s = {:>4.0}% of GEMM on these shapes ({:.1} GFLOP/s; 2048³: {:.1})  peak RSS {:.0} MB  [{} threads; epochs {:?}]",
+                r.preset,
+                r.median_epoch_s,
+                r.samples_per_s,
+                r.inference_s,
+                r.test_examples,
+                r.flop_per_epoch / 1e9,
+                r.achieved_gflops,
+                100.0 * r.fraction_of_gemm,
+                r.gemm_shapes_gflops,
+                r.gemm_square_gflops,
+                r.peak_rss_mb,
+                r.threads,
+                r.epoch_seconds.iter().map(|s| (s * 1000.0).round() / 1000.0).collect::<Vec<_>>()
+            );
+        }
+        reports.push(r);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    }
+    Ok(())
+}
