@@ -68,7 +68,8 @@ pub fn gemm_shapes_gflops(dims: &[(usize, usize)], batch: usize, reps: usize) ->
     let mut bufs: Vec<(Matrix, Matrix, Matrix)> = prods
         .iter()
         .map(|&(m, n, k, layout)| {
-            let fill = |r, c| Matrix::from_vec(r, c, (0..r * c).map(|i| ((i % 7) as f32) * 0.1).collect());
+            let fill =
+                |r, c| Matrix::from_vec(r, c, (0..r * c).map(|i| ((i % 7) as f32) * 0.1).collect());
             match layout {
                 0 => (fill(m, k), fill(n, k), Matrix::zeros(m, n)),
                 1 => (fill(k, m), fill(k, n), Matrix::zeros(m, n)),
@@ -123,7 +124,13 @@ pub fn peak_rss_mb() -> f64 {
 }
 
 /// Trains `cfg` for one warm-up epoch plus `epochs` timed ones and measures the rest.
-pub fn bench_config(name: &str, cfg: &TrainConfig, train: &Dataset, test: &Dataset, epochs: usize) -> Result<BenchReport> {
+pub fn bench_config(
+    name: &str,
+    cfg: &TrainConfig,
+    train: &Dataset,
+    test: &Dataset,
+    epochs: usize,
+) -> Result<BenchReport> {
     let mut cfg = cfg.clone();
     cfg.epochs = epochs + 1;
     crate::tensor::set_threads(cfg.threads);

@@ -34,7 +34,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 r.gemm_square_gflops,
                 r.peak_rss_mb,
                 r.threads,
-                r.epoch_seconds.iter().map(|s| (s * 1000.0).round() / 1000.0).collect::<Vec<_>>()
+                r.epoch_seconds
+                    .iter()
+                    .map(|s| (s * 1000.0).round() / 1000.0)
+                    .collect::<Vec<_>>()
             );
         }
         reports.push(r);

@@ -2,7 +2,7 @@
 //! table against the lecture's figures.
 
 use super::load_dataset;
-use super::train::run_config;
+use super::train::{RunSets, run_config};
 use crate::cli::LabArgs;
 use nnlab::config::{LABS, TrainConfig};
 
@@ -23,6 +23,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
         .filter(|l| args.lab == "all" || args.lab == l.name)
         .collect();
     let splits = load_dataset("mnist", &args.data, args.out.quiet || args.out.json)?;
+    let sets = RunSets::new(splits, nnlab::data::LAB_VALIDATION)?;
     let mut rows = Vec::new();
     for lab in labs {
         let mut cfg = TrainConfig::preset(lab.name)?;
@@ -43,7 +44,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
                 cfg.model.keep_prob
             );
         }
-        let res = run_config(&cfg, &splits, &args.out, lab.name)?;
+        let res = run_config(&cfg, &sets, &args.out, lab.name, false)?;
         let h = &res.trainer.history;
         rows.push(Row {
             name: lab.name,

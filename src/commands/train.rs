@@ -3,7 +3,7 @@
 use super::{EpochPrinter, load_dataset, wants_progress};
 use crate::cli::{OutputOpts, TrainArgs};
 use nnlab::config::TrainConfig;
-use nnlab::data::Splits;
+use nnlab::data::{Dataset, Splits};
 use nnlab::layers::Mode;
 use nnlab::render::draw;
 use nnlab::train::{EpochStats, Observer, RunData, Trainer};
@@ -40,22 +40,44 @@ impl Observer for Printer<'_> {
     }
 }
 
-/// Trains `cfg` on `splits` (validation split off the training part), printing as
-/// `out` asks, then prints the lecture's closing lines.
+/// The datasets of a run: training, validation (split off the start of the training
+/// part) and test. Built once and shared by runs, so the full training part is not
+/// kept beside its split copy.
+pub struct RunSets {
+    pub train: Dataset,
+    pub val: Option<Dataset>,
+    pub test: Dataset,
+}
+
+impl RunSets {
+    pub fn new(splits: Splits, validation: usize) -> anyhow::Result<RunSets> {
+        let (train, val) = if validation > 0 {
+            let (t, v) = splits.train.split_validation(validation)?;
+            (t, Some(v))
+        } else {
+            (splits.train, None)
+        };
+        Ok(RunSets {
+            train,
+            val,
+            test: splits.test,
+        })
+    }
+}
+
+/// Trains `cfg` on `sets`, printing as
+/// `out` asks, then prints the lecture's closing lines. With `test_each_epoch` the
+/// test set is also evaluated after every epoch (for curves of the train /
+/// validation / test gap); the lecture's labs evaluate it once, at the end.
 pub fn run_config(
     cfg: &TrainConfig,
-    splits: &Splits,
+    sets: &RunSets,
     out: &OutputOpts,
     tag: &str,
+    test_each_epoch: bool,
 ) -> anyhow::Result<RunResult> {
     nnlab::tensor::set_threads(cfg.threads);
-    let (train, val) = if cfg.validation > 0 {
-        let (t, v) = splits.train.split_validation(cfg.validation)?;
-        (t, Some(v))
-    } else {
-        (splits.train.clone(), None)
-    };
-    let test = &splits.test;
+    let (train, val, test) = (&sets.train, &sets.val, &sets.test);
     let mut trainer = Trainer::new(cfg, train.features(), train.classes().max(test.classes()))?;
     let bar = wants_progress(out).then(|| {
         let b = indicatif::ProgressBar::new(0);
@@ -74,9 +96,9 @@ pub fn run_config(
     let start = Instant::now();
     trainer.fit(
         &RunData {
-            train: &train,
+            train,
             val: val.as_ref(),
-            test: None,
+            test: test_each_epoch.then_some(test),
         },
         None,
         &mut obs,
@@ -146,6 +168,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         );
         println!("{}", probe.model.summary());
     }
-    run_config(&cfg, &splits, &args.out, "train")?;
+    let sets = RunSets::new(splits, cfg.validation)?;
+    run_config(&cfg, &sets, &args.out, "train", true)?;
     Ok(())
 }

@@ -269,7 +269,8 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
+        // 2000 cases by default; PROPTEST_CASES=N runs more (the long fuzz run).
+        #![proptest_config(ProptestConfig { cases: ProptestConfig::default().cases.max(2000), ..ProptestConfig::default() })]
         /// Arbitrary bytes, raw or behind a gzip magic, never panic the parser.
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {

@@ -132,9 +132,20 @@ where
     let mid = (n / 2).div_ceil(CHUNK) * CHUNK;
     let (p1, p2) = p.split_at_mut(mid);
     let (g1, g2) = g.split_at(mid);
-    let (m1, m2) = if m.is_empty() { (&mut [][..], &mut [][..]) } else { m.split_at_mut(mid) };
-    let (v1, v2) = if v.is_empty() { (&mut [][..], &mut [][..]) } else { v.split_at_mut(mid) };
-    rayon::join(|| par_update(p1, g1, m1, v1, f), || par_update(p2, g2, m2, v2, f));
+    let (m1, m2) = if m.is_empty() {
+        (&mut [][..], &mut [][..])
+    } else {
+        m.split_at_mut(mid)
+    };
+    let (v1, v2) = if v.is_empty() {
+        (&mut [][..], &mut [][..])
+    } else {
+        v.split_at_mut(mid)
+    };
+    rayon::join(
+        || par_update(p1, g1, m1, v1, f),
+        || par_update(p2, g2, m2, v2, f),
+    );
 }
 
 /// An optimiser with its per-parameter state.
@@ -180,7 +191,11 @@ impl Optimizer {
         model.visit_params(&mut |p| {
             let l2 = if p.decay { cfg.l2 } else { 0.0 };
             match cfg.kind {
-                OptimizerKind::Sgd => par_update(p.value, p.grad, &mut [], &mut [], &|p, g, _, _| sgd_update(p, g, lr, l2)),
+                OptimizerKind::Sgd => {
+                    par_update(p.value, p.grad, &mut [], &mut [], &|p, g, _, _| {
+                        sgd_update(p, g, lr, l2)
+                    })
+                }
                 OptimizerKind::Momentum | OptimizerKind::Nesterov => {
                     let nesterov = cfg.kind == OptimizerKind::Nesterov;
                     par_update(p.value, p.grad, &mut ms[i], &mut [], &|p, g, m, _| {
@@ -202,7 +217,9 @@ impl Optimizer {
                         l2,
                         weight_decay: wd,
                     };
-                    par_update(p.value, p.grad, &mut ms[i], &mut vs[i], &|p, g, m, v| adam_update(p, g, m, v, s))
+                    par_update(p.value, p.grad, &mut ms[i], &mut vs[i], &|p, g, m, v| {
+                        adam_update(p, g, m, v, s)
+                    })
                 }
             }
             i += 1;

@@ -96,7 +96,8 @@ unsafe fn gemm_ptr(
 ) {
     unsafe {
         gemm::gemm(
-            m, n, k, dst, 1, dst_rs, accumulate, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, 1.0, 1.0, false, false, false, par,
+            m, n, k, dst, 1, dst_rs, accumulate, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, 1.0,
+            1.0, false, false, false, par,
         );
     }
 }
@@ -128,13 +129,31 @@ fn gemm_raw(
     }
     let t = threads();
     let big = m * n * k >= 64 * 64 * 64;
-    let (dp, lp, rp) = (SendPtr(dst.as_mut_ptr()), SendPtr(lhs.as_ptr() as *mut f32), SendPtr(rhs.as_ptr() as *mut f32));
+    let (dp, lp, rp) = (
+        SendPtr(dst.as_mut_ptr()),
+        SendPtr(lhs.as_ptr() as *mut f32),
+        SendPtr(rhs.as_ptr() as *mut f32),
+    );
     let dst_rs = dst_rs as isize;
     // SAFETY (all calls below): the public wrappers assert every operand's shape, so
     // each pointer range is inside its slice; blocks write disjoint parts of `dst`.
     match (split_mode(), t > 1 && big) {
         (Split::Internal, _) | (_, false) => unsafe {
-            gemm_ptr(m, n, k, dp.0, dst_rs, accumulate, lp.0, lhs_rs, lhs_cs, rp.0, rhs_rs, rhs_cs, parallelism(m, n, k))
+            gemm_ptr(
+                m,
+                n,
+                k,
+                dp.0,
+                dst_rs,
+                accumulate,
+                lp.0,
+                lhs_rs,
+                lhs_cs,
+                rp.0,
+                rhs_rs,
+                rhs_cs,
+                parallelism(m, n, k),
+            )
         },
         (Split::Columns, true) => {
             let per = n.div_ceil(t).div_ceil(16) * 16; // blocks of whole 16-wide panels
@@ -145,8 +164,19 @@ fn gemm_raw(
                     s.spawn(move |_| unsafe {
                         let (dp, lp, rp) = (dp, lp, rp);
                         gemm_ptr(
-                            m, nb, k, dp.0.add(j0), dst_rs, accumulate, lp.0, lhs_rs, lhs_cs,
-                            rp.0.offset(j0 as isize * rhs_cs), rhs_rs, rhs_cs, Parallelism::None,
+                            m,
+                            nb,
+                            k,
+                            dp.0.add(j0),
+                            dst_rs,
+                            accumulate,
+                            lp.0,
+                            lhs_rs,
+                            lhs_cs,
+                            rp.0.offset(j0 as isize * rhs_cs),
+                            rhs_rs,
+                            rhs_cs,
+                            Parallelism::None,
                         )
                     });
                     j0 += nb;
@@ -162,8 +192,19 @@ fn gemm_raw(
                     s.spawn(move |_| unsafe {
                         let (dp, lp, rp) = (dp, lp, rp);
                         gemm_ptr(
-                            mb, n, k, dp.0.offset(i0 as isize * dst_rs), dst_rs, accumulate,
-                            lp.0.offset(i0 as isize * lhs_rs), lhs_rs, lhs_cs, rp.0, rhs_rs, rhs_cs, Parallelism::None,
+                            mb,
+                            n,
+                            k,
+                            dp.0.offset(i0 as isize * dst_rs),
+                            dst_rs,
+                            accumulate,
+                            lp.0.offset(i0 as isize * lhs_rs),
+                            lhs_rs,
+                            lhs_cs,
+                            rp.0,
+                            rhs_rs,
+                            rhs_cs,
+                            Parallelism::None,
                         )
                     });
                     i0 += mb;
@@ -307,8 +348,20 @@ mod tests {
                 }
             }
         }
-        sizes.extend([(100, 257, 131), (65, 70, 300), (128, 10, 784), (37, 513, 29), (513, 37, 100)]);
-        for (threads_n, split) in [(1, Split::Columns), (2, Split::Internal), (2, Split::Columns), (2, Split::Rows), (3, Split::Columns)] {
+        sizes.extend([
+            (100, 257, 131),
+            (65, 70, 300),
+            (128, 10, 784),
+            (37, 513, 29),
+            (513, 37, 100),
+        ]);
+        for (threads_n, split) in [
+            (1, Split::Columns),
+            (2, Split::Internal),
+            (2, Split::Columns),
+            (2, Split::Rows),
+            (3, Split::Columns),
+        ] {
             THREADS.store(threads_n, Ordering::Relaxed);
             set_split(split);
             for &(m, n, k) in &sizes {
