@@ -8,18 +8,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 static THREADS: AtomicUsize = AtomicUsize::new(1);
 
-/// Sets the number of threads used by matrix products and by nnlab's rayon pool
-/// (the global pool can only be built once per process; later calls change only the
-/// GEMM's share). `0` means one per core.
+/// Sets how many threads matrix products and optimiser updates use (`0` = one per
+/// core). The rayon pool itself is built once, with one worker per core (or `n` if
+/// larger); `n` decides how many pieces work is cut into, so `1` runs everything on the
+/// calling thread.
 pub fn set_threads(n: usize) {
-    let n = if n == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        n
-    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let n = if n == 0 { cores } else { n };
     THREADS.store(n, Ordering::Relaxed);
     let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
+        .num_threads(n.max(cores))
         .build_global();
 }
 
@@ -66,6 +64,15 @@ fn split_mode() -> Split {
     }
 }
 
+static GEMM_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many calls into the `gemm` crate this process has made. The crate allocates
+/// its packing buffers on each call (gemm-common 0.19, `gemm.rs`: a `MemBuffer` and a
+/// `Vec<bool>`); the no-allocation test uses this count to tell those from nnlab's own.
+pub fn gemm_calls() -> usize {
+    GEMM_CALLS.load(Ordering::Relaxed)
+}
+
 /// A raw pointer that may cross to another thread: each thread writes a disjoint block.
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
@@ -94,12 +101,27 @@ unsafe fn gemm_ptr(
     rhs_cs: isize,
     par: Parallelism,
 ) {
+    GEMM_CALLS.fetch_add(1, Ordering::Relaxed);
     unsafe {
         gemm::gemm(
             m, n, k, dst, 1, dst_rs, accumulate, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, 1.0,
             1.0, false, false, false, par,
         );
     }
+}
+
+/// Runs `block(j0, nb)` over `[lo, hi)` cut into pieces of `per` (the last may be
+/// shorter), in parallel by recursive halving with `rayon::join`.
+fn fork_blocks(lo: usize, hi: usize, per: usize, block: &(impl Fn(usize, usize) + Sync)) {
+    let blocks = (hi - lo).div_ceil(per);
+    if blocks <= 1 {
+        return block(lo, hi - lo);
+    }
+    let mid = lo + blocks / 2 * per;
+    rayon::join(
+        || fork_blocks(lo, mid, per, block),
+        || fork_blocks(mid, hi, per, block),
+    );
 }
 
 /// Checked entry: `dst = [dst +] lhs * rhs`, spread over threads as `set_split` says.
@@ -156,32 +178,28 @@ fn gemm_raw(
             )
         },
         (Split::Columns, true) => {
-            let per = n.div_ceil(t).div_ceil(16) * 16; // blocks of whole 16-wide panels
-            rayon::scope(|s| {
-                let mut j0 = 0;
-                while j0 < n {
-                    let nb = per.min(n - j0);
-                    s.spawn(move |_| unsafe {
-                        let (dp, lp, rp) = (dp, lp, rp);
-                        gemm_ptr(
-                            m,
-                            nb,
-                            k,
-                            dp.0.add(j0),
-                            dst_rs,
-                            accumulate,
-                            lp.0,
-                            lhs_rs,
-                            lhs_cs,
-                            rp.0.offset(j0 as isize * rhs_cs),
-                            rhs_rs,
-                            rhs_cs,
-                            Parallelism::None,
-                        )
-                    });
-                    j0 += nb;
-                }
-            });
+            // Blocks of whole 16-column panels, one per thread, forked by nested
+            // `rayon::join` (which, unlike `scope.spawn`, does not allocate).
+            let per = n.div_ceil(t).div_ceil(16) * 16;
+            let block = |j0: usize, nb: usize| unsafe {
+                let (dp, lp, rp) = (dp, lp, rp);
+                gemm_ptr(
+                    m,
+                    nb,
+                    k,
+                    dp.0.add(j0),
+                    dst_rs,
+                    accumulate,
+                    lp.0,
+                    lhs_rs,
+                    lhs_cs,
+                    rp.0.offset(j0 as isize * rhs_cs),
+                    rhs_rs,
+                    rhs_cs,
+                    Parallelism::None,
+                )
+            };
+            fork_blocks(0, n, per, &block);
         }
         (Split::Rows, true) => {
             let per = m.div_ceil(t).div_ceil(8) * 8;
