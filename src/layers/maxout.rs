@@ -2,7 +2,7 @@
 //! `k` affine pieces, `y_j = max_p (x W_{jk+p}ᵀ + b_{jk+p})`. It learns its own
 //! piecewise-linear activation, so no activation layer follows it.
 
-use super::{Layer, Mode, Param, Shape, broadcast_rows, column_sums};
+use super::{Layer, Mode, Param, broadcast_rows, column_sums, visit_affine};
 use crate::init::Init;
 use crate::rng::Rng;
 use crate::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn};
@@ -110,21 +110,6 @@ impl Layer for Maxout {
     }
 
     fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>)) {
-        let shape = Shape::matrix(self.w.rows, self.w.cols);
-        f(Param {
-            name: "weight",
-            value: &mut self.w.data,
-            grad: &self.dw.data,
-            shape,
-            decay: true,
-        });
-        let bias_shape = Shape::vector(self.b.len());
-        f(Param {
-            name: "bias",
-            value: &mut self.b,
-            grad: &self.db,
-            shape: bias_shape,
-            decay: false,
-        });
+        visit_affine(&mut self.w, &self.dw, &mut self.b, &self.db, f);
     }
 }

@@ -115,3 +115,29 @@ pub fn broadcast_rows(y: &mut Matrix, b: &[f32]) {
         y.row_mut(r).copy_from_slice(b);
     }
 }
+
+/// Visits an affine layer's weight `(out, in)` and bias `(out,)` with their gradients,
+/// under PyTorch's names; weights take weight decay, biases do not.
+pub fn visit_affine(
+    w: &mut Matrix,
+    dw: &Matrix,
+    b: &mut [f32],
+    db: &[f32],
+    f: &mut dyn FnMut(Param<'_>),
+) {
+    let shape = Shape::matrix(w.rows, w.cols);
+    f(Param {
+        name: "weight",
+        value: &mut w.data,
+        grad: &dw.data,
+        shape,
+        decay: true,
+    });
+    f(Param {
+        name: "bias",
+        shape: Shape::vector(b.len()),
+        value: b,
+        grad: db,
+        decay: false,
+    });
+}
