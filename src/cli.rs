@@ -24,6 +24,12 @@ pub enum Command {
     Lab(LabArgs),
     /// Train any MLP from a preset, a TOML config and/or flags.
     Train(Box<TrainArgs>),
+    /// Evaluate saved models (and, with several, their ensemble) on a dataset.
+    Eval(EvalArgs),
+    /// Classify one image file or one dataset image with a saved model.
+    Predict(PredictArgs),
+    /// Train several members from different seeds and combine them.
+    Ensemble(Box<EnsembleArgs>),
     /// Get, inspect and look at datasets.
     Data(DataArgs),
     /// Measure training and inference speed against the GEMM's own speed.
@@ -86,6 +92,9 @@ pub struct LabArgs {
     /// Threads for matrix products (0 = one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Save each lab's model as DIR/LAB.safetensors.
+    #[arg(long, value_name = "DIR")]
+    pub save_dir: Option<PathBuf>,
     #[command(flatten)]
     pub out: OutputOpts,
     #[command(flatten)]
@@ -163,6 +172,15 @@ pub struct TrainArgs {
     /// Evaluate the whole training set after each epoch (exact train accuracy).
     #[arg(long)]
     pub eval_train: bool,
+    /// Save the trained model to this safetensors file (its folder must exist).
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Write a checkpoint (model, optimiser state, RNG, history) here after every epoch.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue the run whose checkpoint is in DIR (same settings; --epochs may grow).
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
     #[command(flatten)]
     pub out: OutputOpts,
     #[command(flatten)]
@@ -307,4 +325,74 @@ pub enum DataCommand {
 pub enum Split {
     Train,
     Test,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Model file (repeat for several: each is evaluated, then their ensemble).
+    #[arg(long = "model", value_name = "FILE", required = true)]
+    pub models: Vec<PathBuf>,
+    /// Dataset [default: the one the model was trained on].
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Which part.
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    pub split: Split,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub data: DataOpts,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["image", "index"])))]
+pub struct PredictArgs {
+    /// Model file.
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// An image file (PNG, JPEG, PGM/PPM; any size and colour).
+    #[arg(long, value_name = "PATH")]
+    pub image: Option<PathBuf>,
+    /// Or an image of the model's dataset, by index.
+    #[arg(long)]
+    pub index: Option<usize>,
+    /// Which part, with --index.
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    pub split: Split,
+    /// Invert the image so the ink is bright (auto: when the background is light).
+    #[arg(long, value_enum, default_value_t = nnlab::io::image_input::Invert::Auto)]
+    pub invert: nnlab::io::image_input::Invert,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw with ASCII shades instead of half blocks.
+    #[arg(long)]
+    pub ascii: bool,
+    #[command(flatten)]
+    pub data: DataOpts,
+}
+
+#[derive(Args, Debug)]
+pub struct EnsembleArgs {
+    /// Number of members (seeds SEED, SEED+1, ...).
+    #[arg(long, default_value_t = 5)]
+    pub members: usize,
+    /// Save each member as DIR/member-I.safetensors.
+    #[arg(long, value_name = "DIR")]
+    pub save_dir: Option<PathBuf>,
+    /// Train members at the same time, one thread each (auto: when there are at
+    /// least as many members as cores; measured faster, see BENCHMARKS.md).
+    #[arg(long, value_enum, default_value_t = Parallel::Auto)]
+    pub parallel: Parallel,
+    /// The members' training settings (any flag of `nnlab train`).
+    #[command(flatten)]
+    pub train: TrainArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Parallel {
+    Auto,
+    Yes,
+    No,
 }

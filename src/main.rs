@@ -6,12 +6,23 @@ mod commands;
 use clap::Parser;
 
 fn main() {
+    // Rust ignores SIGPIPE; restore the default so a closed pipe ends the process
+    // quietly, as for any Unix tool.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to the default at start-up, before any
+    // other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Lab(args) => commands::lab::run(&args),
         cli::Command::Train(args) => commands::train::run(&args),
         cli::Command::Data(args) => commands::data::run(&args),
         cli::Command::Bench(args) => commands::bench::run(&args),
+        cli::Command::Eval(args) => commands::eval::run(&args),
+        cli::Command::Predict(args) => commands::predict::run(&args),
+        cli::Command::Ensemble(args) => commands::ensemble::run(&args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

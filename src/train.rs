@@ -59,6 +59,8 @@ pub struct Trainer {
     pub opt: Optimizer,
     pub rng: Rng,
     pub history: Vec<EpochStats>,
+    /// When set, a checkpoint is written to this folder after every epoch.
+    pub checkpoint: Option<(std::path::PathBuf, crate::io::ModelMeta)>,
 }
 
 impl Trainer {
@@ -75,6 +77,7 @@ impl Trainer {
             opt,
             rng,
             history: Vec::new(),
+            checkpoint: None,
         })
     }
 
@@ -168,8 +171,13 @@ impl Trainer {
                 lr,
                 seconds,
             };
+            self.history.push(stats.clone());
+            if let Some((dir, meta)) = self.checkpoint.take() {
+                let res = crate::io::model_file::save_checkpoint(&dir, self, &meta);
+                self.checkpoint = Some((dir, meta));
+                res?;
+            }
             observe.epoch(&stats);
-            self.history.push(stats);
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! table against the lecture's figures.
 
 use super::load_dataset;
-use super::train::{RunSets, run_config};
+use super::train::{RunOptions, RunSets, run_config};
 use crate::cli::LabArgs;
 use nnlab::config::{LABS, TrainConfig};
 
@@ -22,6 +22,11 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|l| args.lab == "all" || args.lab == l.name)
         .collect();
+    if let Some(d) = &args.save_dir {
+        std::fs::create_dir_all(d)
+            .map_err(|e| anyhow::anyhow!("creating --save-dir {}: {e}", d.display()))?;
+        nnlab::io::model_file::check_writable(&d.join("probe.safetensors"))?;
+    }
     let splits = load_dataset("mnist", &args.data, args.out.quiet || args.out.json)?;
     let sets = RunSets::new(splits, nnlab::data::LAB_VALIDATION)?;
     let mut rows = Vec::new();
@@ -44,7 +49,14 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
                 cfg.model.keep_prob
             );
         }
-        let res = run_config(&cfg, &sets, &args.out, lab.name, false)?;
+        let opts = RunOptions {
+            save: args
+                .save_dir
+                .as_ref()
+                .map(|d| d.join(format!("{}.safetensors", lab.name))),
+            ..RunOptions::default()
+        };
+        let res = run_config(&cfg, &sets, &args.out, lab.name, &opts)?;
         let h = &res.trainer.history;
         rows.push(Row {
             name: lab.name,

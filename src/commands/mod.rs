@@ -2,7 +2,10 @@
 
 pub mod bench;
 pub mod data;
+pub mod ensemble;
+pub mod eval;
 pub mod lab;
+pub mod predict;
 pub mod train;
 
 use crate::cli::{DataOpts, OutputOpts};
@@ -70,4 +73,41 @@ impl EpochPrinter<'_> {
 /// terminal and output is not quiet or JSON.
 pub fn wants_progress(out: &OutputOpts) -> bool {
     !out.quiet && !out.json && std::io::stderr().is_terminal()
+}
+
+/// Loads a model file, printing what was assumed for a foreign one.
+pub fn load_model(path: &std::path::Path, quiet: bool) -> anyhow::Result<nnlab::io::LoadedModel> {
+    let m = nnlab::io::load_model(path)?;
+    if !quiet {
+        for w in &m.warnings {
+            eprintln!("nnlab: {}: {w}", path.display());
+        }
+    }
+    Ok(m)
+}
+
+/// Checks that a model fits a dataset: same input size and class count.
+pub fn check_fits(m: &nnlab::io::LoadedModel, d: &nnlab::data::Dataset) -> anyhow::Result<()> {
+    let (h, w) = m.meta.input_shape;
+    if m.model.in_dim != d.features() {
+        anyhow::bail!(
+            "{} takes {} inputs ({h}x{w}) but {} has {} ({}x{}); use the dataset it was trained on",
+            m.path.display(),
+            m.model.in_dim,
+            d.name,
+            d.features(),
+            d.height,
+            d.width
+        );
+    }
+    if m.model.classes != d.classes() {
+        anyhow::bail!(
+            "{} predicts {} classes but {} has {}",
+            m.path.display(),
+            m.model.classes,
+            d.name,
+            d.classes()
+        );
+    }
+    Ok(())
 }

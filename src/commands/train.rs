@@ -4,9 +4,12 @@ use super::{EpochPrinter, load_dataset, wants_progress};
 use crate::cli::{OutputOpts, TrainArgs};
 use nnlab::config::TrainConfig;
 use nnlab::data::{Dataset, Splits};
+use nnlab::io::{ModelMeta, model_file};
 use nnlab::layers::Mode;
 use nnlab::render::draw;
 use nnlab::train::{EpochStats, Observer, RunData, Trainer};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// What a finished run reports.
@@ -65,20 +68,81 @@ impl RunSets {
     }
 }
 
-/// Trains `cfg` on `sets`, printing as
-/// `out` asks, then prints the lecture's closing lines. With `test_each_epoch` the
-/// test set is also evaluated after every epoch (for curves of the train /
-/// validation / test gap); the lecture's labs evaluate it once, at the end.
+/// Extra behaviour of a run beyond the config.
+#[derive(Default)]
+pub struct RunOptions {
+    /// Evaluate the test set after every epoch too (for curves of the train /
+    /// validation / test gap); the lecture's labs evaluate it once, at the end.
+    pub test_each_epoch: bool,
+    /// Save the final model here.
+    pub save: Option<PathBuf>,
+    /// Write a checkpoint here after every epoch.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue from the checkpoint in this folder.
+    pub resume: Option<PathBuf>,
+}
+
+/// Set by Ctrl-C: training stops after the current batch.
+pub static STOP: AtomicBool = AtomicBool::new(false);
+
+/// Installs the Ctrl-C handler once: the first press asks training to stop after the
+/// current batch, a second one exits at once.
+pub fn install_ctrl_c() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            if STOP.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+            eprintln!("\nnnlab: stopping after this batch (Ctrl-C again to quit now)");
+        });
+    });
+}
+
+/// The metadata a model file or checkpoint of this run carries.
+pub fn run_meta(cfg: &TrainConfig, sets: &RunSets) -> ModelMeta {
+    ModelMeta {
+        config: cfg.clone(),
+        dataset: cfg.dataset.clone(),
+        input_shape: (sets.train.height, sets.train.width),
+        class_names: sets.train.class_names.clone(),
+        metrics: Default::default(),
+    }
+}
+
+/// Trains `cfg` on `sets`, printing as `out` asks, then prints the lecture's closing
+/// lines; saves and checkpoints as `opts` asks.
 pub fn run_config(
     cfg: &TrainConfig,
     sets: &RunSets,
     out: &OutputOpts,
     tag: &str,
-    test_each_epoch: bool,
+    opts: &RunOptions,
 ) -> anyhow::Result<RunResult> {
     nnlab::tensor::set_threads(cfg.threads);
+    install_ctrl_c();
+    if let Some(p) = &opts.save {
+        model_file::check_writable(p)?;
+    }
     let (train, val, test) = (&sets.train, &sets.val, &sets.test);
-    let mut trainer = Trainer::new(cfg, train.features(), train.classes().max(test.classes()))?;
+    let mut meta = run_meta(cfg, sets);
+    let mut trainer = match &opts.resume {
+        Some(dir) => {
+            let t = model_file::load_checkpoint(dir, cfg)?;
+            if !out.json && !out.quiet {
+                println!(
+                    "resuming from {} after epoch {}",
+                    model_file::checkpoint_path(dir).display(),
+                    t.history.len()
+                );
+            }
+            t
+        }
+        None => Trainer::new(cfg, train.features(), train.classes().max(test.classes()))?,
+    };
+    if let Some(dir) = opts.checkpoint_dir.as_ref().or(opts.resume.as_ref()) {
+        trainer.checkpoint = Some((dir.clone(), meta.clone()));
+    }
     let bar = wants_progress(out).then(|| {
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
@@ -94,18 +158,33 @@ pub fn run_config(
         bar,
     };
     let start = Instant::now();
-    trainer.fit(
+    let fitted = trainer.fit(
         &RunData {
             train,
             val: val.as_ref(),
-            test: test_each_epoch.then_some(test),
+            test: opts.test_each_epoch.then_some(test),
         },
-        None,
+        Some(&STOP),
         &mut obs,
-    )?;
+    );
     if let Some(b) = &obs.bar {
         b.finish_and_clear();
     }
+    if let Err(nnlab::Error::Interrupted(msg)) = &fitted {
+        let how = match opts.checkpoint_dir.as_ref().or(opts.resume.as_ref()) {
+            Some(dir) => format!(
+                "the checkpoint in {} holds epoch {}; continue with the same command plus --resume {}",
+                dir.display(),
+                trainer.history.len(),
+                dir.display()
+            ),
+            None => {
+                "nothing was saved (pass --checkpoint-dir DIR to be able to resume)".to_string()
+            }
+        };
+        anyhow::bail!("{msg}; {how}");
+    }
+    fitted?;
     let train_seconds = start.elapsed().as_secs_f64();
     let eval = trainer.model.evaluate(test);
     // The lecture's closing lines: one random test image, its label and the prediction.
@@ -116,6 +195,17 @@ pub fn run_config(
         .model
         .forward(&x.images, Mode::Eval, &mut rng)
         .argmax_row(0);
+    if let Some(p) = &opts.save {
+        meta.metrics.insert("test_accuracy".into(), eval.accuracy);
+        meta.metrics.insert("test_loss".into(), eval.loss);
+        if let Some(last) = trainer.history.last() {
+            meta.metrics.insert("train_accuracy".into(), last.train_acc);
+            if let Some(v) = last.val_acc {
+                meta.metrics.insert("validation_accuracy".into(), v);
+            }
+        }
+        model_file::save_model(p, &mut trainer.model, &meta)?;
+    }
     if out.json {
         let v = serde_json::json!({
             "event": "result",
@@ -126,6 +216,7 @@ pub fn run_config(
             "sample_index": r,
             "sample_label": test.labels[r],
             "sample_prediction": pred,
+            "saved": opts.save,
         });
         println!("{v}");
     } else {
@@ -138,6 +229,9 @@ pub fn run_config(
                 "{}",
                 draw(x.images.row(0), test.height, test.width, out.style())
             );
+        }
+        if let Some(p) = &opts.save {
+            println!("saved {}", p.display());
         }
     }
     Ok(RunResult {
@@ -152,6 +246,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     if args.print_config {
         print!("{}", cfg.to_toml());
         return Ok(());
+    }
+    if let Some(p) = &args.save {
+        model_file::check_writable(p)?;
     }
     let splits = load_dataset(&cfg.dataset, &args.data, args.out.json || args.out.quiet)?;
     if !args.out.quiet && !args.out.json {
@@ -169,6 +266,12 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         println!("{}", probe.model.summary());
     }
     let sets = RunSets::new(splits, cfg.validation)?;
-    run_config(&cfg, &sets, &args.out, "train", true)?;
+    let opts = RunOptions {
+        test_each_epoch: true,
+        save: args.save.clone(),
+        checkpoint_dir: args.checkpoint_dir.clone(),
+        resume: args.resume.clone(),
+    };
+    run_config(&cfg, &sets, &args.out, "train", &opts)?;
     Ok(())
 }

@@ -1,0 +1,123 @@
+//! `nnlab ensemble`: trains members from different seeds, then reports each member's
+//! test accuracy and the ensemble's, by averaged probabilities and by majority vote.
+
+use super::load_dataset;
+use super::train::{RunSets, run_meta};
+use crate::cli::{EnsembleArgs, Parallel};
+use nnlab::ensemble::{argmax_rows, average, train_members, vote};
+use nnlab::io::model_file;
+use nnlab::train::RunData;
+use std::time::Instant;
+
+pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
+    let t = &args.train;
+    if t.save.is_some() || t.checkpoint_dir.is_some() || t.resume.is_some() {
+        anyhow::bail!(
+            "ensemble saves members with --save-dir DIR; --save, --checkpoint-dir and --resume apply to `nnlab train`"
+        );
+    }
+    if args.members == 0 {
+        anyhow::bail!("invalid --members 0: an ensemble needs at least 1 member");
+    }
+    let cfg = t.resolve()?;
+    if t.print_config {
+        print!("{}", cfg.to_toml());
+        return Ok(());
+    }
+    if let Some(d) = &args.save_dir {
+        std::fs::create_dir_all(d)
+            .map_err(|e| anyhow::anyhow!("creating --save-dir {}: {e}", d.display()))?;
+        model_file::check_writable(&d.join("member-0.safetensors"))?;
+    }
+    let quiet = t.out.quiet || t.out.json;
+    let sets = RunSets::new(load_dataset(&cfg.dataset, &t.data, quiet)?, cfg.validation)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parallel = match args.parallel {
+        Parallel::Yes => true,
+        Parallel::No => false,
+        Parallel::Auto => args.members >= cores && cores > 1,
+    };
+    if !quiet {
+        println!(
+            "training {} members of {} ({} epochs each, seeds {}..{}), {}",
+            args.members,
+            t.preset.as_deref().unwrap_or("the given config"),
+            cfg.epochs,
+            cfg.seed,
+            cfg.seed + args.members as u64 - 1,
+            if parallel {
+                "in parallel, one thread each"
+            } else {
+                "one after another"
+            }
+        );
+    }
+    let start = Instant::now();
+    let data = RunData {
+        train: &sets.train,
+        val: sets.val.as_ref(),
+        test: None,
+    };
+    let meta = run_meta(&cfg, &sets);
+    let mut members = train_members(&cfg, args.members, &data, parallel, &|i, tr| {
+        if !quiet {
+            eprintln!("nnlab: member {i} (seed {}) done", tr.cfg.seed);
+        }
+    })?;
+    let seconds = start.elapsed().as_secs_f64();
+    let test = &sets.test;
+    let mut probs = Vec::new();
+    let mut accs = Vec::new();
+    for (i, m) in members.iter_mut().enumerate() {
+        let e = m.model.evaluate(test);
+        accs.push(e.accuracy);
+        probs.push(m.model.predict_proba(test));
+        if let Some(d) = &args.save_dir {
+            let mut meta = meta.clone();
+            meta.config = m.cfg.clone();
+            meta.metrics.insert("test_accuracy".into(), e.accuracy);
+            model_file::save_model(
+                &d.join(format!("member-{i}.safetensors")),
+                &mut m.model,
+                &meta,
+            )?;
+        }
+    }
+    let avg = average(&probs);
+    let preds: Vec<Vec<u8>> = probs.iter().map(argmax_rows).collect();
+    let acc = |p: &[u8]| {
+        p.iter().zip(&test.labels).filter(|(a, b)| a == b).count() as f32 / test.len() as f32
+    };
+    let by_avg = acc(&argmax_rows(&avg));
+    let by_vote = acc(&vote(&preds, &avg));
+    let mean = accs.iter().sum::<f32>() / accs.len() as f32;
+    if t.out.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "members": accs, "member_mean": mean, "ensemble_average": by_avg,
+                "ensemble_vote": by_vote, "train_seconds": seconds, "parallel": parallel,
+            })
+        );
+    } else {
+        for (i, a) in accs.iter().enumerate() {
+            println!(
+                "member {i} (seed {}): test accuracy {a:.4}",
+                cfg.seed + i as u64
+            );
+        }
+        let best = accs.iter().cloned().fold(0f32, f32::max);
+        println!("members: mean {mean:.4}, best {best:.4}");
+        println!(
+            "ensemble, averaged probabilities: {by_avg:.4} ({:+.4} over the mean member, {:+.4} over the best)",
+            by_avg - mean,
+            by_avg - best
+        );
+        println!(
+            "ensemble, majority vote:          {by_vote:.4} ({:+.4} over the mean member)",
+            by_vote - mean
+        );
+        println!("trained in {seconds:.1} s");
+    }
+    Ok(())
+}

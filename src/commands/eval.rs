@@ -1,0 +1,94 @@
+//! `nnlab eval`: accuracy, loss, per-class precision/recall and the confusion matrix
+//! of one or more saved models, and of their ensemble.
+
+use super::{check_fits, load_dataset, load_model};
+use crate::cli::{EvalArgs, Split};
+use nnlab::ensemble::{argmax_rows, average, vote};
+use nnlab::loss::softmax_cross_entropy;
+use nnlab::metrics::Confusion;
+use nnlab::tensor::Matrix;
+
+pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    let mut models = args
+        .models
+        .iter()
+        .map(|p| load_model(p, args.json))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let dataset = match &args.dataset {
+        Some(d) => d.clone(),
+        None if !models[0].meta.dataset.is_empty() => models[0].meta.dataset.clone(),
+        None => "mnist".into(),
+    };
+    let splits = load_dataset(&dataset, &args.data, args.json)?;
+    let d = if args.split == Split::Train {
+        &splits.train
+    } else {
+        &splits.test
+    };
+    let mut probs = Vec::new();
+    let mut results = Vec::new();
+    for m in &mut models {
+        check_fits(m, d)?;
+        let e = m.model.evaluate(d);
+        let conf = Confusion::new(&d.labels, &e.predictions, d.classes());
+        if !args.json {
+            println!(
+                "{}: accuracy {:.4}, loss {:.4} on {} ({} images)",
+                m.path.display(),
+                e.accuracy,
+                e.loss,
+                d.name,
+                d.len()
+            );
+            if args.models.len() == 1 {
+                println!("\n{}", conf.table(&d.class_names));
+            }
+        }
+        results.push(serde_json::json!({
+            "model": m.path, "accuracy": e.accuracy, "loss": e.loss,
+            "precision": (0..d.classes()).map(|c| conf.precision(c)).collect::<Vec<_>>(),
+            "recall": (0..d.classes()).map(|c| conf.recall(c)).collect::<Vec<_>>(),
+            "confusion": conf.counts,
+        }));
+        probs.push(m.model.predict_proba(d));
+    }
+    let mut ensemble = serde_json::Value::Null;
+    if models.len() > 1 {
+        let avg = average(&probs);
+        let by_avg = argmax_rows(&avg);
+        let preds: Vec<Vec<u8>> = probs.iter().map(argmax_rows).collect();
+        let by_vote = vote(&preds, &avg);
+        let acc = |p: &[u8]| {
+            p.iter().zip(&d.labels).filter(|(a, b)| a == b).count() as f32 / d.len() as f32
+        };
+        let logits = Matrix::from_vec(
+            avg.rows,
+            avg.cols,
+            avg.data.iter().map(|p| p.max(1e-30).ln()).collect(),
+        );
+        let mut scratch = Matrix::zeros(0, avg.cols);
+        let loss = softmax_cross_entropy(&logits, &d.labels, &mut scratch);
+        let conf = Confusion::new(&d.labels, &by_avg, d.classes());
+        if !args.json {
+            println!(
+                "\nensemble of {}: accuracy {:.4} by averaged probabilities (loss {:.4}), {:.4} by majority vote",
+                models.len(),
+                acc(&by_avg),
+                loss,
+                acc(&by_vote)
+            );
+            println!("\n{}", conf.table(&d.class_names));
+        }
+        ensemble = serde_json::json!({
+            "members": models.len(), "accuracy_average": acc(&by_avg), "loss_average": loss,
+            "accuracy_vote": acc(&by_vote), "confusion": conf.counts,
+        });
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "dataset": d.name, "models": results, "ensemble": ensemble })
+        );
+    }
+    Ok(())
+}

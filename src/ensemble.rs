@@ -1,0 +1,103 @@
+//! Ensembles (the lecture's last fix for overfitting): several models trained from
+//! different seeds, combined by averaging their predicted probabilities or by a
+//! majority vote of their predicted classes.
+
+use crate::config::TrainConfig;
+use crate::error::Result;
+use crate::tensor::Matrix;
+use crate::train::{EpochStats, RunData, Trainer};
+
+/// Mean of the members' probability matrices.
+///
+/// # Shapes
+/// each `probs[i]: (n, classes)` -> `(n, classes)`.
+pub fn average(probs: &[Matrix]) -> Matrix {
+    let mut out = Matrix::zeros(probs[0].rows, probs[0].cols);
+    for p in probs {
+        for (o, &v) in out.data.iter_mut().zip(&p.data) {
+            *o += v;
+        }
+    }
+    let k = 1.0 / probs.len() as f32;
+    out.data.iter_mut().for_each(|v| *v *= k);
+    out
+}
+
+/// Class of the largest value in each row.
+pub fn argmax_rows(m: &Matrix) -> Vec<u8> {
+    (0..m.rows).map(|r| m.argmax_row(r) as u8).collect()
+}
+
+/// Majority vote of the members' predicted classes; ties go to the class with the
+/// larger averaged probability (`avg`).
+pub fn vote(predictions: &[Vec<u8>], avg: &Matrix) -> Vec<u8> {
+    let classes = avg.cols;
+    let mut counts = vec![0u32; classes];
+    (0..avg.rows)
+        .map(|r| {
+            counts.fill(0);
+            for p in predictions {
+                counts[p[r] as usize] += 1;
+            }
+            let best = *counts.iter().max().expect("classes > 0");
+            let row = avg.row(r);
+            (0..classes)
+                .filter(|&c| counts[c] == best)
+                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                .expect("one class has the most votes") as u8
+        })
+        .collect()
+}
+
+/// Trains `members` copies of `cfg` with seeds `cfg.seed, cfg.seed + 1, ...`.
+/// With `parallel`, members train at the same time, one thread each; otherwise one
+/// after another, each on `cfg.threads` threads. `done(i, &trainer)` is called as
+/// each finishes.
+pub fn train_members(
+    cfg: &TrainConfig,
+    members: usize,
+    data: &RunData<'_>,
+    parallel: bool,
+    done: &(dyn Fn(usize, &mut Trainer) + Sync),
+) -> Result<Vec<Trainer>> {
+    use rayon::prelude::*;
+    let in_dim = data.train.features();
+    let classes = data.train.classes();
+    let one = |i: usize| -> Result<Trainer> {
+        let mut c = cfg.clone();
+        c.seed = cfg.seed.wrapping_add(i as u64);
+        let mut t = Trainer::new(&c, in_dim, classes)?;
+        t.fit(data, None, &mut |_: &EpochStats| {})?;
+        done(i, &mut t);
+        Ok(t)
+    };
+    if parallel {
+        crate::tensor::set_threads(1);
+        (0..members).into_par_iter().map(one).collect()
+    } else {
+        crate::tensor::set_threads(cfg.threads);
+        (0..members).map(one).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn average_and_vote() {
+        let a = Matrix::from_vec(2, 3, vec![0.6, 0.3, 0.1, 0.2, 0.5, 0.3]);
+        let b = Matrix::from_vec(2, 3, vec![0.1, 0.8, 0.1, 0.3, 0.3, 0.4]);
+        let c = Matrix::from_vec(2, 3, vec![0.5, 0.4, 0.1, 0.1, 0.2, 0.7]);
+        let avg = average(&[a.clone(), b.clone(), c.clone()]);
+        assert!((avg.data[1] - 0.5).abs() < 1e-6);
+        assert_eq!(argmax_rows(&avg), vec![1, 2]);
+        let preds = vec![argmax_rows(&a), argmax_rows(&b), argmax_rows(&c)];
+        // row 0: votes 0, 1, 0 -> 0 (majority beats the average's 1)
+        // row 1: votes 1, 2, 2 -> 2
+        assert_eq!(vote(&preds, &avg), vec![0, 2]);
+        // a tie (one vote each) goes to the larger averaged probability
+        let tie = vote(&[vec![0], vec![1]], &Matrix::from_vec(1, 2, vec![0.3, 0.7]));
+        assert_eq!(tie, vec![1]);
+    }
+}
