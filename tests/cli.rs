@@ -159,3 +159,238 @@ fn train_on_a_small_folder_dataset() {
     assert_eq!(lines[2]["event"], "result");
     assert!(lines[2]["test_accuracy"].as_f64().unwrap() >= 0.0);
 }
+
+/// Trains a tiny model on a generated folder dataset and saves it; returns its path.
+fn tiny_model(dir: &std::path::Path, h: usize, w: usize) -> std::path::PathBuf {
+    let data = dir.join(format!("data{h}x{w}"));
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_folder(&data, 60, 20, h, w, 3);
+    let model = dir.join(format!("m{h}x{w}.safetensors"));
+    let (ok, _, err) = nnlab(&[
+        "train",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--batch",
+        "10",
+        "--validation",
+        "10",
+        "--quiet",
+        "--save",
+        model.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    model
+}
+
+#[test]
+fn eval_and_predict_on_small_models_and_their_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let m4 = tiny_model(d.path(), 4, 4);
+    let m5 = tiny_model(d.path(), 5, 5);
+    let data4 = d.path().join("data4x4");
+    // eval of one model (its own dataset from the metadata), and of two as an ensemble
+    let (ok, out, err) = nnlab(&["eval", "--model", m4.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("confusion matrix") && out.contains("precision"),
+        "{out}"
+    );
+    let (ok, out, err) = nnlab(&[
+        "eval",
+        "--model",
+        m4.to_str().unwrap(),
+        "--model",
+        m4.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["ensemble"]["members"], 2);
+    // a model whose input size does not match the dataset
+    let (ok, _, err) = nnlab(&[
+        "eval",
+        "--model",
+        m5.to_str().unwrap(),
+        "--dataset",
+        data4.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && err.contains("takes 25 inputs (5x5)") && err.contains("16"),
+        "{err}"
+    );
+    // predict by index
+    let (ok, out, err) = nnlab(&[
+        "predict",
+        "--model",
+        m4.to_str().unwrap(),
+        "--index",
+        "2",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["top"].as_array().unwrap().len(), 3);
+    // image files for a model of 4x4 inputs are refused (images are prepared as 28x28)
+    let png = d.path().join("x.png");
+    image::GrayImage::from_fn(30, 30, |x, _| image::Luma([if x > 10 { 255 } else { 0 }]))
+        .save(&png)
+        .unwrap();
+    let (ok, _, err) = nnlab(&[
+        "predict",
+        "--model",
+        m4.to_str().unwrap(),
+        "--image",
+        png.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("takes 4x4 images"), "{err}");
+    // a corrupt model file
+    let bad = d.path().join("bad.safetensors");
+    std::fs::write(&bad, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}").unwrap();
+    let (ok, _, err) = nnlab(&["eval", "--model", bad.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("bad.safetensors") && !err.contains("panicked"),
+        "{err}"
+    );
+}
+
+#[test]
+fn predict_rejects_bad_images() {
+    let d = tempfile::tempdir().unwrap();
+    // a 28x28 model trained on a generated folder
+    let m = tiny_model(d.path(), 28, 28);
+    let m = m.to_str().unwrap();
+    let cases: Vec<(std::path::PathBuf, &str)> = {
+        let junk = d.path().join("junk.png");
+        std::fs::write(&junk, b"this is not a png").unwrap();
+        let empty = d.path().join("empty.png");
+        std::fs::write(&empty, b"").unwrap();
+        let flat = d.path().join("flat.png");
+        image::GrayImage::from_pixel(40, 30, image::Luma([200]))
+            .save(&flat)
+            .unwrap();
+        vec![
+            (junk, "cannot decode"),
+            (empty, "cannot decode"),
+            (flat, "all one colour"),
+        ]
+    };
+    for (p, want) in cases {
+        let (ok, _, err) = nnlab(&["predict", "--model", m, "--image", p.to_str().unwrap()]);
+        assert!(
+            !ok && err.contains(want) && err.contains(p.file_name().unwrap().to_str().unwrap()),
+            "{want}: {err}"
+        );
+    }
+    // a good drawing: a dark stroke on white paper of any size
+    let ok_png = d.path().join("one.png");
+    image::RgbImage::from_fn(120, 90, |x, y| {
+        if (55..65).contains(&x) && (10..80).contains(&y) {
+            image::Rgb([20, 20, 30])
+        } else {
+            image::Rgb([250, 250, 240])
+        }
+    })
+    .save(&ok_png)
+    .unwrap();
+    let (ok, out, err) = nnlab(&["predict", "--model", m, "--image", ok_png.to_str().unwrap()]);
+    assert!(ok && out.contains("1. "), "{out}{err}");
+}
+
+#[test]
+fn save_checked_before_training_and_resume_with_another_config_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_folder(&data, 60, 20, 4, 4, 3);
+    let ds = data.to_str().unwrap();
+    let missing = d.path().join("no/such/dir/m.safetensors");
+    let t = std::time::Instant::now();
+    let (ok, _, err) = nnlab(&[
+        "train",
+        "--dataset",
+        ds,
+        "--epochs",
+        "50",
+        "--save",
+        missing.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("does not exist"), "{err}");
+    assert!(t.elapsed().as_secs() < 10, "refused before training");
+    let ck = d.path().join("ck");
+    let base = [
+        "train",
+        "--dataset",
+        ds,
+        "--hidden",
+        "8",
+        "--batch",
+        "10",
+        "--validation",
+        "10",
+        "--quiet",
+        "--epochs",
+        "1",
+    ];
+    let mut a = base.to_vec();
+    a.extend(["--checkpoint-dir", ck.to_str().unwrap()]);
+    let (ok, _, err) = nnlab(&a);
+    assert!(ok, "{err}");
+    let mut b = base.to_vec();
+    b.extend(["--resume", ck.to_str().unwrap(), "--lr", "0.5"]);
+    let (ok, _, err) = nnlab(&b);
+    assert!(
+        !ok && err.contains("different config") && err.contains("optimizer.lr"),
+        "{err}"
+    );
+}
+
+/// Ctrl-C during training: stops after the batch, keeps the last epoch's checkpoint,
+/// exits non-zero and says how to resume.
+#[test]
+fn ctrl_c_stops_and_says_how_to_resume() {
+    let d = tempfile::tempdir().unwrap();
+    let ck = d.path().join("ck");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nnlab"))
+        .args([
+            "train",
+            "--preset",
+            "xavier",
+            "--epochs",
+            "30",
+            "--quiet",
+            "--checkpoint-dir",
+            ck.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !ck.join("checkpoint.safetensors").exists() {
+        assert!(start.elapsed().as_secs() < 120, "no checkpoint after 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("interrupted") && err.contains("--resume"),
+        "{err}"
+    );
+    assert!(
+        nnlab::io::model_file::load_checkpoint(&ck, &{
+            let mut c = nnlab::config::TrainConfig::preset("xavier").unwrap();
+            c.epochs = 30;
+            c
+        })
+        .is_ok()
+    );
+}
