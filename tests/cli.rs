@@ -24,6 +24,10 @@ fn help_and_version() {
     for sub in [
         vec!["lab"],
         vec!["train"],
+        vec!["eval"],
+        vec!["predict"],
+        vec!["ensemble"],
+        vec!["bench"],
         vec!["data"],
         vec!["data", "fetch"],
         vec!["data", "info"],
