@@ -196,3 +196,114 @@ fn gradients_overwrite() {
     l.backward(&x, &y, &dy, None);
     assert_eq!((l.dw.clone(), l.db.clone()), first);
 }
+
+#[test]
+fn batch_norm_train_and_eval() {
+    use nnlab::layers::BatchNorm;
+    for (i, &(batch, dim, _)) in SHAPES.iter().enumerate() {
+        if batch < 2 {
+            continue; // batch statistics need two rows
+        }
+        let mut l = BatchNorm::new(dim);
+        // non-trivial scale and shift
+        l.visit_params(&mut |p| {
+            p.value
+                .iter_mut()
+                .enumerate()
+                .for_each(|(k, v)| *v += 0.3 * k as f32 - 0.2)
+        });
+        ok(&mut l, batch, Mode::Train, 50 + i as u64);
+        ok(&mut l, batch, Mode::Eval, 50 + i as u64);
+    }
+}
+
+fn mlp(inp: usize, widths: &[usize], act: Activation, rng: &mut Rng) -> Sequential {
+    let mut s = Sequential::new(inp);
+    let mut w = inp;
+    for &o in widths {
+        s.push(Box::new(Dense::new(
+            w,
+            o,
+            Init::Normal(0.5),
+            Init::Normal(0.2),
+            rng,
+        )));
+        s.push(Box::new(ActivationLayer::new(act, o)));
+        w = o;
+    }
+    s
+}
+
+#[test]
+fn residual_blocks() {
+    use nnlab::layers::Residual;
+    let mut rng = Rng::new(4);
+    // identity shortcut
+    let mut r = Residual::new(mlp(6, &[5, 6], Activation::Tanh, &mut rng), &mut rng);
+    assert!(r.proj.is_none());
+    ok(&mut r, 3, Mode::Train, 60);
+    ok(&mut r, 1, Mode::Train, 61);
+    // projection shortcut (width 6 -> 4)
+    let mut r = Residual::new(mlp(6, &[4], Activation::Sigmoid, &mut rng), &mut rng);
+    assert!(r.proj.is_some());
+    ok(&mut r, 3, Mode::Train, 62);
+}
+
+#[test]
+fn branch_blocks_and_nesting() {
+    use nnlab::layers::{Branch, Merge, Residual};
+    let mut rng = Rng::new(5);
+    let mut sum = Branch::new(
+        vec![
+            mlp(5, &[4], Activation::Tanh, &mut rng),
+            mlp(5, &[3, 4], Activation::Elu(1.0), &mut rng),
+        ],
+        Merge::Sum,
+    );
+    ok(&mut sum, 3, Mode::Train, 70);
+    let mut cat = Branch::new(
+        vec![
+            mlp(5, &[2], Activation::Tanh, &mut rng),
+            mlp(5, &[3], Activation::Sigmoid, &mut rng),
+        ],
+        Merge::Concat,
+    );
+    assert_eq!(cat.out_dim(), 5);
+    ok(&mut cat, 4, Mode::Train, 71);
+    ok(&mut cat, 1, Mode::Train, 72);
+    // a branch inside a residual block inside a network
+    let mut net = Sequential::new(5);
+    net.push(Box::new(Residual::new(
+        {
+            let mut s = Sequential::new(5);
+            s.push(Box::new(Branch::new(
+                vec![
+                    mlp(5, &[5], Activation::Tanh, &mut rng),
+                    mlp(5, &[5], Activation::Tanh, &mut rng),
+                ],
+                Merge::Sum,
+            )));
+            s
+        },
+        &mut rng,
+    )));
+    net.push(Box::new(Dense::new(
+        5,
+        3,
+        Init::Normal(0.5),
+        Init::Zeros,
+        &mut rng,
+    )));
+    ok(&mut net, 3, Mode::Train, 73);
+    // nested names are unique and state_dict-like
+    let mut names = Vec::new();
+    net.visit_params(&mut |p| names.push(p.name.to_string()));
+    assert!(
+        names.contains(&"0.f.0.branches.1.0.weight".to_string()),
+        "{names:?}"
+    );
+    let mut sorted = names.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), names.len());
+}

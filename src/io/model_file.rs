@@ -12,7 +12,7 @@
 use crate::config::{HiddenUnit, ModelConfig, TrainConfig};
 use crate::data::fetch::write_atomic;
 use crate::error::{Error, Result};
-use crate::layers::Activation;
+use crate::layers::{Activation, Layer};
 use crate::model::Model;
 use crate::rng::Rng;
 use crate::train::{EpochStats, Trainer};
@@ -185,26 +185,22 @@ fn tensor_f32(st: &SafeTensors<'_>, name: &str, shape: &[usize], path: &Path) ->
 /// Copies the file's tensors into a freshly built model, checking names and shapes.
 fn fill_model(model: &mut Model, st: &SafeTensors<'_>, path: &Path) -> Result<()> {
     let mut err = None;
-    for (i, layer) in model.net.layers.iter_mut().enumerate() {
-        layer.visit_params(&mut |p| {
-            if err.is_some() {
-                return;
-            }
-            match tensor_f32(st, &format!("{i}.{}", p.name), p.shape.as_slice(), path) {
+    model.net.visit_params(&mut |p| {
+        if err.is_none() {
+            match tensor_f32(st, p.name, p.shape.as_slice(), path) {
                 Ok(v) => p.value.copy_from_slice(&v),
                 Err(e) => err = Some(e),
             }
-        });
-        layer.visit_buffers(&mut |name, v| {
-            if err.is_some() {
-                return;
-            }
-            match tensor_f32(st, &format!("{i}.{name}"), &[v.len()], path) {
+        }
+    });
+    model.net.visit_buffers(&mut |name, v| {
+        if err.is_none() {
+            match tensor_f32(st, name, &[v.len()], path) {
                 Ok(x) => v.copy_from_slice(&x),
                 Err(e) => err = Some(e),
             }
-        });
-    }
+        }
+    });
     err.map_or(Ok(()), Err)
 }
 

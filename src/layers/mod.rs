@@ -9,15 +9,21 @@
 //! one input to several paths (residual, branch) sum the paths' `dx` themselves.
 
 pub mod activation;
+pub mod batch_norm;
+pub mod branch;
 pub mod dense;
 pub mod dropout;
 pub mod maxout;
+pub mod residual;
 pub mod sequential;
 
 pub use activation::{Activation, ActivationLayer};
+pub use batch_norm::BatchNorm;
+pub use branch::{Branch, Merge};
 pub use dense::Dense;
 pub use dropout::Dropout;
 pub use maxout::Maxout;
+pub use residual::Residual;
 pub use sequential::Sequential;
 
 use crate::rng::Rng;
@@ -61,8 +67,9 @@ impl Shape {
 
 /// One trainable tensor, seen by optimisers, savers and gradient checks.
 pub struct Param<'a> {
-    /// Name within its layer: `weight` or `bias` (PyTorch's names).
-    pub name: &'static str,
+    /// Name within its layer, PyTorch's: `weight`, `bias`; containers qualify the
+    /// names of what they hold (`3.weight`, `f.0.bias`), as a `state_dict` would.
+    pub name: &'a str,
     pub value: &'a mut [f32],
     pub grad: &'a [f32],
     pub shape: Shape,
@@ -89,8 +96,9 @@ pub trait Layer: Send {
     fn backward(&mut self, x: &Matrix, y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>);
     /// Visits each trainable tensor (in a fixed order: the optimiser's state relies on it).
     fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>));
-    /// Visits non-trainable state that must be saved (batch-norm running statistics).
-    fn visit_buffers(&mut self, _f: &mut dyn FnMut(&'static str, &mut [f32])) {}
+    /// Visits non-trainable state that must be saved (batch-norm running statistics),
+    /// named like parameters.
+    fn visit_buffers(&mut self, _f: &mut dyn FnMut(&str, &mut [f32])) {}
 }
 
 /// Sums the rows of `dy` into `db`: the bias gradient of any affine layer.
@@ -139,5 +147,38 @@ pub fn visit_affine(
         value: b,
         grad: db,
         decay: false,
+    });
+}
+
+/// The qualified names of a layer's parameters and buffers, each with `prefix` in
+/// front, in visiting order (computed once, when a container takes the layer).
+pub fn qualified_names(layer: &mut dyn Layer, prefix: &str) -> (Vec<String>, Vec<String>) {
+    let mut params = Vec::new();
+    layer.visit_params(&mut |p| params.push(format!("{prefix}{}", p.name)));
+    let mut buffers = Vec::new();
+    layer.visit_buffers(&mut |name, _| buffers.push(format!("{prefix}{name}")));
+    (params, buffers)
+}
+
+/// Visits `layer`'s parameters under the precomputed `names` (no allocation).
+pub fn visit_renamed(layer: &mut dyn Layer, names: &[String], f: &mut dyn FnMut(Param<'_>)) {
+    let mut k = 0;
+    layer.visit_params(&mut |p| {
+        let name = &names[k];
+        k += 1;
+        f(Param { name, ..p })
+    });
+}
+
+/// Visits `layer`'s buffers under the precomputed `names` (no allocation).
+pub fn visit_buffers_renamed(
+    layer: &mut dyn Layer,
+    names: &[String],
+    f: &mut dyn FnMut(&str, &mut [f32]),
+) {
+    let mut k = 0;
+    layer.visit_buffers(&mut |_, v| {
+        f(&names[k], v);
+        k += 1;
     });
 }

@@ -14,6 +14,10 @@ pub struct Sequential {
     /// dacts[i]: like acts[i]
     dacts: Vec<Matrix>,
     in_dim: usize,
+    /// names[i]: qualified names (`i.weight`, ...) of layer i's parameters
+    names: Vec<Vec<String>>,
+    /// buffer_names[i]: the same for layer i's buffers
+    buffer_names: Vec<Vec<String>>,
 }
 
 impl Sequential {
@@ -24,6 +28,8 @@ impl Sequential {
             acts: Vec::new(),
             dacts: Vec::new(),
             in_dim,
+            names: Vec::new(),
+            buffer_names: Vec::new(),
         }
     }
 
@@ -31,7 +37,7 @@ impl Sequential {
     ///
     /// # Panics
     /// On a width mismatch (a bug in the caller: specs are validated before building).
-    pub fn push(&mut self, layer: Box<dyn Layer>) {
+    pub fn push(&mut self, mut layer: Box<dyn Layer>) {
         assert_eq!(
             layer.in_dim(),
             self.out_dim(),
@@ -40,6 +46,9 @@ impl Sequential {
             self.out_dim()
         );
         let w = layer.out_dim();
+        let (p, b) = super::qualified_names(layer.as_mut(), &format!("{}.", self.layers.len()));
+        self.names.push(p);
+        self.buffer_names.push(b);
         self.layers.push(layer);
         self.acts.push(Matrix::zeros(0, w));
         self.dacts.push(Matrix::zeros(0, w));
@@ -137,14 +146,14 @@ impl Layer for Sequential {
     }
 
     fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>)) {
-        for l in &mut self.layers {
-            l.visit_params(f);
+        for (l, names) in self.layers.iter_mut().zip(&self.names) {
+            super::visit_renamed(l.as_mut(), names, f);
         }
     }
 
-    fn visit_buffers(&mut self, f: &mut dyn FnMut(&'static str, &mut [f32])) {
-        for l in &mut self.layers {
-            l.visit_buffers(f);
+    fn visit_buffers(&mut self, f: &mut dyn FnMut(&str, &mut [f32])) {
+        for (l, names) in self.layers.iter_mut().zip(&self.buffer_names) {
+            super::visit_buffers_renamed(l.as_mut(), names, f);
         }
     }
 }
