@@ -30,6 +30,11 @@ pub enum Command {
     Predict(PredictArgs),
     /// Train several members from different seeds and combine them.
     Ensemble(Box<EnsembleArgs>),
+    /// Train one RBM (contrastive divergence) and report its reconstruction error.
+    Rbm(RbmArgs),
+    /// Check the lecture's claims with experiments: depth, init, activation, dropout,
+    /// ensemble.
+    Study(StudyArgs),
     /// Get, inspect and look at datasets.
     Data(DataArgs),
     /// Measure training and inference speed against the GEMM's own speed.
@@ -124,9 +129,16 @@ pub struct TrainArgs {
     #[arg(long)]
     pub activation: Option<String>,
     /// Weight initialiser: zeros, constant:C, normal:STD, uniform:LIMIT, xavier-uniform,
-    /// xavier-normal, he-normal, he-uniform, lecun-normal.
+    /// xavier-normal, he-normal, he-uniform, lecun-normal, or rbm (RBM pre-training of
+    /// the hidden layers, a Deep Belief Net; see --pretrain-epochs).
     #[arg(long)]
     pub init: Option<String>,
+    /// Epochs of RBM pre-training per hidden layer (with --init rbm: default 5).
+    #[arg(long)]
+    pub pretrain_epochs: Option<usize>,
+    /// Batch normalisation after each hidden dense layer.
+    #[arg(long)]
+    pub batch_norm: bool,
     /// Bias initialiser (same names as --init).
     #[arg(long)]
     pub bias_init: Option<String>,
@@ -211,7 +223,19 @@ impl TrainArgs {
             cfg.model.activation = a.parse()?;
         }
         if let Some(i) = &self.init {
-            cfg.model.init = i.parse()?;
+            if i.trim().eq_ignore_ascii_case("rbm") {
+                // RBM pre-training sets the hidden layers; the rest starts Xavier.
+                cfg.model.init = nnlab::init::Init::XavierUniform;
+                cfg.model.pretrain_epochs = self.pretrain_epochs.unwrap_or(5).max(1);
+            } else {
+                cfg.model.init = i.parse()?;
+            }
+        }
+        if let Some(e) = self.pretrain_epochs {
+            cfg.model.pretrain_epochs = e;
+        }
+        if self.batch_norm {
+            cfg.model.batch_norm = true;
         }
         if let Some(i) = &self.bias_init {
             cfg.model.bias_init = i.parse()?;
@@ -395,4 +419,76 @@ pub enum Parallel {
     Auto,
     Yes,
     No,
+}
+
+#[derive(Args, Debug)]
+pub struct RbmArgs {
+    /// Dataset: mnist, fashion-mnist, or a folder with the four IDX files.
+    #[arg(long, default_value = "mnist")]
+    pub dataset: String,
+    /// Hidden units.
+    #[arg(long, default_value_t = 500)]
+    pub hidden: usize,
+    /// Epochs.
+    #[arg(long, default_value_t = 5)]
+    pub epochs: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    pub lr: f32,
+    /// Gibbs steps of CD-k.
+    #[arg(long, default_value_t = 1)]
+    pub k: usize,
+    /// Minibatch size.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Momentum (0.5 for the first 5 epochs, then this).
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f32,
+    /// L2 weight decay.
+    #[arg(long, default_value_t = 2e-4)]
+    pub weight_decay: f32,
+    /// Random seed.
+    #[arg(long, default_value_t = 777)]
+    pub seed: u64,
+    /// Threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    #[command(flatten)]
+    pub data: DataOpts,
+}
+
+#[derive(Args, Debug)]
+pub struct StudyArgs {
+    /// Which experiment.
+    #[arg(value_enum)]
+    pub experiment: Experiment,
+    /// A small, fast version (for tests and a first look).
+    #[arg(long)]
+    pub quick: bool,
+    /// Random seed.
+    #[arg(long, default_value_t = 777)]
+    pub seed: u64,
+    /// Threads (0 = one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub data: DataOpts,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Experiment {
+    /// Sigmoid, tanh and ReLU nets at depths 2, 4, 8, 16: accuracy and per-layer
+    /// gradient norms (vanishing gradients), with plain SGD and with Adam.
+    Depth,
+    /// The same deep ReLU net from zero, normal(1), normal(0.01), Xavier, He and RBM init.
+    Init,
+    /// Sigmoid, tanh, ReLU, leaky ReLU, ELU and maxout on the same net.
+    Activation,
+    /// Keep probability 1.0, 0.9, 0.7, 0.5 on a large net: the train-test gap.
+    Dropout,
+    /// Test accuracy against the number of ensemble members.
+    Ensemble,
 }

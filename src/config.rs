@@ -74,6 +74,111 @@ pub struct ModelConfig {
     pub bias_init: Init,
     /// Probability of keeping a hidden unit in training (1 = no dropout).
     pub keep_prob: f32,
+    /// Batch normalisation after each hidden dense layer, before its activation.
+    pub batch_norm: bool,
+    /// Pre-train the hidden layers as a stack of RBMs (a Deep Belief Net) before
+    /// training with backprop; epochs per RBM (0 = no pre-training).
+    pub pretrain_epochs: usize,
+    /// An explicit layer list (blocks included); when given it replaces `hidden`,
+    /// `activation`, `keep_prob` and `batch_norm`. The classifier layer is added after.
+    pub layers: Vec<LayerSpec>,
+}
+
+/// One entry of an explicit layer list, as written in a TOML config:
+/// ```toml
+/// [[model.layers]]
+/// type = "dense"
+/// units = 256
+/// [[model.layers]]
+/// type = "activation"
+/// name = "relu"
+/// [[model.layers]]
+/// type = "residual"
+/// layers = [{ type = "dense", units = 256 }, { type = "activation", name = "relu" }]
+/// [[model.layers]]
+/// type = "branch"
+/// merge = "concat"
+/// branches = [[{ type = "dense", units = 64 }], [{ type = "dense", units = 32 }, { type = "activation", name = "tanh" }]]
+/// ```
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum LayerSpec {
+    /// Affine layer; initialisers default to the model's.
+    Dense {
+        units: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        init: Option<Init>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bias_init: Option<Init>,
+    },
+    /// Elementwise activation.
+    Activation { name: Activation },
+    /// Maxout with `k` pieces.
+    Maxout { units: usize, k: usize },
+    /// Inverted dropout keeping units with probability `keep`.
+    Dropout { keep: f32 },
+    /// Batch normalisation.
+    Batchnorm,
+    /// `y = x + f(x)` (projection shortcut when the width changes).
+    Residual { layers: Vec<LayerSpec> },
+    /// Parallel sub-networks merged by `sum` or `concat`.
+    Branch {
+        merge: crate::layers::Merge,
+        branches: Vec<Vec<LayerSpec>>,
+    },
+}
+
+impl LayerSpec {
+    /// Output width for an input of `width`, checking the spec; `path` names it in errors.
+    pub fn out_width(&self, width: usize, path: &str) -> Result<usize> {
+        let list = |layers: &[LayerSpec], w: usize, p: &str| -> Result<usize> {
+            layers
+                .iter()
+                .enumerate()
+                .try_fold(w, |w, (i, l)| l.out_width(w, &format!("{p}[{i}]")))
+        };
+        match self {
+            LayerSpec::Dense { units, .. } | LayerSpec::Maxout { units, .. } if *units == 0 => Err(
+                Error::config(format!("{path}.units"), 0, "must be positive"),
+            ),
+            LayerSpec::Maxout { k: 0, .. } => {
+                Err(Error::config(format!("{path}.k"), 0, "must be at least 1"))
+            }
+            LayerSpec::Dense { units, .. } | LayerSpec::Maxout { units, .. } => Ok(*units),
+            LayerSpec::Dropout { keep } if !(*keep > 0.0 && *keep <= 1.0) => Err(Error::config(
+                format!("{path}.keep"),
+                keep,
+                "must be in (0, 1]",
+            )),
+            LayerSpec::Activation { .. } | LayerSpec::Dropout { .. } | LayerSpec::Batchnorm => {
+                Ok(width)
+            }
+            LayerSpec::Residual { layers } => list(layers, width, &format!("{path}.layers")),
+            LayerSpec::Branch { merge, branches } => {
+                if branches.is_empty() {
+                    return Err(Error::config(
+                        format!("{path}.branches"),
+                        "[]",
+                        "needs at least one branch",
+                    ));
+                }
+                let outs = branches
+                    .iter()
+                    .enumerate()
+                    .map(|(k, b)| list(b, width, &format!("{path}.branches[{k}]")))
+                    .collect::<Result<Vec<_>>>()?;
+                match merge {
+                    crate::layers::Merge::Concat => Ok(outs.iter().sum()),
+                    crate::layers::Merge::Sum if outs.iter().all(|&o| o == outs[0]) => Ok(outs[0]),
+                    crate::layers::Merge::Sum => Err(Error::config(
+                        format!("{path}.branches"),
+                        format!("{outs:?}"),
+                        "merge = \"sum\" needs branches of equal output width (or use \"concat\")",
+                    )),
+                }
+            }
+        }
+    }
 }
 
 impl Default for ModelConfig {
@@ -84,6 +189,9 @@ impl Default for ModelConfig {
             init: Init::XavierUniform,
             bias_init: Init::Normal(1.0),
             keep_prob: 1.0,
+            batch_norm: false,
+            pretrain_epochs: 0,
+            layers: Vec::new(),
         }
     }
 }
@@ -104,6 +212,24 @@ impl ModelConfig {
                 self.keep_prob,
                 "must be in (0, 1]",
             ));
+        }
+        if self.pretrain_epochs > 0 && !self.layers.is_empty() {
+            return Err(Error::config(
+                "model.pretrain_epochs",
+                self.pretrain_epochs,
+                "RBM pre-training applies to the hidden-layer MLP, not to an explicit layer list",
+            ));
+        }
+        if self.pretrain_epochs > 0 && matches!(self.activation, HiddenUnit::Maxout(_)) {
+            return Err(Error::config(
+                "model.pretrain_epochs",
+                self.pretrain_epochs,
+                "RBM pre-training needs dense hidden layers, not maxout",
+            ));
+        }
+        // Widths are checked from a dummy input width: only the first layer depends on it.
+        for (i, l) in self.layers.iter().enumerate() {
+            l.out_width(1, &format!("model.layers[{i}]"))?;
         }
         Ok(())
     }
@@ -189,7 +315,7 @@ pub const LABS: [LabInfo; 4] = [
 
 impl TrainConfig {
     /// Names of the presets.
-    pub const PRESETS: &'static str = "nn, xavier, deep, dropout";
+    pub const PRESETS: &'static str = "nn, xavier, deep, dropout, dbn, deep-bn";
 
     /// A named preset: the lecture's labs exactly (LABS.md).
     pub fn preset(name: &str) -> Result<TrainConfig> {
@@ -201,12 +327,34 @@ impl TrainConfig {
             init,
             bias_init: Init::Normal(1.0),
             keep_prob: keep,
+            ..ModelConfig::default()
         };
         let m = match name {
             "nn" => model(vec![256, 256], Init::Normal(1.0), 1.0),
             "xavier" => model(vec![256, 256], Init::XavierUniform, 1.0),
             "deep" => model(vec![512; 4], Init::XavierUniform, 1.0),
             "dropout" => model(vec![512; 4], Init::XavierUniform, 0.7),
+            // Hinton, Osindero & Teh 2006: 784-500-500-2000-10 sigmoid units, RBM
+            // pre-training, then fine-tuning (here with Adam for 30 epochs).
+            "dbn" => {
+                return Ok(TrainConfig {
+                    model: ModelConfig {
+                        hidden: vec![500, 500, 2000],
+                        activation: HiddenUnit::Act(Activation::Sigmoid),
+                        init: Init::XavierUniform,
+                        bias_init: Init::Zeros,
+                        pretrain_epochs: 10,
+                        ..ModelConfig::default()
+                    },
+                    epochs: 30,
+                    ..base
+                });
+            }
+            // The deep lab's net with batch normalisation before each ReLU.
+            "deep-bn" => ModelConfig {
+                batch_norm: true,
+                ..model(vec![512; 4], Init::XavierUniform, 1.0)
+            },
             _ => {
                 return Err(Error::UnknownName {
                     kind: "preset",
@@ -250,7 +398,7 @@ mod tests {
 
     #[test]
     fn presets_round_trip_through_toml() {
-        for p in ["nn", "xavier", "deep", "dropout"] {
+        for p in ["nn", "xavier", "deep", "dropout", "dbn", "deep-bn"] {
             let c = TrainConfig::preset(p).unwrap();
             c.validate().unwrap();
             let back = TrainConfig::from_toml(&c.to_toml(), "t").unwrap();

@@ -71,7 +71,7 @@ impl Init {
 
     /// All names, for help and errors.
     pub const NAMES: &'static str = "zeros, constant:C, normal:STD, uniform:LIMIT, xavier-uniform, \
-         xavier-normal, he-normal, he-uniform, lecun-normal";
+         xavier-normal, he-normal, he-uniform, lecun-normal (and, for --init, rbm)";
 }
 
 impl fmt::Display for Init {

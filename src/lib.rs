@@ -24,6 +24,8 @@ pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod rbm;
+pub mod study;
 pub mod train;
 
 pub use config::{ModelConfig, TrainConfig};

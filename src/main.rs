@@ -20,6 +20,8 @@ fn main() {
         cli::Command::Train(args) => commands::train::run(&args),
         cli::Command::Data(args) => commands::data::run(&args),
         cli::Command::Bench(args) => commands::bench::run(&args),
+        cli::Command::Rbm(args) => commands::rbm::run(&args),
+        cli::Command::Study(args) => commands::study::run(&args),
         cli::Command::Eval(args) => commands::eval::run(&args),
         cli::Command::Predict(args) => commands::predict::run(&args),
         cli::Command::Ensemble(args) => commands::ensemble::run(&args),

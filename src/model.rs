@@ -1,14 +1,58 @@
 //! A classifier: a `Sequential` network built from a `ModelConfig`, with the fused
 //! softmax cross-entropy loss, a training step and batched evaluation.
 
-use crate::config::{HiddenUnit, ModelConfig};
+use crate::config::{HiddenUnit, LayerSpec, ModelConfig};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
-use crate::layers::{ActivationLayer, Dense, Dropout, Layer, Maxout, Mode, Sequential};
+use crate::layers::{
+    ActivationLayer, BatchNorm, Branch, Dense, Dropout, Layer, Maxout, Mode, Residual, Sequential,
+};
 use crate::loss::{softmax, softmax_cross_entropy};
 use crate::optim::Optimizer;
 use crate::rng::Rng;
 use crate::tensor::Matrix;
+
+/// Builds one layer (or block) of an explicit layer list for an input of `width`.
+/// The spec was validated by `ModelConfig::validate`.
+fn build_layer(spec: &LayerSpec, width: usize, cfg: &ModelConfig, rng: &mut Rng) -> Box<dyn Layer> {
+    let list = |specs: &[LayerSpec], width: usize, rng: &mut Rng| -> Sequential {
+        let mut s = Sequential::new(width);
+        let mut w = width;
+        for spec in specs {
+            let l = build_layer(spec, w, cfg, rng);
+            w = l.out_dim();
+            s.push(l);
+        }
+        s
+    };
+    match spec {
+        LayerSpec::Dense {
+            units,
+            init,
+            bias_init,
+        } => Box::new(Dense::new(
+            width,
+            *units,
+            init.unwrap_or(cfg.init),
+            bias_init.unwrap_or(cfg.bias_init),
+            rng,
+        )),
+        LayerSpec::Activation { name } => Box::new(ActivationLayer::new(*name, width)),
+        LayerSpec::Maxout { units, k } => {
+            Box::new(Maxout::new(width, *units, *k, cfg.init, cfg.bias_init, rng))
+        }
+        LayerSpec::Dropout { keep } => Box::new(Dropout::new(*keep, width)),
+        LayerSpec::Batchnorm => Box::new(BatchNorm::new(width)),
+        LayerSpec::Residual { layers } => {
+            let f = list(layers, width, rng);
+            Box::new(Residual::new(f, rng))
+        }
+        LayerSpec::Branch { merge, branches } => {
+            let bs = branches.iter().map(|b| list(b, width, rng)).collect();
+            Box::new(Branch::new(bs, *merge))
+        }
+    }
+}
 
 /// Examples per forward pass in evaluation.
 pub const EVAL_BATCH: usize = 1000;
@@ -49,27 +93,41 @@ impl Model {
         }
         let mut net = Sequential::new(in_dim);
         let mut width = in_dim;
-        for &h in &cfg.hidden {
-            match cfg.activation {
-                HiddenUnit::Act(act) => {
-                    net.push(Box::new(Dense::new(width, h, cfg.init, cfg.bias_init, rng)));
-                    net.push(Box::new(ActivationLayer::new(act, h)));
+        if cfg.layers.is_empty() {
+            for &h in &cfg.hidden {
+                match cfg.activation {
+                    HiddenUnit::Act(act) => {
+                        net.push(Box::new(Dense::new(width, h, cfg.init, cfg.bias_init, rng)));
+                        if cfg.batch_norm {
+                            net.push(Box::new(BatchNorm::new(h)));
+                        }
+                        net.push(Box::new(ActivationLayer::new(act, h)));
+                    }
+                    HiddenUnit::Maxout(k) => {
+                        net.push(Box::new(Maxout::new(
+                            width,
+                            h,
+                            k,
+                            cfg.init,
+                            cfg.bias_init,
+                            rng,
+                        )));
+                        if cfg.batch_norm {
+                            net.push(Box::new(BatchNorm::new(h)));
+                        }
+                    }
                 }
-                HiddenUnit::Maxout(k) => {
-                    net.push(Box::new(Maxout::new(
-                        width,
-                        h,
-                        k,
-                        cfg.init,
-                        cfg.bias_init,
-                        rng,
-                    )));
+                if cfg.keep_prob < 1.0 {
+                    net.push(Box::new(Dropout::new(cfg.keep_prob, h)));
                 }
+                width = h;
             }
-            if cfg.keep_prob < 1.0 {
-                net.push(Box::new(Dropout::new(cfg.keep_prob, h)));
+        } else {
+            for spec in &cfg.layers {
+                let layer = build_layer(spec, width, cfg, rng);
+                width = layer.out_dim();
+                net.push(layer);
             }
-            width = h;
         }
         net.push(Box::new(Dense::new(
             width,
@@ -193,6 +251,32 @@ impl Model {
     /// Number of trainable scalars.
     pub fn param_count(&mut self) -> usize {
         self.net.param_count()
+    }
+
+    /// Sets the hidden dense layers' weights and biases from a pre-trained RBM stack
+    /// (RBM k's `W: (hidden, visible)` and `b_h` become hidden layer k's weight and bias).
+    pub fn load_rbm_stack(&mut self, stack: &[crate::rbm::Rbm]) {
+        let mut k = 0;
+        let mut pending_bias = false;
+        self.net.visit_params(&mut |p| {
+            if k >= stack.len() {
+                return;
+            }
+            if p.name.ends_with(".weight")
+                && p.shape.rank == 2
+                && p.value.len() == stack[k].w.data.len()
+            {
+                p.value.copy_from_slice(&stack[k].w.data);
+                pending_bias = true;
+            } else if pending_bias
+                && p.name.ends_with(".bias")
+                && p.value.len() == stack[k].b_h.len()
+            {
+                p.value.copy_from_slice(&stack[k].b_h);
+                pending_bias = false;
+                k += 1;
+            }
+        });
     }
 
     /// One line per layer.

@@ -31,6 +31,9 @@ pub struct EpochStats {
 
 /// Sees training as it happens (for progress bars, printing, reports).
 pub trait Observer {
+    /// After each RBM pre-training epoch: hidden layer (0-based), epoch, mean
+    /// reconstruction error.
+    fn pretrain(&mut self, _layer: usize, _epoch: usize, _error: f32) {}
     /// After each batch: 1-based epoch, batches done, batches per epoch.
     fn batch(&mut self, _epoch: usize, _done: usize, _total: usize) {}
     /// After each epoch.
@@ -81,6 +84,24 @@ impl Trainer {
         })
     }
 
+    /// Greedy RBM pre-training of the hidden layers (a Deep Belief Net), then copies
+    /// the stack into the network; fine-tuning is the ordinary training that follows.
+    pub fn pretrain(&mut self, train: &Dataset, observe: &mut dyn Observer) -> Result<()> {
+        let rcfg = crate::rbm::RbmConfig {
+            epochs: self.cfg.model.pretrain_epochs,
+            ..Default::default()
+        };
+        let stack = crate::rbm::pretrain_stack(
+            &train.images,
+            &self.cfg.model.hidden,
+            &rcfg,
+            &mut self.rng,
+            &mut |l, e, err| observe.pretrain(l, e, err),
+        )?;
+        self.model.load_rbm_stack(&stack);
+        Ok(())
+    }
+
     /// Trains for the remaining epochs of `cfg.epochs`, calling `observe` after each.
     /// `stop`, when set (Ctrl-C), ends training after the current batch.
     pub fn fit(
@@ -104,6 +125,9 @@ impl Trainer {
                     train.name
                 ),
             });
+        }
+        if self.cfg.model.pretrain_epochs > 0 && self.history.is_empty() {
+            self.pretrain(train, observe)?;
         }
         let mut batcher = Batcher::new(train.len(), train.features(), self.cfg.batch);
         let batches = batcher.batches_per_epoch();

@@ -358,7 +358,7 @@ fn save_checked_before_training_and_resume_with_another_config_refused() {
 fn ctrl_c_stops_and_says_how_to_resume() {
     let d = tempfile::tempdir().unwrap();
     let ck = d.path().join("ck");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nnlab"))
+    let child = Command::new(env!("CARGO_BIN_EXE_nnlab"))
         .args([
             "train",
             "--preset",

@@ -120,3 +120,74 @@ fn normal_init_lab_has_a_large_finite_first_cost() {
     .unwrap();
     assert!(cost.is_finite() && cost > 20.0, "cost {cost}");
 }
+
+/// An explicit layer list from TOML (batch norm, a residual block, a concat branch)
+/// builds, trains and learns.
+#[test]
+fn toml_blocks_train() {
+    let m = common::mnist();
+    let small = m.train.slice(0..3000, "small");
+    let text = r#"
+epochs = 2
+validation = 0
+[model]
+init = "he-normal"
+bias_init = "zeros"
+[[model.layers]]
+type = "dense"
+units = 128
+[[model.layers]]
+type = "batchnorm"
+[[model.layers]]
+type = "activation"
+name = "relu"
+[[model.layers]]
+type = "residual"
+layers = [{ type = "dense", units = 128 }, { type = "activation", name = "relu" }]
+[[model.layers]]
+type = "branch"
+merge = "concat"
+branches = [[{ type = "dense", units = 32 }, { type = "activation", name = "tanh" }], [{ type = "dense", units = 16 }, { type = "activation", name = "elu" }]]
+"#;
+    let cfg = TrainConfig::from_toml(text, "blocks.toml").unwrap();
+    let mut t = Trainer::new(&cfg, 784, 10).unwrap();
+    assert!(t.model.summary().contains("residual") && t.model.summary().contains("branch"));
+    t.fit(
+        &RunData {
+            train: &small,
+            val: None,
+            test: None,
+        },
+        None,
+        &mut |_: &EpochStats| {},
+    )
+    .unwrap();
+    assert!(t.model.evaluate(&m.test).accuracy > 0.85);
+    // a branch whose widths cannot be summed is refused, naming the spec
+    let bad = text.replace("merge = \"concat\"", "merge = \"sum\"");
+    let e = TrainConfig::from_toml(&bad, "blocks.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("model.layers[4].branches") && e.contains("equal output width"),
+        "{e}"
+    );
+}
+
+/// RBM: contrastive divergence lowers the reconstruction error on MNIST.
+#[test]
+fn rbm_reconstruction_error_falls() {
+    let m = common::mnist();
+    let small = m.train.slice(0..3000, "small");
+    let mut rng = nnlab::Rng::new(1);
+    let mut rbm = nnlab::rbm::Rbm::new(784, 64, &mut rng);
+    let cfg = nnlab::rbm::RbmConfig {
+        epochs: 3,
+        ..Default::default()
+    };
+    let mut errs = Vec::new();
+    rbm.train(&small.images, &cfg, &mut rng, &mut |_, e| errs.push(e))
+        .unwrap();
+    assert_eq!(errs.len(), 3);
+    assert!(errs[2] < errs[0] && errs[0] < 0.1, "{errs:?}");
+}

@@ -6,6 +6,8 @@ pub mod ensemble;
 pub mod eval;
 pub mod lab;
 pub mod predict;
+pub mod rbm;
+pub mod study;
 pub mod train;
 
 use crate::cli::{DataOpts, OutputOpts};

@@ -25,6 +25,24 @@ struct Printer<'a> {
 }
 
 impl Observer for Printer<'_> {
+    fn pretrain(&mut self, layer: usize, epoch: usize, error: f32) {
+        let out = self.printer.out;
+        if out.json {
+            println!(
+                "{}",
+                serde_json::json!({"event": "pretrain", "run": self.printer.tag, "layer": layer, "epoch": epoch, "reconstruction_error": error})
+            );
+        } else if !out.quiet {
+            let line = format!(
+                "RBM {} pre-training epoch {epoch}: reconstruction error {error:.6}",
+                layer + 1
+            );
+            match &self.bar {
+                Some(bar) => bar.suspend(|| println!("{line}")),
+                None => println!("{line}"),
+            }
+        }
+    }
     fn batch(&mut self, epoch: usize, done: usize, total: usize) {
         if let Some(bar) = &self.bar {
             if done == 1 {
