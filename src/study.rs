@@ -390,7 +390,7 @@ pub fn ensemble(data: &StudyData<'_>, o: &StudyOptions) -> Result<Table> {
     let (members, hidden, epochs) = if o.quick {
         (3, vec![128; 2], 2)
     } else {
-        (8, vec![512; 4], 15)
+        (6, vec![512; 4], 15)
     };
     let model = ModelConfig {
         hidden: hidden.clone(),
