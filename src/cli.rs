@@ -100,6 +100,10 @@ pub struct LabArgs {
     /// Save each lab's model as DIR/LAB.safetensors.
     #[arg(long, value_name = "DIR")]
     pub save_dir: Option<PathBuf>,
+    /// Write a report (each lab's curves, confusion matrix, mistakes and weights, and the
+    /// labs against the lecture) to DIR.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub out: OutputOpts,
     #[command(flatten)]
@@ -193,6 +197,9 @@ pub struct TrainArgs {
     /// Continue the run whose checkpoint is in DIR (same settings; --epochs may grow).
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Write a report (curves, confusion matrix, mistakes, weights, index.html) to DIR.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub out: OutputOpts,
     #[command(flatten)]
@@ -365,6 +372,9 @@ pub struct EvalArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Write a report (confusion matrices, mistakes, metrics.json, index.html) to DIR.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataOpts,
 }
@@ -474,6 +484,9 @@ pub struct StudyArgs {
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Write a report (the table's data and its charts) to DIR.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataOpts,
 }

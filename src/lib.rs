@@ -31,3 +31,4 @@ pub mod train;
 pub use config::{ModelConfig, TrainConfig};
 pub use model::Model;
 pub mod render;
+pub mod report;

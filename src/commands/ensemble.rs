@@ -30,6 +30,7 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
         model_file::check_writable(&d.join("member-0.safetensors"))?;
     }
     let quiet = t.out.quiet || t.out.json;
+    let mut report = t.report.as_deref().map(super::report::open).transpose()?;
     let sets = RunSets::new(load_dataset(&cfg.dataset, &t.data, quiet)?, cfg.validation)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let parallel = match args.parallel {
@@ -91,14 +92,64 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
     let by_avg = acc(&argmax_rows(&avg));
     let by_vote = acc(&vote(&preds, &avg));
     let mean = accs.iter().sum::<f32>() / accs.len() as f32;
+    let summary = serde_json::json!({
+        "members": accs, "member_mean": mean, "ensemble_average": by_avg,
+        "ensemble_vote": by_vote, "train_seconds": seconds, "parallel": parallel,
+    });
+    if let Some(r) = report.as_mut() {
+        let ens_pred = argmax_rows(&avg);
+        let conf = nnlab::metrics::Confusion::new(&test.labels, &ens_pred, test.classes());
+        r.confusion(
+            "ensemble_confusion",
+            "ensemble (averaged probabilities)",
+            &conf,
+            &test.class_names,
+        )?;
+        r.mistakes(
+            "ensemble_mistakes",
+            "ensemble (averaged probabilities)",
+            test,
+            &ens_pred,
+            &avg,
+        )?;
+        let histories: Vec<(String, Vec<nnlab::train::EpochStats>)> = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (format!("member{i}"), m.history.clone()))
+            .collect();
+        let chart = super::report::LineChart {
+            title: "members' validation accuracy per epoch".into(),
+            x_label: "epoch".into(),
+            y_label: "validation accuracy".into(),
+            lines: histories
+                .iter()
+                .map(|(n, h)| super::report::Line {
+                    label: n.clone(),
+                    points: h
+                        .iter()
+                        .filter_map(|s| s.val_acc.map(|a| (s.epoch as f64, a as f64)))
+                        .collect(),
+                })
+                .collect(),
+            log_y: false,
+        };
+        r.line_chart(
+            "members_validation",
+            "members",
+            &chart,
+            "Each member's validation accuracy; members differ only by seed.",
+        )?;
+        r.json("metrics.json", &summary)?;
+        r.history_csv("history.csv", &histories)?;
+    }
+    if let Some(r) = report {
+        let page = r.finish("nnlab ensemble report")?;
+        if !t.out.json {
+            println!("report: {}", page.display());
+        }
+    }
     if t.out.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "members": accs, "member_mean": mean, "ensemble_average": by_avg,
-                "ensemble_vote": by_vote, "train_seconds": seconds, "parallel": parallel,
-            })
-        );
+        println!("{summary}");
     } else {
         for (i, a) in accs.iter().enumerate() {
             println!(

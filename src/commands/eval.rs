@@ -19,6 +19,11 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         None if !models[0].meta.dataset.is_empty() => models[0].meta.dataset.clone(),
         None => "mnist".into(),
     };
+    let mut report = args
+        .report
+        .as_deref()
+        .map(super::report::open)
+        .transpose()?;
     let splits = load_dataset(&dataset, &args.data, args.json)?;
     let d = if args.split == Split::Train {
         &splits.train
@@ -27,8 +32,19 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     };
     let mut probs = Vec::new();
     let mut results = Vec::new();
-    for m in &mut models {
+    for (i, m) in models.iter_mut().enumerate() {
         check_fits(m, d)?;
+        if let Some(r) = report.as_mut() {
+            let label = format!("model {} ({})", i + 1, m.path.display());
+            super::report::model_pictures(
+                r,
+                &format!("model{}", i + 1),
+                &label,
+                &mut m.model,
+                &[],
+                d,
+            )?;
+        }
         let e = m.model.evaluate(d);
         let conf = Confusion::new(&d.labels, &e.predictions, d.classes());
         if !args.json {
@@ -69,6 +85,21 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         let mut scratch = Matrix::zeros(0, avg.cols);
         let loss = softmax_cross_entropy(&logits, &d.labels, &mut scratch);
         let conf = Confusion::new(&d.labels, &by_avg, d.classes());
+        if let Some(r) = report.as_mut() {
+            r.confusion(
+                "ensemble_confusion",
+                "ensemble (averaged probabilities)",
+                &conf,
+                &d.class_names,
+            )?;
+            r.mistakes(
+                "ensemble_mistakes",
+                "ensemble (averaged probabilities)",
+                d,
+                &by_avg,
+                &avg,
+            )?;
+        }
         if !args.json {
             println!(
                 "\nensemble of {}: accuracy {:.4} by averaged probabilities (loss {:.4}), {:.4} by majority vote",

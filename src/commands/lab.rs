@@ -27,6 +27,13 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("creating --save-dir {}: {e}", d.display()))?;
         nnlab::io::model_file::check_writable(&d.join("probe.safetensors"))?;
     }
+    let mut report = args
+        .report
+        .as_deref()
+        .map(super::report::open)
+        .transpose()?;
+    let mut histories = Vec::new();
+    let mut metrics = serde_json::Map::new();
     let splits = load_dataset("mnist", &args.data, args.out.quiet || args.out.json)?;
     let sets = RunSets::new(splits, nnlab::data::LAB_VALIDATION)?;
     let mut rows = Vec::new();
@@ -57,6 +64,21 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
             ..RunOptions::default()
         };
         let res = run_config(&cfg, &sets, &args.out, lab.name, &opts)?;
+        let mut res = res;
+        if let Some(r) = report.as_mut() {
+            let history = res.trainer.history.clone();
+            let mut m = super::report::model_pictures(
+                r,
+                lab.name,
+                lab.title,
+                &mut res.trainer.model,
+                &history,
+                &sets.test,
+            )?;
+            m["lecture_accuracy"] = lab.lecture_accuracy.into();
+            metrics.insert(lab.name.to_string(), m);
+            histories.push((lab.name.to_string(), history));
+        }
         let h = &res.trainer.history;
         rows.push(Row {
             name: lab.name,
@@ -67,6 +89,36 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
             cost_last: h.last().map_or(f32::NAN, |s| s.cost),
             seconds: res.train_seconds,
         });
+    }
+    if let Some(mut r) = report {
+        if rows.len() > 1 {
+            let bars: Vec<(String, f64, f64)> = rows
+                .iter()
+                .map(|x| (x.name.to_string(), x.accuracy as f64, x.lecture as f64))
+                .collect();
+            r.accuracy_bars("labs_accuracy", "all labs", &bars)?;
+            let lines = histories
+                .iter()
+                .map(|(n, h)| super::report::Line {
+                    label: n.clone(),
+                    points: h.iter().map(|s| (s.epoch as f64, s.cost as f64)).collect(),
+                })
+                .collect();
+            let chart = super::report::LineChart {
+                title: "cost per epoch, all labs".into(),
+                x_label: "epoch".into(),
+                y_label: "cost (log scale)".into(),
+                lines,
+                log_y: true,
+            };
+            r.line_chart("labs_cost", "all labs", &chart, "The four labs' cost curves; normal init (nn) starts two orders of magnitude higher.")?;
+        }
+        r.json("metrics.json", &serde_json::Value::Object(metrics))?;
+        r.history_csv("history.csv", &histories)?;
+        let page = r.finish("nnlab lab report: lecture 10's MNIST labs")?;
+        if !args.out.json {
+            println!("report: {}", page.display());
+        }
     }
     if args.out.json {
         return Ok(());

@@ -7,6 +7,7 @@ pub mod eval;
 pub mod lab;
 pub mod predict;
 pub mod rbm;
+pub mod report;
 pub mod study;
 pub mod train;
 

@@ -23,6 +23,11 @@ pub fn run(args: &StudyArgs) -> anyhow::Result<()> {
         seed: args.seed,
         threads: args.threads,
     };
+    let mut report = args
+        .report
+        .as_deref()
+        .map(super::report::open)
+        .transpose()?;
     let start = std::time::Instant::now();
     let table = match args.experiment {
         Experiment::Depth => study::depth(&data, &o)?,
@@ -31,6 +36,72 @@ pub fn run(args: &StudyArgs) -> anyhow::Result<()> {
         Experiment::Dropout => study::dropout(&data, &o)?,
         Experiment::Ensemble => study::ensemble(&data, &o)?,
     };
+    if let Some(mut r) = report.take() {
+        // one chart per series name, a line per row
+        let mut names: Vec<String> = Vec::new();
+        for row in &table.rows {
+            for (n, _) in &row.series {
+                if !names.contains(n) {
+                    names.push(n.clone());
+                }
+            }
+        }
+        for n in &names {
+            let lines: Vec<super::report::Line> = table
+                .rows
+                .iter()
+                .filter_map(|row| {
+                    let s = &row.series.iter().find(|(k, _)| k == n)?.1;
+                    (!s.is_empty()).then(|| super::report::Line {
+                        label: row.label.clone(),
+                        points: s
+                            .iter()
+                            .enumerate()
+                            .map(|(i, &v)| ((i + 1) as f64, v))
+                            .collect(),
+                    })
+                })
+                .collect();
+            if lines.is_empty() {
+                continue;
+            }
+            let (x, y, log) = match n.as_str() {
+                "grad_norm_per_layer" => (
+                    "layer (1 = first)",
+                    "weight-gradient L2 norm (log scale)",
+                    true,
+                ),
+                "cost" => ("epoch", "cost (log scale)", true),
+                _ => ("epoch", "accuracy", false),
+            };
+            // the depth study has many rows: chart only the deepest nets' gradients
+            let lines = if n == "grad_norm_per_layer" {
+                let deepest = lines.iter().map(|l| l.points.len()).max().unwrap_or(0);
+                lines
+                    .into_iter()
+                    .filter(|l| l.points.len() == deepest)
+                    .collect()
+            } else {
+                lines
+            };
+            let chart = super::report::LineChart {
+                title: format!("{}: {n}", format!("{:?}", args.experiment).to_lowercase()),
+                x_label: x.into(),
+                y_label: y.into(),
+                lines,
+                log_y: log,
+            };
+            r.line_chart(&format!("study_{n}"), &table.title, &chart, &table.setup)?;
+        }
+        r.json("metrics.json", &serde_json::to_value(&table)?)?;
+        let page = r.finish(&format!(
+            "nnlab study {}",
+            format!("{:?}", args.experiment).to_lowercase()
+        ))?;
+        if !args.json {
+            println!("report: {}", page.display());
+        }
+    }
     if args.json {
         println!("{}", serde_json::to_string(&table)?);
     } else {

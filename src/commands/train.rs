@@ -241,6 +241,9 @@ pub fn run_config(
         println!("Learning Finished!");
         println!("Accuracy: {:.4}", eval.accuracy);
         if !out.quiet {
+            println!("(trained in {train_seconds:.1} s{})", if cfg.model.pretrain_epochs > 0 { ", RBM pre-training included" } else { "" });
+        }
+        if !out.quiet {
             println!("Label:  [{}]", test.labels[r]);
             println!("Prediction:  [{pred}]");
             println!(
@@ -268,6 +271,11 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     if let Some(p) = &args.save {
         model_file::check_writable(p)?;
     }
+    let mut report = args
+        .report
+        .as_deref()
+        .map(super::report::open)
+        .transpose()?;
     let splits = load_dataset(&cfg.dataset, &args.data, args.out.json || args.out.quiet)?;
     if !args.out.quiet && !args.out.json {
         let mut probe = Trainer::new(&cfg, splits.train.features(), splits.train.classes())?;
@@ -290,6 +298,26 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         checkpoint_dir: args.checkpoint_dir.clone(),
         resume: args.resume.clone(),
     };
-    run_config(&cfg, &sets, &args.out, "train", &opts)?;
+    let mut res = run_config(&cfg, &sets, &args.out, "train", &opts)?;
+    if let Some(r) = report.as_mut() {
+        let history = res.trainer.history.clone();
+        let mut metrics = super::report::model_pictures(
+            r,
+            "train",
+            "training run",
+            &mut res.trainer.model,
+            &history,
+            &sets.test,
+        )?;
+        metrics["config"] = serde_json::to_value(&cfg)?;
+        r.json("metrics.json", &metrics)?;
+        r.history_csv("history.csv", &[("train".into(), history)])?;
+    }
+    if let Some(r) = report {
+        let page = r.finish("nnlab train report")?;
+        if !args.out.json {
+            println!("report: {}", page.display());
+        }
+    }
     Ok(())
 }

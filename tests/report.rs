@@ -1,0 +1,167 @@
+//! Reports: every picture decodes as a PNG of the expected size and is not blank,
+//! SVGs parse as XML, metrics.json matches what the run printed, and index.html
+//! references only files that exist.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn nnlab(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nnlab"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Checks every file of a report folder; returns the PNG names.
+fn check_report(dir: &Path) -> Vec<String> {
+    let mut pngs = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        match p.extension().and_then(|x| x.to_str()) {
+            Some("png") => {
+                let img = image::open(&p)
+                    .unwrap_or_else(|e| panic!("{name}: {e}"))
+                    .to_rgb8();
+                assert!(
+                    img.width() >= 200 && img.height() >= 200,
+                    "{name}: {}x{}",
+                    img.width(),
+                    img.height()
+                );
+                let mut levels: Vec<u8> = img.pixels().map(|p| p.0[0]).collect();
+                levels.sort_unstable();
+                levels.dedup();
+                assert!(
+                    levels.len() >= 16,
+                    "{name} looks blank ({} grey levels)",
+                    levels.len()
+                );
+                pngs.push(name);
+            }
+            Some("svg") => {
+                let text = std::fs::read_to_string(&p).unwrap();
+                let doc =
+                    roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(doc.root_element().tag_name().name(), "svg");
+            }
+            Some("json") => {
+                serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&p).unwrap())
+                    .unwrap();
+            }
+            _ => {}
+        }
+    }
+    // index.html links only to files that exist, and shows every PNG
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    for attr in ["src=\"", "href=\""] {
+        for part in html.split(attr).skip(1) {
+            let target = part.split('"').next().unwrap();
+            assert!(
+                dir.join(target).exists(),
+                "index.html points at missing {target}"
+            );
+        }
+    }
+    for p in &pngs {
+        assert!(html.contains(p.as_str()), "index.html does not show {p}");
+    }
+    assert!(!html.contains("<script"));
+    pngs
+}
+
+#[test]
+fn train_report_is_complete_and_consistent() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_folder(&data, 200, 100, 28, 28, 4);
+    let rep = d.path().join("report");
+    let (ok, out, err) = nnlab(&[
+        "train",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--hidden",
+        "16",
+        "--epochs",
+        "3",
+        "--batch",
+        "20",
+        "--validation",
+        "40",
+        "--json",
+        "--report",
+        rep.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let pngs = check_report(&rep);
+    for want in [
+        "train_cost.png",
+        "train_accuracy.png",
+        "train_confusion.png",
+        "train_mistakes.png",
+        "train_weights.png",
+    ] {
+        assert!(pngs.contains(&want.to_string()), "missing {want}: {pngs:?}");
+    }
+    // metrics.json says what the run printed
+    let result: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(rep.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["test_accuracy"], result["test_accuracy"]);
+    assert_eq!(metrics["history"].as_array().unwrap().len(), 3);
+    let csv = std::fs::read_to_string(rep.join("history.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4);
+}
+
+#[test]
+fn lab_all_report_has_the_comparison_charts() {
+    let d = tempfile::tempdir().unwrap();
+    let rep = d.path().join("labs");
+    let (ok, out, err) = nnlab(&[
+        "lab",
+        "all",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--report",
+        rep.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let pngs = check_report(&rep);
+    for want in [
+        "labs_accuracy.png",
+        "labs_cost.png",
+        "nn_cost.png",
+        "dropout_weights.png",
+    ] {
+        assert!(pngs.contains(&want.to_string()), "missing {want}: {pngs:?}");
+    }
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(rep.join("metrics.json")).unwrap()).unwrap();
+    let printed: Vec<f64> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("Accuracy: "))
+        .map(|a| a.trim().parse().unwrap())
+        .collect();
+    assert_eq!(printed.len(), 4);
+    for (lab, acc) in ["nn", "xavier", "deep", "dropout"].iter().zip(printed) {
+        let m = metrics[lab]["test_accuracy"].as_f64().unwrap();
+        assert!((m - acc).abs() < 6e-5, "{lab}: {m} vs printed {acc}");
+    }
+}
+
+#[test]
+fn report_folder_that_cannot_be_written_is_refused_first() {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    let bad = f.path().join("rep");
+    let (ok, _, err) = nnlab(&["train", "--epochs", "30", "--report", bad.to_str().unwrap()]);
+    assert!(!ok && err.contains("report folder"), "{err}");
+}
