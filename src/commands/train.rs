@@ -241,14 +241,19 @@ pub fn run_config(
         println!("Learning Finished!");
         println!("Accuracy: {:.4}", eval.accuracy);
         if !out.quiet {
-            println!("(trained in {train_seconds:.1} s{})", if cfg.model.pretrain_epochs > 0 { ", RBM pre-training included" } else { "" });
-        }
-        if !out.quiet {
             println!("Label:  [{}]", test.labels[r]);
             println!("Prediction:  [{pred}]");
             println!(
                 "{}",
                 draw(x.images.row(0), test.height, test.width, out.style())
+            );
+            println!(
+                "(trained in {train_seconds:.1} s{})",
+                if cfg.model.pretrain_epochs > 0 {
+                    ", RBM pre-training included"
+                } else {
+                    ""
+                }
             );
         }
         if let Some(p) = &opts.save {
