@@ -182,6 +182,22 @@ fn history_series(t: &Trainer) -> Vec<(String, Vec<f64>)> {
     ]
 }
 
+/// A row of test accuracy, first and last cost, with the run's curves.
+fn accuracy_and_cost_row(label: &str, t: &Trainer, acc: f64) -> Row {
+    Row {
+        label: label.into(),
+        values: vec![
+            ("test acc".into(), acc),
+            ("cost ep1".into(), t.history[0].cost as f64),
+            (
+                "cost last".into(),
+                t.history.last().expect("epochs >= 1").cost as f64,
+            ),
+        ],
+        series: history_series(t),
+    }
+}
+
 /// Vanishing gradients: sigmoid, tanh and ReLU MLPs of growing depth, trained with
 /// plain SGD and with Adam; gradient norm of each layer at initialisation.
 pub fn depth(data: &StudyData<'_>, o: &StudyOptions) -> Result<Table> {
@@ -270,18 +286,7 @@ pub fn init(data: &StudyData<'_>, o: &StudyOptions) -> Result<Table> {
             ..ModelConfig::default()
         };
         let (t, acc) = train(&config(o, model, adam(), epochs), data, true)?;
-        rows.push(Row {
-            label: label.into(),
-            values: vec![
-                ("test acc".into(), acc),
-                ("cost ep1".into(), t.history[0].cost as f64),
-                (
-                    "cost last".into(),
-                    t.history.last().expect("epochs >= 1").cost as f64,
-                ),
-            ],
-            series: history_series(&t),
-        });
+        rows.push(accuracy_and_cost_row(label, &t, acc));
     }
     Ok(Table {
         title: "init: weight initialisation (lecture: zero init kills the signal; RBM, Xavier, He fix it)".into(),
@@ -315,18 +320,7 @@ pub fn activation(data: &StudyData<'_>, o: &StudyOptions) -> Result<Table> {
             ..ModelConfig::default()
         };
         let (t, acc) = train(&config(o, model, adam(), epochs), data, true)?;
-        rows.push(Row {
-            label: unit.to_string(),
-            values: vec![
-                ("test acc".into(), acc),
-                ("cost ep1".into(), t.history[0].cost as f64),
-                (
-                    "cost last".into(),
-                    t.history.last().expect("epochs >= 1").cost as f64,
-                ),
-            ],
-            series: history_series(&t),
-        });
+        rows.push(accuracy_and_cost_row(&unit.to_string(), &t, acc));
     }
     Ok(Table {
         title: "activation: the same net with each activation".into(),

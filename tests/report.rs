@@ -5,19 +5,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
-fn nnlab(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_nnlab"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::nnlab;
 
 /// Checks every file of a report folder; returns the PNG names.
 fn check_report(dir: &Path) -> Vec<String> {
