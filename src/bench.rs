@@ -180,7 +180,7 @@ pub fn bench_config(
 fn dense_dims(trainer: &mut Trainer) -> Vec<(usize, usize)> {
     let mut dims = Vec::new();
     trainer.model.net.visit_params(&mut |p| {
-        if p.name == "weight" && p.shape.rank == 2 {
+        if p.name.ends_with("weight") && p.shape.rank == 2 {
             dims.push((p.shape.dims[1], p.shape.dims[0]));
         }
     });

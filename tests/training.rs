@@ -191,3 +191,20 @@ fn rbm_reconstruction_error_falls() {
     assert_eq!(errs.len(), 3);
     assert!(errs[2] < errs[0] && errs[0] < 0.1, "{errs:?}");
 }
+
+/// `bench` counts the FLOP of the network's matrix products exactly: forward and
+/// weight gradient for every dense layer, input gradient for all but the first.
+#[test]
+fn bench_counts_the_flop_of_the_products() {
+    let d = tempfile::tempdir().unwrap();
+    common::write_folder(d.path(), 50, 10, 4, 4, 3);
+    let s = nnlab::data::datasets::load_dir(d.path(), "toy", None).unwrap();
+    let mut cfg = TrainConfig::preset("xavier").unwrap();
+    cfg.model.hidden = vec![8];
+    cfg.batch = 10;
+    let r = nnlab::bench::bench_config("toy", &cfg, &s.train, &s.test, 1).unwrap();
+    // per step: layer 16->8: fwd + dW; layer 8->3: fwd + dW + dx; 5 steps per epoch
+    let per_step = 2.0 * 10.0 * (16.0 * 8.0 * 2.0 + 8.0 * 3.0 * 3.0);
+    assert_eq!(r.flop_per_epoch, per_step * 5.0);
+    assert!(r.achieved_gflops > 0.0 && r.gemm_shapes_gflops > 0.0 && r.median_epoch_s > 0.0);
+}

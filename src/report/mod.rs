@@ -681,8 +681,8 @@ fn draw_bars<DB: DrawingBackend>(
         chart
             .draw_series([Text::new(
                 name.clone(),
-                (x + 0.4, lo + (1.0 - lo) * 0.03),
-                ("sans-serif", 15).into_font().color(&WHITE),
+                (x + 0.38, lo + (1.0 - lo) * 0.96),
+                ("sans-serif", 16),
             )])
             .map_err(e)?;
     }
