@@ -1,0 +1,84 @@
+//! Kernel micro-benchmarks: the matrix products of the lab nets' training step, the
+//! fused softmax cross-entropy, one Adam step over the deep net's parameters, the
+//! dropout mask and ReLU. Run: `cargo bench --bench kernels`. Whole-epoch speed is
+//! `nnlab bench`'s job (BENCHMARKS.md).
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use nnlab::layers::{Activation, ActivationLayer, Dropout, Layer, Mode};
+use nnlab::optim::{AdamStep, adam_update};
+use nnlab::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn, set_threads};
+use nnlab::{Rng, loss};
+use std::hint::black_box;
+
+fn filled(rows: usize, cols: usize, rng: &mut Rng) -> Matrix {
+    Matrix::from_vec(rows, cols, (0..rows * cols).map(|_| rng.normal()).collect())
+}
+
+fn kernels(c: &mut Criterion) {
+    set_threads(0);
+    let mut rng = Rng::new(1);
+    // forward y = x Wᵀ, weight gradient dW = dyᵀ x, input gradient dx = dy W, batch 100
+    for &(inp, out) in &[
+        (784usize, 256usize),
+        (256, 256),
+        (784, 512),
+        (512, 512),
+        (512, 10),
+    ] {
+        let x = filled(100, inp, &mut rng);
+        let w = filled(out, inp, &mut rng);
+        let dy = filled(100, out, &mut rng);
+        let mut y = Matrix::zeros(100, out);
+        let mut dw = Matrix::zeros(out, inp);
+        let mut dx = Matrix::zeros(100, inp);
+        c.bench_function(&format!("matmul_nt forward 100x{inp} . {inp}x{out}"), |b| {
+            b.iter(|| matmul_nt(black_box(&x), &w, &mut y, false))
+        });
+        c.bench_function(&format!("matmul_tn dW {out}x100 . 100x{inp}"), |b| {
+            b.iter(|| matmul_tn(black_box(&dy), &x, &mut dw, false))
+        });
+        c.bench_function(&format!("matmul_nn dx 100x{out} . {out}x{inp}"), |b| {
+            b.iter(|| matmul_nn(black_box(&dy), &w, &mut dx, false))
+        });
+    }
+    let logits = filled(100, 10, &mut rng);
+    let labels: Vec<u8> = (0..100).map(|i| (i % 10) as u8).collect();
+    let mut d = Matrix::zeros(100, 10);
+    c.bench_function("softmax_cross_entropy 100x10", |b| {
+        b.iter(|| loss::softmax_cross_entropy(black_box(&logits), &labels, &mut d))
+    });
+    // one Adam step over the deep net's 1.19 M parameters
+    let n = 784 * 512 + 3 * 512 * 512 + 512 * 10;
+    let mut p = vec![0.1f32; n];
+    let g = vec![0.01f32; n];
+    let (mut m, mut v) = (vec![0f32; n], vec![0f32; n]);
+    let mut t = 0;
+    c.bench_function("adam_update 1.19M params (one thread)", |b| {
+        b.iter(|| {
+            t += 1;
+            let s = AdamStep {
+                lr: 1e-3,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                t,
+                l2: 0.0,
+                weight_decay: 0.0,
+            };
+            adam_update(&mut p, &g, &mut m, &mut v, s)
+        })
+    });
+    let x = filled(100, 512, &mut rng);
+    let mut y = Matrix::zeros(100, 512);
+    let mut drop = Dropout::new(0.7, 512);
+    c.bench_function("dropout mask + apply 100x512", |b| {
+        b.iter(|| drop.forward(black_box(&x), &mut y, Mode::Train, &mut rng))
+    });
+    let mut relu = ActivationLayer::new(Activation::Relu, 512);
+    c.bench_function("relu forward 100x512", |b| {
+        b.iter(|| relu.forward(black_box(&x), &mut y, Mode::Train, &mut rng))
+    });
+}
+
+criterion_group!(benches, kernels);
+criterion_main!(benches);
