@@ -85,6 +85,8 @@ pub struct Rbm {
     pub dw: Matrix,
     pub db_v: Vec<f32>,
     pub db_h: Vec<f32>,
+    /// (hidden, visible): negative-phase statistics hkᵀ vk
+    dw_neg: Matrix,
     vel_w: Matrix,
     vel_v: Vec<f32>,
     vel_h: Vec<f32>,
@@ -110,6 +112,7 @@ impl Rbm {
             dw: Matrix::zeros(hidden, visible),
             db_v: vec![0.0; visible],
             db_h: vec![0.0; hidden],
+            dw_neg: Matrix::zeros(hidden, visible),
             vel_w: Matrix::zeros(hidden, visible),
             vel_v: vec![0.0; visible],
             vel_h: vec![0.0; hidden],
@@ -180,13 +183,12 @@ impl Rbm {
             self.visible_probs(&hs, &mut vk);
             self.hidden_probs(&vk, &mut hk);
         }
-        // ΔW = (h0ᵀ v0 - hkᵀ vk) / n
+        // ΔW = (h0ᵀ v0 - hkᵀ vk) / n: positive phase in dw, negative phase in dw_neg
         matmul_tn(&h0, v0, &mut self.dw, false);
-        self.dw.data.iter_mut().for_each(|d| *d /= n);
-        // subtract hkᵀ vk / n: accumulate with a negated copy of hk
-        hk.data.iter_mut().for_each(|v| *v = -*v / n);
-        matmul_tn(&hk, &vk, &mut self.dw, true);
-        hk.data.iter_mut().for_each(|v| *v = -*v * n);
+        matmul_tn(&hk, &vk, &mut self.dw_neg, false);
+        for (d, &neg) in self.dw.data.iter_mut().zip(&self.dw_neg.data) {
+            *d = (*d - neg) / n;
+        }
         for j in 0..self.visible() {
             let mut s = 0.0;
             for r in 0..v0.rows {
