@@ -71,13 +71,16 @@ pub fn train_members(
         done(i, &mut t);
         Ok(t)
     };
-    if parallel {
+    let before = crate::tensor::threads();
+    let trained = if parallel {
         crate::tensor::set_threads(1);
         (0..members).into_par_iter().map(one).collect()
     } else {
         crate::tensor::set_threads(cfg.threads);
         (0..members).map(one).collect()
-    }
+    };
+    crate::tensor::set_threads(before);
+    trained
 }
 
 #[cfg(test)]

@@ -96,8 +96,7 @@ pub fn check_layer(
         rep.worst = rep.worst.max(err);
         if err > 1.0 {
             return Err(format!(
-                "{}: d{what}[{i}] analytic {ana:.6} vs numeric {num_h:.6}",
-                layer_name_hint(what)
+                "gradient mismatch: d{what}[{i}] analytic {ana:.6} vs numeric {num_h:.6}"
             ));
         }
         Ok(())
@@ -136,10 +135,6 @@ pub fn check_layer(
         return Err("gradient check compared nothing".into());
     }
     Ok(rep)
-}
-
-fn layer_name_hint(what: &str) -> String {
-    format!("gradient mismatch ({what})")
 }
 
 /// Adds `delta` to element `i` of parameter tensor `t`.

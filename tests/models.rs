@@ -10,7 +10,7 @@ use nnlab::layers::{Layer, Mode};
 use nnlab::model::Model;
 use nnlab::rng::Rng;
 use nnlab::tensor::Matrix;
-use nnlab::train::{EpochStats, RunData, Trainer};
+use nnlab::train::{EpochStats, Trainer};
 use proptest::prelude::*;
 use std::process::Command;
 
@@ -216,24 +216,19 @@ fn resume_equals_uninterrupted_bit_for_bit() {
     let mut cfg = TrainConfig::preset("dropout").unwrap();
     cfg.model.hidden = vec![48, 24];
     cfg.epochs = 3;
-    let data = RunData {
-        train: &train,
-        val: None,
-        test: None,
-    };
     let mut full = Trainer::new(&cfg, 784, 10).unwrap();
-    full.fit(&data, None, &mut |_: &EpochStats| {}).unwrap();
+    common::fit(&mut full, &train).unwrap();
 
     let d = tempfile::tempdir().unwrap();
     let mut first = cfg.clone();
     first.epochs = 1;
     let mut t = Trainer::new(&first, 784, 10).unwrap();
     t.checkpoint = Some((d.path().to_path_buf(), meta(&first)));
-    t.fit(&data, None, &mut |_: &EpochStats| {}).unwrap();
+    common::fit(&mut t, &train).unwrap();
     drop(t);
     let mut resumed = load_checkpoint(d.path(), &cfg).unwrap();
     assert_eq!(resumed.history.len(), 1);
-    resumed.fit(&data, None, &mut |_: &EpochStats| {}).unwrap();
+    common::fit(&mut resumed, &train).unwrap();
     assert_eq!(
         weights(&mut resumed.model.net),
         weights(&mut full.model.net)
@@ -264,16 +259,7 @@ fn predict_from_png_matches_predict_from_idx() {
     let mut cfg = TrainConfig::preset("xavier").unwrap();
     cfg.epochs = 1;
     let mut t = Trainer::new(&cfg, 784, 10).unwrap();
-    t.fit(
-        &RunData {
-            train: &train,
-            val: None,
-            test: None,
-        },
-        None,
-        &mut |_: &EpochStats| {},
-    )
-    .unwrap();
+    common::fit(&mut t, &train).unwrap();
     let d = tempfile::tempdir().unwrap();
     let n = 50;
     let mut same = 0;

@@ -52,16 +52,7 @@ fn same_seed_same_weights() {
         cfg.epochs = 2;
         cfg.seed = seed;
         let mut t = Trainer::new(&cfg, 784, 10).unwrap();
-        t.fit(
-            &RunData {
-                train: &small,
-                val: None,
-                test: None,
-            },
-            None,
-            &mut |_: &EpochStats| {},
-        )
-        .unwrap();
+        common::fit(&mut t, &small).unwrap();
         weights(&mut t)
     };
     let a = run(5);
@@ -80,17 +71,7 @@ fn divergence_is_reported() {
     cfg.optimizer.lr = 1e30;
     cfg.epochs = 3;
     let mut t = Trainer::new(&cfg, 784, 10).unwrap();
-    let e = t
-        .fit(
-            &RunData {
-                train: &small,
-                val: None,
-                test: None,
-            },
-            None,
-            &mut |_: &EpochStats| {},
-        )
-        .unwrap_err();
+    let e = common::fit(&mut t, &small).unwrap_err();
     assert!(matches!(e, Error::Diverged { .. }), "{e}");
     let msg = e.to_string();
     assert!(
@@ -152,16 +133,7 @@ branches = [[{ type = "dense", units = 32 }, { type = "activation", name = "tanh
     let cfg = TrainConfig::from_toml(text, "blocks.toml").unwrap();
     let mut t = Trainer::new(&cfg, 784, 10).unwrap();
     assert!(t.model.summary().contains("residual") && t.model.summary().contains("branch"));
-    t.fit(
-        &RunData {
-            train: &small,
-            val: None,
-            test: None,
-        },
-        None,
-        &mut |_: &EpochStats| {},
-    )
-    .unwrap();
+    common::fit(&mut t, &small).unwrap();
     assert!(t.model.evaluate(&m.test).accuracy > 0.85);
     // a branch whose widths cannot be summed is refused, naming the spec
     let bad = text.replace("merge = \"concat\"", "merge = \"sum\"");

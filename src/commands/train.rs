@@ -98,6 +98,8 @@ pub struct RunOptions {
     pub checkpoint_dir: Option<PathBuf>,
     /// Continue from the checkpoint in this folder.
     pub resume: Option<PathBuf>,
+    /// Print the network (layers, parameter count) and settings before training.
+    pub describe: bool,
 }
 
 /// Set by Ctrl-C: training stops after the current batch.
@@ -160,6 +162,19 @@ pub fn run_config(
     };
     if let Some(dir) = opts.checkpoint_dir.as_ref().or(opts.resume.as_ref()) {
         trainer.checkpoint = Some((dir.clone(), meta.clone()));
+    }
+    if opts.describe && !out.quiet && !out.json {
+        println!(
+            "nnlab train: {} ({} parameters), {} epochs, batch {}, {:?} lr {}, seed {}",
+            cfg.dataset,
+            trainer.model.param_count(),
+            cfg.epochs,
+            cfg.batch,
+            cfg.optimizer.kind,
+            cfg.optimizer.lr,
+            cfg.seed
+        );
+        println!("{}", trainer.model.summary());
     }
     let bar = wants_progress(out).then(|| {
         let b = indicatif::ProgressBar::new(0);
@@ -282,26 +297,13 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         .map(super::report::open)
         .transpose()?;
     let splits = load_dataset(&cfg.dataset, &args.data, args.out.json || args.out.quiet)?;
-    if !args.out.quiet && !args.out.json {
-        let mut probe = Trainer::new(&cfg, splits.train.features(), splits.train.classes())?;
-        println!(
-            "nnlab train: {} ({} parameters), {} epochs, batch {}, {:?} lr {}, seed {}",
-            cfg.dataset,
-            probe.model.param_count(),
-            cfg.epochs,
-            cfg.batch,
-            cfg.optimizer.kind,
-            cfg.optimizer.lr,
-            cfg.seed
-        );
-        println!("{}", probe.model.summary());
-    }
     let sets = RunSets::new(splits, cfg.validation)?;
     let opts = RunOptions {
         test_each_epoch: true,
         save: args.save.clone(),
         checkpoint_dir: args.checkpoint_dir.clone(),
         resume: args.resume.clone(),
+        describe: true,
     };
     let mut res = run_config(&cfg, &sets, &args.out, "train", &opts)?;
     if let Some(r) = report.as_mut() {

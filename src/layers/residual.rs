@@ -25,19 +25,15 @@ impl Residual {
     /// Wraps `f`; adds a projection (Xavier-uniform) if `f` changes the width.
     pub fn new(mut f: Sequential, rng: &mut Rng) -> Self {
         let (i, o) = (f.in_dim(), f.out_dim());
-        let mut proj = (i != o).then(|| {
+        let proj = (i != o).then(|| {
             let mut p = Dense::new(i, o, Init::XavierUniform, Init::Zeros, rng);
             p.b.clear();
             p.db.clear();
             p
         });
         let (mut names, buffer_names) = qualified_names(&mut f, "f.");
-        if let Some(p) = proj.as_mut() {
-            p.visit_params(&mut |q| {
-                if q.name == "weight" {
-                    names.push("proj.weight".into())
-                }
-            });
+        if proj.is_some() {
+            names.push("proj.weight".into());
         }
         Residual {
             f,

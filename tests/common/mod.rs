@@ -73,3 +73,13 @@ pub fn nnlab(args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Fits a trainer on `train` alone (no validation or test set, no observer).
+pub fn fit(t: &mut nnlab::train::Trainer, train: &nnlab::data::Dataset) -> nnlab::Result<()> {
+    let data = nnlab::train::RunData {
+        train,
+        val: None,
+        test: None,
+    };
+    t.fit(&data, None, &mut |_: &nnlab::train::EpochStats| {})
+}
