@@ -63,8 +63,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
                 .map(|d| d.join(format!("{}.safetensors", lab.name))),
             ..RunOptions::default()
         };
-        let res = run_config(&cfg, &sets, &args.out, lab.name, &opts)?;
-        let mut res = res;
+        let mut res = run_config(&cfg, &sets, &args.out, lab.name, &opts)?;
         if let Some(r) = report.as_mut() {
             let history = res.trainer.history.clone();
             let mut m = super::report::model_pictures(
