@@ -62,6 +62,7 @@ pub mod rbm;
 pub mod render;
 pub mod report;
 pub mod rng;
+pub mod simd;
 pub mod study;
 pub mod tensor;
 pub mod train;

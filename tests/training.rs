@@ -60,6 +60,31 @@ fn same_seed_same_weights() {
     assert_ne!(a, run(6));
 }
 
+/// The elementwise kernels give the same bits at every SIMD level (SSE2 and AVX2
+/// builds of the same loops: no fused multiply-adds, no reordered sums).
+#[test]
+fn simd_level_does_not_change_results() {
+    use nnlab::config::HiddenUnit;
+    use nnlab::layers::Activation;
+    use nnlab::simd::{Level, detected, set_level};
+    let m = common::mnist();
+    let small = m.train.slice(0..1000, "small");
+    for unit in [Activation::Relu, Activation::Elu(1.0), Activation::Tanh] {
+        let run = |level: Level| {
+            set_level(level);
+            let mut cfg = TrainConfig::preset("dropout").unwrap();
+            cfg.model.hidden = vec![64, 32];
+            cfg.model.activation = HiddenUnit::Act(unit);
+            cfg.epochs = 1;
+            let mut t = Trainer::new(&cfg, 784, 10).unwrap();
+            common::fit(&mut t, &small).unwrap();
+            set_level(detected());
+            weights(&mut t)
+        };
+        assert_eq!(run(Level::Baseline), run(detected()), "{unit}");
+    }
+}
+
 /// A learning rate far too large makes training diverge: it stops with an error that
 /// names the epoch and batch and suggests a fix.
 #[test]

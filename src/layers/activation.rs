@@ -83,8 +83,13 @@ impl Activation {
         }
     }
 
-    /// `y = f(x)` over a slice.
+    /// `y = f(x)` over a slice (vectorised for the CPU, see [`crate::simd`]).
     pub fn forward_slice(self, x: &[f32], y: &mut [f32]) {
+        crate::simd::run(|| self.forward_kernel(x, y))
+    }
+
+    #[inline(always)]
+    fn forward_kernel(self, x: &[f32], y: &mut [f32]) {
         match self {
             // Specialised loops so the common cases vectorise.
             Activation::Relu => y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.max(0.0)),
@@ -93,8 +98,13 @@ impl Activation {
         }
     }
 
-    /// `dx = dy ⊙ f'(x)` over slices.
+    /// `dx = dy ⊙ f'(x)` over slices (vectorised like `forward_slice`).
     pub fn backward_slice(self, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
+        crate::simd::run(|| self.backward_kernel(x, y, dy, dx))
+    }
+
+    #[inline(always)]
+    fn backward_kernel(self, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
         match self {
             Activation::Relu => {
                 for ((d, &g), &x) in dx.iter_mut().zip(dy).zip(x) {

@@ -29,6 +29,11 @@ pub struct AdamStep {
 /// # Shapes
 /// `p, g, m, v: (n,)`.
 pub fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
+    crate::simd::run(|| adam_kernel(p, g, m, v, s))
+}
+
+#[inline(always)]
+fn adam_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
     let bc1 = 1.0 - (s.beta1 as f64).powi(s.t as i32);
     let bc2 = 1.0 - (s.beta2 as f64).powi(s.t as i32);
     let step_size = (s.lr as f64 / bc1) as f32;
