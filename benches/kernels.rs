@@ -68,6 +68,13 @@ fn kernels(c: &mut Criterion) {
             adam_update(&mut p, &g, &mut m, &mut v, s)
         })
     });
+    // the optimiser's whole step over the deep lab net, threads as set above
+    let cfg = nnlab::TrainConfig::preset("deep").unwrap();
+    let mut model = nnlab::model::Model::build(&cfg.model, 784, 10, &mut rng).unwrap();
+    let mut opt = nnlab::optim::Optimizer::new(cfg.optimizer.clone(), &mut model.net);
+    c.bench_function("optimizer step, deep net (Adam, all threads)", |b| {
+        b.iter(|| opt.step(&mut model.net, 1e-3))
+    });
     let x = filled(100, 512, &mut rng);
     let mut y = Matrix::zeros(100, 512);
     let mut drop = Dropout::new(0.7, 512);

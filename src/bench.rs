@@ -35,6 +35,10 @@ pub struct BenchReport {
     pub gemm_shapes_gflops: f64,
     /// `achieved_gflops / gemm_shapes_gflops`.
     pub fraction_of_gemm: f64,
+    /// Share of the timed epochs' wall time spent inside the matrix products.
+    pub products_share: f64,
+    /// GFLOP/s of the products as they ran inside training (FLOP / time inside them).
+    pub products_gflops: f64,
     /// Peak resident memory of the process so far, MB.
     pub peak_rss_mb: f64,
 }
@@ -136,6 +140,7 @@ pub fn bench_config(
     crate::tensor::set_threads(cfg.threads);
     let mut trainer = Trainer::new(&cfg, train.features(), train.classes())?;
     let mut secs = Vec::new();
+    let mut gemm_ns = Vec::new();
     trainer.fit(
         &RunData {
             train,
@@ -143,8 +148,13 @@ pub fn bench_config(
             test: None,
         },
         None,
-        &mut |s: &EpochStats| secs.push(s.seconds),
+        &mut |s: &EpochStats| {
+            secs.push(s.seconds);
+            gemm_ns.push(crate::tensor::gemm_nanos());
+        },
     )?;
+    // time inside the products during the timed epochs (gemm_ns[0]: after the warm-up)
+    let gemm_s = (gemm_ns[gemm_ns.len() - 1] - gemm_ns[0]) as f64 * 1e-9;
     let timed: Vec<f64> = secs[1..].to_vec();
     let median = median(&timed);
     let mut inf = Vec::new();
@@ -172,6 +182,8 @@ pub fn bench_config(
         gemm_square_gflops: gemm_square_gflops(2048),
         gemm_shapes_gflops: shapes,
         fraction_of_gemm: achieved / shapes,
+        products_share: gemm_s / secs[1..].iter().sum::<f64>(),
+        products_gflops: flop_per_epoch * epochs as f64 / gemm_s / 1e9,
         peak_rss_mb: peak_rss_mb(),
     })
 }

@@ -21,7 +21,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         let r = bench_config(p, &cfg, &train, &splits.test, args.epochs.max(1))?;
         if !args.json {
             println!(
-                "{:<8} {:>7.3} s/epoch  {:>8.0} samples/s  inference {:>6.4} s/{}  {:>6.1} GFLOP/epoch  {:>6.1} GFLOP/s = {:>4.0}% of GEMM on these shapes ({:.1} GFLOP/s; 2048³: {:.1})  peak RSS {:.0} MB  [{} threads; epochs {:?}]",
+                "{:<8} {:>7.3} s/epoch  {:>8.0} samples/s  inference {:>6.4} s/{}  {:>6.1} GFLOP/epoch  {:>6.1} GFLOP/s = {:>4.0}% of GEMM on these shapes ({:.1} GFLOP/s; 2048³: {:.1})  products {:.0}% of the time at {:.1} GFLOP/s  peak RSS {:.0} MB  [{} threads; epochs {:?}]",
                 r.preset,
                 r.median_epoch_s,
                 r.samples_per_s,
@@ -32,6 +32,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 100.0 * r.fraction_of_gemm,
                 r.gemm_shapes_gflops,
                 r.gemm_square_gflops,
+                100.0 * r.products_share,
+                r.products_gflops,
                 r.peak_rss_mb,
                 r.threads,
                 r.epoch_seconds

@@ -73,6 +73,14 @@ pub fn gemm_calls() -> usize {
     GEMM_CALLS.load(Ordering::Relaxed)
 }
 
+static GEMM_NANOS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Wall-clock nanoseconds this process has spent inside matrix products (threads and
+/// fork-join included), so `bench` can tell the products' share of a training step.
+pub fn gemm_nanos() -> u64 {
+    GEMM_NANOS.load(Ordering::Relaxed)
+}
+
 /// A raw pointer that may cross to another thread: each thread writes a disjoint block.
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
@@ -143,6 +151,29 @@ fn gemm_raw(
     if m == 0 || n == 0 {
         return;
     }
+    let start = std::time::Instant::now();
+    gemm_split(
+        m, n, k, dst, dst_rs, accumulate, lhs, lhs_rs, lhs_cs, rhs, rhs_rs, rhs_cs,
+    );
+    GEMM_NANOS.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+}
+
+/// `gemm_raw` after its checks: the product spread over threads as `set_split` says.
+#[allow(clippy::too_many_arguments)]
+fn gemm_split(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_rs: isize,
+    lhs_cs: isize,
+    rhs: &[f32],
+    rhs_rs: isize,
+    rhs_cs: isize,
+) {
     if k == 0 {
         if !accumulate {
             dst[..m * n].fill(0.0);
