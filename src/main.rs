@@ -15,7 +15,9 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = cli::Cli::parse();
-    let result = match cli.command {
+    // One pool worker runs the command; the products' fork-joins then stay inside the
+    // pool (`tensor::on_pool`).
+    let result = nnlab::tensor::on_pool(|| match cli.command {
         cli::Command::Lab(args) => commands::lab::run(&args),
         cli::Command::Train(args) => commands::train::run(&args),
         cli::Command::Data(args) => commands::data::run(&args),
@@ -25,7 +27,7 @@ fn main() {
         cli::Command::Eval(args) => commands::eval::run(&args),
         cli::Command::Predict(args) => commands::predict::run(&args),
         cli::Command::Ensemble(args) => commands::ensemble::run(&args),
-    };
+    });
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);

@@ -5,8 +5,8 @@
 mod matmul;
 
 pub use matmul::{
-    Split, gemm_calls, gemm_nanos, matmul_nn, matmul_nt, matmul_tn, naive_matmul, set_split,
-    set_threads, threads, transpose,
+    Split, gemm_calls, gemm_nanos, matmul_nn, matmul_nt, matmul_tn, naive_matmul, on_pool,
+    set_split, set_threads, threads, transpose,
 };
 
 /// A row-major matrix of `f32`.
