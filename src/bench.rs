@@ -39,6 +39,8 @@ pub struct BenchReport {
     pub products_share: f64,
     /// GFLOP/s of the products as they ran inside training (FLOP / time inside them).
     pub products_gflops: f64,
+    /// Share of the timed epochs' wall time spent in optimiser updates.
+    pub optimizer_share: f64,
     /// Peak resident memory of the process so far, MB.
     pub peak_rss_mb: f64,
 }
@@ -141,6 +143,7 @@ pub fn bench_config(
     let mut trainer = Trainer::new(&cfg, train.features(), train.classes())?;
     let mut secs = Vec::new();
     let mut gemm_ns = Vec::new();
+    let mut optim_ns = Vec::new();
     trainer.fit(
         &RunData {
             train,
@@ -151,10 +154,12 @@ pub fn bench_config(
         &mut |s: &EpochStats| {
             secs.push(s.seconds);
             gemm_ns.push(crate::tensor::gemm_nanos());
+            optim_ns.push(crate::optim::step_nanos());
         },
     )?;
     // time inside the products during the timed epochs (gemm_ns[0]: after the warm-up)
     let gemm_s = (gemm_ns[gemm_ns.len() - 1] - gemm_ns[0]) as f64 * 1e-9;
+    let optim_s = (optim_ns[optim_ns.len() - 1] - optim_ns[0]) as f64 * 1e-9;
     let timed: Vec<f64> = secs[1..].to_vec();
     let median = median(&timed);
     let mut inf = Vec::new();
@@ -183,6 +188,7 @@ pub fn bench_config(
         gemm_shapes_gflops: shapes,
         fraction_of_gemm: achieved / shapes,
         products_share: gemm_s / secs[1..].iter().sum::<f64>(),
+        optimizer_share: optim_s / secs[1..].iter().sum::<f64>(),
         products_gflops: flop_per_epoch * epochs as f64 / gemm_s / 1e9,
         peak_rss_mb: peak_rss_mb(),
     })

@@ -21,7 +21,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         let r = bench_config(p, &cfg, &train, &splits.test, args.epochs.max(1))?;
         if !args.json {
             println!(
-                "{:<8} {:>7.3} s/epoch  {:>8.0} samples/s  inference {:>6.4} s/{}  {:>6.1} GFLOP/epoch  {:>6.1} GFLOP/s = {:>4.0}% of GEMM on these shapes ({:.1} GFLOP/s; 2048³: {:.1})  products {:.0}% of the time at {:.1} GFLOP/s  peak RSS {:.0} MB  [{} threads; epochs {:?}]",
+                "{:<8} {:>7.3} s/epoch  {:>8.0} samples/s  inference {:>6.4} s/{}  {:>6.1} GFLOP/epoch  {:>6.1} GFLOP/s = {:>4.0}% of GEMM on these shapes ({:.1} GFLOP/s; 2048³: {:.1})  products {:.0}% of the time at {:.1} GFLOP/s, optimiser {:.0}%  peak RSS {:.0} MB  [{} threads; epochs {:?}]",
                 r.preset,
                 r.median_epoch_s,
                 r.samples_per_s,
@@ -34,6 +34,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 r.gemm_square_gflops,
                 100.0 * r.products_share,
                 r.products_gflops,
+                100.0 * r.optimizer_share,
                 r.peak_rss_mb,
                 r.threads,
                 r.epoch_seconds

@@ -12,6 +12,7 @@ pub use sgd::{momentum_update, sgd_update};
 
 use crate::error::{Error, Result};
 use crate::layers::Layer;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Which update rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -148,6 +149,13 @@ where
     );
 }
 
+static STEP_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// Wall-clock nanoseconds this process has spent in optimiser steps (for `bench`).
+pub fn step_nanos() -> u64 {
+    STEP_NANOS.load(Ordering::Relaxed)
+}
+
 /// An optimiser with its per-parameter state.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Optimizer {
@@ -183,6 +191,12 @@ impl Optimizer {
 
     /// One update of every parameter from its gradient, at learning rate `lr`.
     pub fn step(&mut self, model: &mut dyn Layer, lr: f32) {
+        let start = std::time::Instant::now();
+        self.update(model, lr);
+        STEP_NANOS.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    fn update(&mut self, model: &mut dyn Layer, lr: f32) {
         self.t += 1;
         let cfg = &self.cfg;
         let t = self.t;
