@@ -39,6 +39,8 @@ pub enum Command {
     Data(DataArgs),
     /// Measure training and inference speed against the GEMM's own speed.
     Bench(BenchArgs),
+    /// Serve a page where you draw a digit and see what a saved model makes of it.
+    Serve(ServeArgs),
 }
 
 /// Where data lives and how to get it.
@@ -504,4 +506,24 @@ pub enum Experiment {
     Dropout,
     /// Test accuracy against the number of ensemble members.
     Ensemble,
+}
+
+/// `nnlab serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Model file (repeat for an ensemble: their probabilities are averaged).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub model: Vec<PathBuf>,
+    /// Address to listen on: 127.0.0.1 serves this machine only, 0.0.0.0 every network.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port; 0 picks a free one (the address is printed either way).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Stop after answering this many requests (for scripts and tests).
+    #[arg(long, value_name = "N")]
+    pub max_requests: Option<usize>,
+    /// Do not log each request on stderr.
+    #[arg(long)]
+    pub quiet: bool,
 }

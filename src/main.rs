@@ -27,6 +27,7 @@ fn main() {
         cli::Command::Eval(args) => commands::eval::run(&args),
         cli::Command::Predict(args) => commands::predict::run(&args),
         cli::Command::Ensemble(args) => commands::ensemble::run(&args),
+        cli::Command::Serve(args) => commands::serve::run(&args),
     });
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -8,6 +8,7 @@ pub mod lab;
 pub mod predict;
 pub mod rbm;
 pub mod report;
+pub mod serve;
 pub mod study;
 pub mod train;
 

@@ -33,6 +33,22 @@ pub fn load_digit(path: &Path, invert: Invert) -> Result<Vec<f32>> {
         .map_err(|reason| Error::format(path, reason))
 }
 
+/// Decodes an image held in memory (PNG, JPEG, PGM/PPM; an upload, say) and
+/// preprocesses it like [`load_digit`]. The error says what is wrong with the bytes.
+pub fn digit_from_bytes(bytes: &[u8], invert: Invert) -> std::result::Result<Vec<f32>, String> {
+    if bytes.is_empty() {
+        return Err("no image: the body is empty".into());
+    }
+    let img = image::load_from_memory(bytes)
+        .map_err(|e| format!("cannot decode the image ({} bytes): {e}", bytes.len()))?;
+    let grey = img.to_luma32f();
+    let (w, h) = grey.dimensions();
+    if w == 0 || h == 0 {
+        return Err("the image is empty (0 pixels)".into());
+    }
+    preprocess(grey.as_raw(), w as usize, h as usize, invert)
+}
+
 /// Preprocesses a grey image (`h x w`, row-major, 0 = black, 1 = white).
 pub fn preprocess(
     pixels: &[f32],

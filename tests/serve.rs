@@ -1,0 +1,230 @@
+//! `nnlab serve`: the draw-a-digit page and its JSON routes, through a real server
+//! process on 127.0.0.1 and plain HTTP/1.1 requests.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Kills the server when the test ends, passed or not.
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `nnlab serve` on a free port; returns the process and its `host:port`.
+fn serve(model: &Path) -> (Served, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nnlab"))
+        .args(["serve", "--port", "0", "--quiet", "--model"])
+        .arg(model)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // "nnlab serve: open http://127.0.0.1:PORT/ to draw a digit (Ctrl-C stops)"
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    (Served(child), addr)
+}
+
+/// One request with `Connection: close`: (status, body).
+fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {text:?}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+/// A test digit as the page sends it: white ink on black, 280x280 PNG.
+fn png_of(pixels: &[f32]) -> Vec<u8> {
+    let img = image::GrayImage::from_fn(280, 280, |x, y| {
+        image::Luma([(pixels[(y / 10 * 28 + x / 10) as usize] * 255.0).round() as u8])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+#[test]
+fn the_page_answers_like_predict_and_refuses_bad_input() {
+    let mnist = common::mnist(); // makes sure the CLI finds MNIST in the same folder
+    let d = tempfile::tempdir().unwrap();
+    let model = d.path().join("m.safetensors");
+    let (ok, _, err) = common::nnlab(&[
+        "train",
+        "--preset",
+        "xavier",
+        "--hidden",
+        "32",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--save",
+        model.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (_server, addr) = serve(&model);
+
+    let (status, page) = http(&addr, "GET", "/", b"");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("<canvas") && page.contains("predict"),
+        "{page}"
+    );
+
+    let (status, info) = http(&addr, "GET", "/model", b"");
+    assert_eq!(status, 200, "{info}");
+    let info: serde_json::Value = serde_json::from_str(&info).unwrap();
+    assert_eq!(info["dataset"], "mnist");
+    assert_eq!(info["names"].as_array().unwrap().len(), 10);
+
+    // the page's answer is `nnlab predict --image`'s, for the same picture
+    for i in 0..5 {
+        let png = png_of(mnist.test.images.row(i));
+        let (status, body) = http(&addr, "POST", "/predict", &png);
+        assert_eq!(status, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let probs: Vec<f64> = v["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_f64().unwrap())
+            .collect();
+        assert_eq!(probs.len(), 10);
+        assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{probs:?}");
+        assert_eq!(v["input"].as_array().unwrap().len(), 784);
+        let file = d.path().join(format!("{i}.png"));
+        std::fs::write(&file, &png).unwrap();
+        let (ok, out, err) = common::nnlab(&[
+            "predict",
+            "--model",
+            model.to_str().unwrap(),
+            "--image",
+            file.to_str().unwrap(),
+            "--json",
+        ]);
+        assert!(ok, "{err}");
+        let p: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(v["top"][0]["class"], p["top"][0]["class"], "digit {i}");
+        let (a, b) = (
+            v["top"][0]["probability"].as_f64().unwrap(),
+            p["top"][0]["probability"].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() < 1e-6, "digit {i}: {a} vs {b}");
+    }
+
+    // bad input: clear JSON errors, and the server keeps serving
+    let err_of = |body: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        v["error"].as_str().unwrap().to_string()
+    };
+    let (status, body) = http(&addr, "POST", "/predict", b"not an image");
+    assert_eq!(status, 400);
+    assert!(err_of(&body).contains("cannot decode the image"), "{body}");
+    let (status, body) = http(&addr, "POST", "/predict", b"");
+    assert_eq!(status, 400);
+    assert!(err_of(&body).contains("empty"), "{body}");
+    let (status, body) = http(&addr, "POST", "/predict", &png_of(&[0.0; 784]));
+    assert_eq!(status, 400);
+    assert!(err_of(&body).contains("all one colour"), "{body}");
+    let (status, body) = http(&addr, "GET", "/nope", b"");
+    assert_eq!(status, 404);
+    assert!(err_of(&body).contains("/nope"), "{body}");
+    let (status, body) = http(&addr, "PUT", "/predict", b"x");
+    assert_eq!(status, 405, "{body}");
+    let (status, body) = http(&addr, "POST", "/predict", &vec![0u8; 5 << 20]);
+    assert_eq!(status, 413, "{body}");
+    let (status, _) = http(&addr, "GET", "/model", b"");
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn serve_errors_name_the_problem() {
+    let (ok, _, err) = common::nnlab(&["serve", "--model", "/nonexistent/m.safetensors"]);
+    assert!(!ok && err.contains("/nonexistent/m.safetensors"), "{err}");
+    // a port already taken
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_folder(&data, 60, 20, 28, 28, 3);
+    let model = d.path().join("m.safetensors");
+    let (ok, _, err) = common::nnlab(&[
+        "train",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--batch",
+        "10",
+        "--validation",
+        "10",
+        "--quiet",
+        "--save",
+        model.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) =
+        common::nnlab(&["serve", "--model", model.to_str().unwrap(), "--port", &port]);
+    assert!(!ok && err.contains("cannot listen on 127.0.0.1:"), "{err}");
+    // a model for another image size
+    let small = d.path().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    common::write_folder(&small, 60, 20, 4, 4, 3);
+    let m4 = d.path().join("m4.safetensors");
+    let (ok, _, err) = common::nnlab(&[
+        "train",
+        "--dataset",
+        small.to_str().unwrap(),
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--batch",
+        "10",
+        "--validation",
+        "10",
+        "--quiet",
+        "--save",
+        m4.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = common::nnlab(&["serve", "--model", m4.to_str().unwrap(), "--port", "0"]);
+    assert!(!ok && err.contains("takes 4x4 images"), "{err}");
+}
