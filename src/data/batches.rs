@@ -63,14 +63,68 @@ impl Batcher {
             return false;
         }
         let f = data.features();
-        self.x.set_rows(end - self.pos);
+        let idx = &self.order[self.pos..end];
+        self.x.set_rows(idx.len());
         self.labels.clear();
-        for (r, &i) in self.order[self.pos..end].iter().enumerate() {
-            let i = i as usize;
-            self.x.data[r * f..(r + 1) * f].copy_from_slice(&data.images.data[i * f..(i + 1) * f]);
-            self.labels.push(data.labels[i]);
+        self.labels
+            .extend(idx.iter().map(|&i| data.labels[i as usize]));
+        // The rows are scattered over the whole training set, so the copy waits on
+        // memory; two threads keep twice as many rows in flight.
+        let rows = &mut self.x.data[..idx.len() * f];
+        let copy = |rows: &mut [f32], idx: &[u32]| {
+            for (row, &i) in rows.chunks_exact_mut(f).zip(idx) {
+                let i = i as usize;
+                row.copy_from_slice(&data.images.data[i * f..(i + 1) * f]);
+            }
+        };
+        if crate::tensor::threads() > 1 && idx.len() >= 32 {
+            let half = idx.len() / 2;
+            let (r0, r1) = rows.split_at_mut(half * f);
+            rayon::join(|| copy(r0, &idx[..half]), || copy(r1, &idx[half..]));
+        } else {
+            copy(rows, idx);
         }
         self.pos = end;
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every example exactly once per epoch, each row with its own label, in the
+    /// shuffled order, the last batch short; the same with one thread or two.
+    #[test]
+    fn batches_hold_the_shuffled_examples() {
+        let (n, f) = (253, 7);
+        let data = Dataset {
+            name: "rows".into(),
+            images: Matrix::from_vec(n, f, (0..n * f).map(|v| v as f32).collect()),
+            labels: (0..n).map(|i| (i % 10) as u8).collect(),
+            height: 1,
+            width: f,
+            class_names: (0..10).map(|c| c.to_string()).collect(),
+        };
+        let before = crate::tensor::threads();
+        for threads in [1, 2] {
+            crate::tensor::set_threads(threads);
+            let mut b = Batcher::new(n, f, 50);
+            b.shuffle(&mut Rng::new(3));
+            let order = b.order().to_vec();
+            let mut seen = Vec::new();
+            while b.next_batch(&data) {
+                for (r, &label) in b.labels.iter().enumerate() {
+                    let i = b.x.data[r * f] as usize / f;
+                    let want: Vec<f32> = (i * f..(i + 1) * f).map(|v| v as f32).collect();
+                    assert_eq!(&b.x.data[r * f..(r + 1) * f], &want[..]);
+                    assert_eq!(label, data.labels[i]);
+                    seen.push(i as u32);
+                }
+            }
+            assert_eq!(seen, order, "{threads} threads");
+            assert_eq!(b.x.rows, 3); // 253 = 5 x 50 + 3
+        }
+        crate::tensor::set_threads(before);
     }
 }
