@@ -155,36 +155,11 @@ fn train_on_a_small_folder_dataset() {
 }
 
 /// Trains a tiny model on a generated folder dataset and saves it; returns its path.
-fn tiny_model(dir: &std::path::Path, h: usize, w: usize) -> std::path::PathBuf {
-    let data = dir.join(format!("data{h}x{w}"));
-    std::fs::create_dir_all(&data).unwrap();
-    common::write_folder(&data, 60, 20, h, w, 3);
-    let model = dir.join(format!("m{h}x{w}.safetensors"));
-    let (ok, _, err) = nnlab(&[
-        "train",
-        "--dataset",
-        data.to_str().unwrap(),
-        "--hidden",
-        "8",
-        "--epochs",
-        "1",
-        "--batch",
-        "10",
-        "--validation",
-        "10",
-        "--quiet",
-        "--save",
-        model.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
-    model
-}
-
 #[test]
 fn eval_and_predict_on_small_models_and_their_errors() {
     let d = tempfile::tempdir().unwrap();
-    let m4 = tiny_model(d.path(), 4, 4);
-    let m5 = tiny_model(d.path(), 5, 5);
+    let m4 = common::tiny_model(d.path(), 4, 4);
+    let m5 = common::tiny_model(d.path(), 5, 5);
     let data4 = d.path().join("data4x4");
     // eval of one model (its own dataset from the metadata), and of two as an ensemble
     let (ok, out, err) = nnlab(&["eval", "--model", m4.to_str().unwrap()]);
@@ -255,7 +230,7 @@ fn eval_and_predict_on_small_models_and_their_errors() {
 fn predict_rejects_bad_images() {
     let d = tempfile::tempdir().unwrap();
     // a 28x28 model trained on a generated folder
-    let m = tiny_model(d.path(), 28, 28);
+    let m = common::tiny_model(d.path(), 28, 28);
     let m = m.to_str().unwrap();
     let cases: Vec<(std::path::PathBuf, &str)> = {
         let junk = d.path().join("junk.png");

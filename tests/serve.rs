@@ -179,52 +179,12 @@ fn serve_errors_name_the_problem() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let d = tempfile::tempdir().unwrap();
-    let data = d.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    common::write_folder(&data, 60, 20, 28, 28, 3);
-    let model = d.path().join("m.safetensors");
-    let (ok, _, err) = common::nnlab(&[
-        "train",
-        "--dataset",
-        data.to_str().unwrap(),
-        "--hidden",
-        "8",
-        "--epochs",
-        "1",
-        "--batch",
-        "10",
-        "--validation",
-        "10",
-        "--quiet",
-        "--save",
-        model.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
+    let model = common::tiny_model(d.path(), 28, 28);
     let (ok, _, err) =
         common::nnlab(&["serve", "--model", model.to_str().unwrap(), "--port", &port]);
     assert!(!ok && err.contains("cannot listen on 127.0.0.1:"), "{err}");
     // a model for another image size
-    let small = d.path().join("small");
-    std::fs::create_dir_all(&small).unwrap();
-    common::write_folder(&small, 60, 20, 4, 4, 3);
-    let m4 = d.path().join("m4.safetensors");
-    let (ok, _, err) = common::nnlab(&[
-        "train",
-        "--dataset",
-        small.to_str().unwrap(),
-        "--hidden",
-        "8",
-        "--epochs",
-        "1",
-        "--batch",
-        "10",
-        "--validation",
-        "10",
-        "--quiet",
-        "--save",
-        m4.to_str().unwrap(),
-    ]);
-    assert!(ok, "{err}");
+    let m4 = common::tiny_model(d.path(), 4, 4);
     let (ok, _, err) = common::nnlab(&["serve", "--model", m4.to_str().unwrap(), "--port", "0"]);
     assert!(!ok && err.contains("takes 4x4 images"), "{err}");
 }

@@ -97,6 +97,15 @@ pub fn gemm_nanos() -> u64 {
     GEMM_NANOS.load(Ordering::Relaxed)
 }
 
+/// Adds the time from its creation to `GEMM_NANOS` when dropped (at any return).
+struct ProductTimer(std::time::Instant);
+
+impl Drop for ProductTimer {
+    fn drop(&mut self) {
+        GEMM_NANOS.fetch_add(self.0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+}
+
 /// A raw pointer that may cross to another thread: each thread writes a disjoint block.
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
@@ -167,29 +176,7 @@ fn gemm_raw(
     if m == 0 || n == 0 {
         return;
     }
-    let start = std::time::Instant::now();
-    gemm_split(
-        m, n, k, dst, dst_rs, accumulate, lhs, lhs_rs, lhs_cs, rhs, rhs_rs, rhs_cs,
-    );
-    GEMM_NANOS.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
-}
-
-/// `gemm_raw` after its checks: the product spread over threads as `set_split` says.
-#[allow(clippy::too_many_arguments)]
-fn gemm_split(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    dst_rs: usize,
-    accumulate: bool,
-    lhs: &[f32],
-    lhs_rs: isize,
-    lhs_cs: isize,
-    rhs: &[f32],
-    rhs_rs: isize,
-    rhs_cs: isize,
-) {
+    let _timer = ProductTimer(std::time::Instant::now());
     if k == 0 {
         if !accumulate {
             dst[..m * n].fill(0.0);

@@ -83,3 +83,30 @@ pub fn fit(t: &mut nnlab::train::Trainer, train: &nnlab::data::Dataset) -> nnlab
     };
     t.fit(&data, None, &mut |_: &nnlab::train::EpochStats| {})
 }
+
+/// Trains a one-epoch model on a generated `h x w`, 3-class folder (written to
+/// `dir/data{h}x{w}`) through the CLI; returns the saved model's path.
+pub fn tiny_model(dir: &Path, h: usize, w: usize) -> std::path::PathBuf {
+    let data = dir.join(format!("data{h}x{w}"));
+    std::fs::create_dir_all(&data).unwrap();
+    write_folder(&data, 60, 20, h, w, 3);
+    let model = dir.join(format!("m{h}x{w}.safetensors"));
+    let (ok, _, err) = nnlab(&[
+        "train",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--hidden",
+        "8",
+        "--epochs",
+        "1",
+        "--batch",
+        "10",
+        "--validation",
+        "10",
+        "--quiet",
+        "--save",
+        model.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    model
+}
