@@ -43,7 +43,8 @@
 //! [`init`], [`optim`], [`model`], [`train`], [`config`], [`rbm`] (Deep Belief Net
 //! pre-training), [`ensemble`], [`io`] (safetensors model files, checkpoints, image
 //! input), [`report`] (pictures), [`study`] (the lecture's claims as experiments),
-//! [`bench`], [`gradcheck`].
+//! [`bench`](mod@bench), [`gradcheck`], [`simd`] (run-time AVX2 builds of the
+//! elementwise kernels).
 
 pub mod bench;
 pub mod config;
