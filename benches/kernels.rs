@@ -1,7 +1,9 @@
 //! Kernel micro-benchmarks: the matrix products of the lab nets' training step, the
 //! fused softmax cross-entropy, one Adam step over the deep net's parameters, the
-//! dropout mask and ReLU. Run: `cargo bench --bench kernels`. Whole-epoch speed is
-//! `nnlab bench`'s job (BENCHMARKS.md).
+//! dropout mask and ReLU, gathering a batch. What forks across threads is timed on a
+//! rayon pool worker, as training runs (`tensor::on_pool`). Run:
+//! `cargo bench --bench kernels`.
+//! Whole-epoch speed is `nnlab bench`'s job (BENCHMARKS.md).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use nnlab::layers::{Activation, ActivationLayer, Dropout, Layer, Mode};
@@ -12,6 +14,20 @@ use std::hint::black_box;
 
 fn filled(rows: usize, cols: usize, rng: &mut Rng) -> Matrix {
     Matrix::from_vec(rows, cols, (0..rows * cols).map(|_| rng.normal()).collect())
+}
+
+/// Times `work` on a rayon pool worker, as training runs (`tensor::on_pool`), so that
+/// its fork-joins take the pool's fast path.
+fn on_pool(b: &mut criterion::Bencher, mut work: impl FnMut() + Send) {
+    b.iter_custom(|iters| {
+        nnlab::tensor::on_pool(|| {
+            let start = std::time::Instant::now();
+            for _ in 0..iters {
+                work();
+            }
+            start.elapsed()
+        })
+    })
 }
 
 fn kernels(c: &mut Criterion) {
@@ -32,13 +48,13 @@ fn kernels(c: &mut Criterion) {
         let mut dw = Matrix::zeros(out, inp);
         let mut dx = Matrix::zeros(100, inp);
         c.bench_function(&format!("matmul_nt forward 100x{inp} . {inp}x{out}"), |b| {
-            b.iter(|| matmul_nt(black_box(&x), &w, &mut y, false))
+            on_pool(b, || matmul_nt(black_box(&x), &w, &mut y, false))
         });
         c.bench_function(&format!("matmul_tn dW {out}x100 . 100x{inp}"), |b| {
-            b.iter(|| matmul_tn(black_box(&dy), &x, &mut dw, false))
+            on_pool(b, || matmul_tn(black_box(&dy), &x, &mut dw, false))
         });
         c.bench_function(&format!("matmul_nn dx 100x{out} . {out}x{inp}"), |b| {
-            b.iter(|| matmul_nn(black_box(&dy), &w, &mut dx, false))
+            on_pool(b, || matmul_nn(black_box(&dy), &w, &mut dx, false))
         });
     }
     let logits = filled(100, 10, &mut rng);
@@ -73,7 +89,7 @@ fn kernels(c: &mut Criterion) {
     let mut model = nnlab::model::Model::build(&cfg.model, 784, 10, &mut rng).unwrap();
     let mut opt = nnlab::optim::Optimizer::new(cfg.optimizer.clone(), &mut model.net);
     c.bench_function("optimizer step, deep net (Adam, all threads)", |b| {
-        b.iter(|| opt.step(&mut model.net, 1e-3))
+        on_pool(b, || opt.step(&mut model.net, 1e-3))
     });
     let x = filled(100, 512, &mut rng);
     let mut y = Matrix::zeros(100, 512);
@@ -85,6 +101,33 @@ fn kernels(c: &mut Criterion) {
     c.bench_function("relu forward 100x512", |b| {
         b.iter(|| relu.forward(black_box(&x), &mut y, Mode::Train, &mut rng))
     });
+    // one training batch: 100 scattered rows of a 55,000 x 784 training set, on one
+    // thread and on all
+    let n = 55_000;
+    let data = nnlab::data::Dataset {
+        name: "synthetic".into(),
+        images: Matrix::from_vec(n, 784, (0..n * 784).map(|i| (i % 255) as f32).collect()),
+        labels: (0..n).map(|i| (i % 10) as u8).collect(),
+        height: 28,
+        width: 28,
+        class_names: (0..10).map(|c| c.to_string()).collect(),
+    };
+    let mut batcher = nnlab::data::Batcher::new(n, 784, 100);
+    for threads in [1, 0] {
+        set_threads(threads);
+        batcher.shuffle(&mut rng);
+        c.bench_function(
+            &format!("batch gather 100 x 784 (threads {threads})"),
+            |b| {
+                on_pool(b, || {
+                    if !batcher.next_batch(&data) {
+                        batcher.shuffle(&mut rng);
+                        batcher.next_batch(&data);
+                    }
+                })
+            },
+        );
+    }
 }
 
 criterion_group!(benches, kernels);

@@ -11,7 +11,8 @@
 //!
 //! The results do not depend on the level: Rust never contracts `a * b + c` into a
 //! fused multiply-add, and every kernel here is elementwise (no reordered sums), so
-//! each lane computes exactly the scalar expression. `tests` checks this bit for bit.
+//! each lane computes exactly the scalar expression. `tests/training.rs`
+//! (`simd_level_does_not_change_results`) checks this bit for bit.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 

@@ -72,6 +72,7 @@ fn simd_level_does_not_change_results() {
     for unit in [Activation::Relu, Activation::Elu(1.0), Activation::Tanh] {
         let run = |level: Level| {
             set_level(level);
+            assert_eq!(nnlab::simd::level(), level);
             let mut cfg = TrainConfig::preset("dropout").unwrap();
             cfg.model.hidden = vec![64, 32];
             cfg.model.activation = HiddenUnit::Act(unit);
