@@ -53,13 +53,31 @@ pub fn check_layer(
     max_per_tensor: usize,
 ) -> Result<Report, String> {
     let mut data_rng = Rng::new(seed ^ 0x9e37_79b9);
-    let (ind, outd) = (layer.in_dim(), layer.out_dim());
-    let mut x = Matrix::from_vec(
+    let ind = layer.in_dim();
+    let x = Matrix::from_vec(
         batch,
         ind,
         (0..batch * ind)
             .map(|_| x_scale * data_rng.normal())
             .collect(),
+    );
+    check_layer_at(layer, x, mode, seed, max_per_tensor)
+}
+
+/// `check_layer` at a given input `x: (batch, in_dim)`, e.g. one mostly of zeros.
+pub fn check_layer_at(
+    layer: &mut dyn Layer,
+    mut x: Matrix,
+    mode: Mode,
+    seed: u64,
+    max_per_tensor: usize,
+) -> Result<Report, String> {
+    let mut data_rng = Rng::new(seed ^ 0x7f4a_7c15);
+    let (batch, ind, outd) = (x.rows, layer.in_dim(), layer.out_dim());
+    assert_eq!(
+        x.cols, ind,
+        "check_layer_at: x has {} columns, the layer takes {ind}",
+        x.cols
     );
     let r = Matrix::from_vec(
         batch,

@@ -258,7 +258,7 @@ impl Model {
     pub fn load_rbm_stack(&mut self, stack: &[crate::rbm::Rbm]) {
         let mut k = 0;
         let mut pending_bias = false;
-        self.net.visit_params(&mut |p| {
+        self.net.visit_params(&mut |mut p| {
             if k >= stack.len() {
                 return;
             }
@@ -266,7 +266,7 @@ impl Model {
                 && p.shape.rank == 2
                 && p.value.len() == stack[k].w.data.len()
             {
-                p.value.copy_from_slice(&stack[k].w.data);
+                p.set_row_major(&stack[k].w.data);
                 pending_bias = true;
             } else if pending_bias
                 && p.name.ends_with(".bias")

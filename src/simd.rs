@@ -86,6 +86,40 @@ unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Defines a function whose body is compiled twice, for the baseline and with AVX2,
+/// and runs the version the current [`level`] allows. [`run`] relies on the compiler
+/// inlining its closure into the AVX2 function, which it does for a short closure but
+/// not always for a long one (a loop nest stayed at SSE2, 4 lanes); here the body is
+/// an `#[inline(always)]` function called straight from the AVX2 one, so it always is.
+///
+/// ```ignore
+/// simd_fn! {
+///     /// Doc.
+///     pub fn scale(x: &mut [f32], a: f32) { for v in x { *v *= a } }
+/// }
+/// ```
+macro_rules! simd_fn {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn kernel($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2")]
+            unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                kernel($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            if $crate::simd::level() == $crate::simd::Level::Avx2 {
+                // SAFETY: `level()` never exceeds what `detected()` found on this CPU.
+                return unsafe { avx2($($arg),*) };
+            }
+            kernel($($arg),*)
+        }
+    };
+}
+pub(crate) use simd_fn;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! every layer, every activation, maxout, dropout with a fixed mask, a whole
 //! network, and the loss; on several shapes including batch 1 and odd widths.
 
-use nnlab::gradcheck::check_layer;
+use nnlab::gradcheck::{check_layer, check_layer_at};
 use nnlab::init::Init;
 use nnlab::layers::{Activation, ActivationLayer, Dense, Dropout, Layer, Maxout, Mode, Sequential};
 use nnlab::loss::softmax_cross_entropy;
@@ -23,6 +23,33 @@ fn dense() {
         let mut rng = Rng::new(i as u64);
         let mut l = Dense::new(inp, out, Init::Normal(0.5), Init::Normal(0.5), &mut rng);
         ok(&mut l, batch, Mode::Train, i as u64);
+    }
+}
+
+/// Mostly-zero inputs (as MNIST's are) take the sparse products: the gradients hold
+/// there too, including at the zeros.
+#[test]
+fn dense_on_a_sparse_input() {
+    for (i, &(batch, inp, out)) in [(1, 9, 2), (6, 40, 70), (20, 33, 129)].iter().enumerate() {
+        let mut rng = Rng::new(40 + i as u64);
+        let mut l = Dense::new(inp, out, Init::Normal(0.5), Init::Normal(0.5), &mut rng);
+        let x = Matrix::from_vec(
+            batch,
+            inp,
+            (0..batch * inp)
+                .map(|_| {
+                    if rng.uniform() < 0.15 {
+                        rng.normal()
+                    } else {
+                        0.0
+                    }
+                })
+                .collect(),
+        );
+        let rep = check_layer_at(&mut l, x, Mode::Train, 40 + i as u64, 80)
+            .unwrap_or_else(|e| panic!("{}: {e}", l.describe()));
+        assert!(rep.compared > 0);
+        assert!(l.last_input_was_sparse());
     }
 }
 

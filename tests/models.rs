@@ -108,7 +108,7 @@ fn a_foreign_file_that_fits_an_mlp_loads_with_warnings() {
             bufs.push((
                 format!("{i}.{}", p.name),
                 p.shape.as_slice().to_vec(),
-                p.value
+                p.to_row_major()
                     .iter()
                     .flat_map(|v| v.to_le_bytes())
                     .collect::<Vec<u8>>(),

@@ -46,7 +46,7 @@ pub fn model_pictures(
     let mut first = None;
     nnlab::layers::Layer::visit_params(&mut model.net, &mut |p| {
         if first.is_none() && p.shape.rank == 2 && p.shape.dims[1] == test.features() {
-            first = Some((p.value.to_vec(), p.shape.dims[0]));
+            first = Some((p.to_row_major(), p.shape.dims[0]));
         }
     });
     if let Some((w, units)) = first {

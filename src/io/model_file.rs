@@ -59,7 +59,7 @@ fn network_tensors(model: &mut Model) -> Vec<(String, Vec<usize>, Vec<u8>)> {
             out.push((
                 format!("{i}.{}", p.name),
                 p.shape.as_slice().to_vec(),
-                f32_bytes(p.value),
+                f32_bytes(&p.to_row_major()),
             ))
         });
         layer.visit_buffers(&mut |name, v| {
@@ -185,10 +185,10 @@ fn tensor_f32(st: &SafeTensors<'_>, name: &str, shape: &[usize], path: &Path) ->
 /// Copies the file's tensors into a freshly built model, checking names and shapes.
 fn fill_model(model: &mut Model, st: &SafeTensors<'_>, path: &Path) -> Result<()> {
     let mut err = None;
-    model.net.visit_params(&mut |p| {
+    model.net.visit_params(&mut |mut p| {
         if err.is_none() {
             match tensor_f32(st, p.name, p.shape.as_slice(), path) {
-                Ok(v) => p.value.copy_from_slice(&v),
+                Ok(v) => p.set_row_major(&v),
                 Err(e) => err = Some(e),
             }
         }

@@ -173,6 +173,7 @@ impl Layer for BatchNorm {
             grad: &self.dgamma,
             shape,
             decay: false,
+            transposed: false,
         });
         f(Param {
             name: "bias",
@@ -180,6 +181,7 @@ impl Layer for BatchNorm {
             grad: &self.dbeta,
             shape,
             decay: false,
+            transposed: false,
         });
     }
 

@@ -1,74 +1,107 @@
-//! Dense (fully connected, affine) layer: `y = x Wᵀ + b`. Weights are stored
-//! `(out, in)`, PyTorch's `nn.Linear` layout, so saved models load there unchanged.
+//! Dense (fully connected, affine) layer: `y = x W + b`, with `W` stored `(in, out)`.
+//!
+//! The stored matrix is the transpose of PyTorch's `nn.Linear` weight `(out, in)`;
+//! the layer shows it to the outside (model files, reports, RBM loading) in PyTorch's
+//! shape and order (`Param::transposed`), so saved models load there unchanged. It is
+//! stored this way so that a mostly-zero input, such as an MNIST image, can skip its
+//! zeros: each nonzero `x[r, k]` then adds a whole row `W[k, :]` (see `tensor::sparse`).
 
 use super::{Layer, Mode, Param, broadcast_rows, column_sums, visit_affine};
 use crate::init::Init;
 use crate::rng::Rng;
-use crate::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn};
+use crate::tensor::sparse::{
+    MAX_DENSITY, Nonzeros, sparse_enabled, sparse_matmul_nn_acc, sparse_matmul_tn,
+};
+use crate::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn, transpose};
 
 /// An affine layer.
 #[derive(Clone, Debug)]
 pub struct Dense {
-    /// (out, in)
+    /// (in, out)
     pub w: Matrix,
     /// (out,)
     pub b: Vec<f32>,
-    /// (out, in)
+    /// (in, out)
     pub dw: Matrix,
     /// (out,)
     pub db: Vec<f32>,
+    /// The last input's nonzero entries, when it had few enough (`sparse`).
+    entries: Nonzeros,
+    /// Whether the last forward used the sparse products (and `entries` hold its input).
+    sparse: bool,
 }
 
 impl Dense {
     /// A layer `in_dim -> out_dim` with weights and biases drawn from their initialisers
-    /// (weights first, then biases, from the same `rng`).
+    /// (weights first, in PyTorch's `(out, in)` order, then biases, from the same `rng`).
     pub fn new(in_dim: usize, out_dim: usize, init: Init, bias_init: Init, rng: &mut Rng) -> Self {
         let mut w = Matrix::zeros(out_dim, in_dim);
         init.fill(&mut w.data, in_dim, out_dim, rng);
         let mut b = vec![0.0; out_dim];
         bias_init.fill(&mut b, in_dim, out_dim, rng);
         Dense {
-            w,
+            w: transpose(&w),
             b,
-            dw: Matrix::zeros(out_dim, in_dim),
+            dw: Matrix::zeros(in_dim, out_dim),
             db: vec![0.0; out_dim],
+            entries: Nonzeros::default(),
+            sparse: false,
         }
+    }
+}
+
+impl Dense {
+    /// Whether the last forward pass took the sparse products (its input had at most
+    /// `MAX_DENSITY` nonzeros).
+    pub fn last_input_was_sparse(&self) -> bool {
+        self.sparse
     }
 }
 
 impl Layer for Dense {
     fn describe(&self) -> String {
-        format!("dense {} -> {}", self.w.cols, self.w.rows)
+        format!("dense {} -> {}", self.w.rows, self.w.cols)
     }
     fn in_dim(&self) -> usize {
-        self.w.cols
-    }
-    fn out_dim(&self) -> usize {
         self.w.rows
     }
-
-    /// `y = x Wᵀ + b`.
-    ///
-    /// # Shapes
-    /// `x: (batch, in)`, `w: (out, in)`, `y: (batch, out)`.
-    fn forward(&mut self, x: &Matrix, y: &mut Matrix, _mode: Mode, _rng: &mut Rng) {
-        broadcast_rows(y, &self.b); // y = b
-        matmul_nt(x, &self.w, y, true); // y += x Wᵀ
+    fn out_dim(&self) -> usize {
+        self.w.cols
     }
 
-    /// `dW = dyᵀ x`, `db = Σ_batch dy`, `dx = dy W`.
+    /// `y = x W + b`; from `x`'s nonzero entries alone when at most `MAX_DENSITY` of
+    /// them are nonzero.
     ///
     /// # Shapes
-    /// `dy: (batch, out)`, `dw: (out, in)`, `db: (out,)`, `dx: (batch, in)`.
+    /// `x: (batch, in)`, `w: (in, out)`, `y: (batch, out)`.
+    fn forward(&mut self, x: &Matrix, y: &mut Matrix, _mode: Mode, _rng: &mut Rng) {
+        broadcast_rows(y, &self.b); // y = b
+        self.sparse = sparse_enabled() && self.entries.gather(x, MAX_DENSITY);
+        if self.sparse {
+            sparse_matmul_nn_acc(&self.entries, &self.w, y); // y += x W
+        } else {
+            matmul_nn(x, &self.w, y, true); // y += x W
+        }
+    }
+
+    /// `dW = xᵀ dy`, `db = Σ_batch dy`, `dx = dy Wᵀ`.
+    ///
+    /// # Shapes
+    /// `dy: (batch, out)`, `dw: (in, out)`, `db: (out,)`, `dx: (batch, in)`.
     fn backward(&mut self, x: &Matrix, _y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>) {
-        matmul_tn(dy, x, &mut self.dw, false);
+        if self.sparse {
+            debug_assert_eq!((self.entries.rows, self.entries.cols), x.shape());
+            sparse_matmul_tn(&self.entries, dy, &mut self.dw);
+        } else {
+            matmul_tn(x, dy, &mut self.dw, false);
+        }
         column_sums(dy, &mut self.db);
         if let Some(dx) = dx {
-            matmul_nn(dy, &self.w, dx, false);
+            matmul_nt(dy, &self.w, dx, false);
         }
     }
 
     fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>)) {
-        visit_affine(&mut self.w, &self.dw, &mut self.b, &self.db, f);
+        visit_affine(&mut self.w, &self.dw, &mut self.b, &self.db, true, f);
     }
 }

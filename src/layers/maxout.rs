@@ -110,6 +110,6 @@ impl Layer for Maxout {
     }
 
     fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>)) {
-        visit_affine(&mut self.w, &self.dw, &mut self.b, &self.db, f);
+        visit_affine(&mut self.w, &self.dw, &mut self.b, &self.db, false, f);
     }
 }

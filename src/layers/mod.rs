@@ -75,6 +75,47 @@ pub struct Param<'a> {
     pub shape: Shape,
     /// Whether L2 / weight decay applies (weights yes, biases no).
     pub decay: bool,
+    /// Whether `value` (and `grad`) hold the tensor transposed: a rank-2 `shape`
+    /// `(r, c)` stored as its `(c, r)` transpose, element `(i, j)` at `value[j * r + i]`.
+    /// `Dense` stores its `(out, in)` weight this way (see there); files, reports and
+    /// RBM loading see `shape`'s row-major order through [`Param::to_row_major`] and
+    /// [`Param::set_row_major`]. Elementwise users (optimisers, gradient checks) need
+    /// not care.
+    pub transposed: bool,
+}
+
+impl Param<'_> {
+    /// The tensor's values in `shape`'s row-major order (PyTorch's), copied.
+    pub fn to_row_major(&self) -> Vec<f32> {
+        if !self.transposed {
+            return self.value.to_vec();
+        }
+        let [r, c, ..] = self.shape.dims;
+        let mut out = vec![0.0; r * c];
+        for (j, col) in self.value.chunks_exact(r).enumerate() {
+            for (i, &v) in col.iter().enumerate() {
+                out[i * c + j] = v;
+            }
+        }
+        out
+    }
+
+    /// Sets the tensor from values in `shape`'s row-major order.
+    ///
+    /// # Panics
+    /// If `src` has another length than the tensor.
+    pub fn set_row_major(&mut self, src: &[f32]) {
+        assert_eq!(src.len(), self.value.len(), "set_row_major: length");
+        if !self.transposed {
+            return self.value.copy_from_slice(src);
+        }
+        let [r, c, ..] = self.shape.dims;
+        for (i, row) in src.chunks_exact(c).enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                self.value[j * r + i] = v;
+            }
+        }
+    }
 }
 
 /// A differentiable layer.
@@ -124,22 +165,28 @@ pub fn broadcast_rows(y: &mut Matrix, b: &[f32]) {
     }
 }
 
-/// Visits an affine layer's weight `(out, in)` and bias `(out,)` with their gradients,
-/// under PyTorch's names; weights take weight decay, biases do not.
+/// Visits an affine layer's weight and bias `(out,)` with their gradients, under
+/// PyTorch's names; weights take weight decay, biases do not. The weight is `w: (out,
+/// in)`, or, with `transposed`, `w: (in, out)` holding the `(out, in)` weight's transpose.
 pub fn visit_affine(
     w: &mut Matrix,
     dw: &Matrix,
     b: &mut [f32],
     db: &[f32],
+    transposed: bool,
     f: &mut dyn FnMut(Param<'_>),
 ) {
-    let shape = Shape::matrix(w.rows, w.cols);
+    let shape = match transposed {
+        false => Shape::matrix(w.rows, w.cols),
+        true => Shape::matrix(w.cols, w.rows),
+    };
     f(Param {
         name: "weight",
         value: &mut w.data,
         grad: &dw.data,
         shape,
         decay: true,
+        transposed,
     });
     f(Param {
         name: "bias",
@@ -147,6 +194,7 @@ pub fn visit_affine(
         value: b,
         grad: db,
         decay: false,
+        transposed: false,
     });
 }
 

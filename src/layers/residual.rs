@@ -61,7 +61,7 @@ impl Layer for Residual {
         self.f.out_dim()
     }
 
-    /// `y = f(x) + x` or `y = f(x) + x Pᵀ`.
+    /// `y = f(x) + x` or `y = f(x) + x P` (`P: (in, out)`, stored as `Dense` stores it).
     ///
     /// # Shapes
     /// `x: (batch, in)`, `y: (batch, out)`.
@@ -70,17 +70,17 @@ impl Layer for Residual {
         y.data.copy_from_slice(&fy.data);
         match &self.proj {
             None => y.data.iter_mut().zip(&x.data).for_each(|(y, &x)| *y += x),
-            Some(p) => crate::tensor::matmul_nt(x, &p.w, y, true),
+            Some(p) => crate::tensor::matmul_nn(x, &p.w, y, true),
         }
     }
 
-    /// `dx = df/dxᵀ dy + dy` (identity) or `+ dy P` (projection, with `dP = dyᵀ x`).
+    /// `dx = df/dxᵀ dy + dy` (identity) or `+ dy Pᵀ` (projection, with `dP = xᵀ dy`).
     fn backward(&mut self, x: &Matrix, _y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>) {
         self.dx_f.set_rows(x.rows);
         let want_dx = dx.is_some();
         self.f.backprop(x, dy, want_dx.then_some(&mut self.dx_f));
         if let Some(p) = &mut self.proj {
-            crate::tensor::matmul_tn(dy, x, &mut p.dw, false);
+            crate::tensor::matmul_tn(x, dy, &mut p.dw, false);
         }
         if let Some(dx) = dx {
             match &self.proj {
@@ -91,7 +91,7 @@ impl Layer for Residual {
                 }
                 Some(p) => {
                     dx.data.copy_from_slice(&self.dx_f.data);
-                    crate::tensor::matmul_nn(dy, &p.w, dx, true);
+                    crate::tensor::matmul_nt(dy, &p.w, dx, true);
                 }
             }
         }

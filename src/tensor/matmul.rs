@@ -83,11 +83,21 @@ fn split_mode() -> Split {
 
 static GEMM_CALLS: AtomicUsize = AtomicUsize::new(0);
 
-/// How many calls into the `gemm` crate this process has made. The crate allocates
-/// its packing buffers on each call (gemm-common 0.19, `gemm.rs`: a `MemBuffer` and a
-/// `Vec<bool>`); the no-allocation test uses this count to tell those from nnlab's own.
+/// How many calls into the `gemm` crate this process has made.
 pub fn gemm_calls() -> usize {
     GEMM_CALLS.load(Ordering::Relaxed)
+}
+
+thread_local! {
+    static IN_GEMM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside a call into the `gemm` crate. The crate allocates
+/// its packing buffers on each call (gemm-common 0.19, `gemm.rs`: a `MemBuffer`, and
+/// in gemm 0.19 `gemm.rs` a small `Vec`); the no-allocation test uses this to tell
+/// those from nnlab's own allocations.
+pub fn inside_gemm() -> bool {
+    IN_GEMM.with(|c| c.get())
 }
 
 static GEMM_NANOS: AtomicU64 = AtomicU64::new(0);
@@ -99,7 +109,13 @@ pub fn gemm_nanos() -> u64 {
 }
 
 /// Adds the time from its creation to `GEMM_NANOS` when dropped (at any return).
-struct ProductTimer(std::time::Instant);
+pub(super) struct ProductTimer(std::time::Instant);
+
+impl ProductTimer {
+    pub(super) fn start() -> Self {
+        ProductTimer(std::time::Instant::now())
+    }
+}
 
 impl Drop for ProductTimer {
     fn drop(&mut self) {
@@ -109,7 +125,7 @@ impl Drop for ProductTimer {
 
 /// A raw pointer that may cross to another thread: each thread writes a disjoint block.
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+pub(super) struct SendPtr(pub(super) *mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
@@ -136,17 +152,24 @@ unsafe fn gemm_ptr(
     par: Parallelism,
 ) {
     GEMM_CALLS.fetch_add(1, Ordering::Relaxed);
+    IN_GEMM.with(|c| c.set(true));
     unsafe {
         gemm::gemm(
             m, n, k, dst, 1, dst_rs, accumulate, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, 1.0,
             1.0, false, false, false, par,
         );
     }
+    IN_GEMM.with(|c| c.set(false));
 }
 
 /// Runs `block(j0, nb)` over `[lo, hi)` cut into pieces of `per` (the last may be
 /// shorter), in parallel by recursive halving with `rayon::join`.
-fn fork_blocks(lo: usize, hi: usize, per: usize, block: &(impl Fn(usize, usize) + Sync)) {
+pub(super) fn fork_blocks(
+    lo: usize,
+    hi: usize,
+    per: usize,
+    block: &(impl Fn(usize, usize) + Sync),
+) {
     let blocks = (hi - lo).div_ceil(per);
     if blocks <= 1 {
         return block(lo, hi - lo);
@@ -177,7 +200,7 @@ fn gemm_raw(
     if m == 0 || n == 0 {
         return;
     }
-    let _timer = ProductTimer(std::time::Instant::now());
+    let _timer = ProductTimer::start();
     if k == 0 {
         if !accumulate {
             dst[..m * n].fill(0.0);

@@ -1,0 +1,523 @@
+//! Products whose left operand is mostly exact zeros. MNIST's pixels are 81% zeros (150
+//! of 784 are ink), so the first layer's forward product `y = x W` and its weight
+//! gradient `dW = xᵀ dy` need only the nonzero entries of `x`. With `W: (in, out)`
+//! (how `Dense` stores it) each nonzero `x[r, k]` becomes one row update:
+//!
+//! ```text
+//!   y[r, :]  += x[r, k] · W[k, :]        (forward)
+//!   dW[k, :] += x[r, k] · dy[r, :]       (weight gradient)
+//! ```
+//!
+//! The loops run over `k` outermost, so each row of `W` and `dW` is touched once per
+//! batch while the batch's rows of `y` and `dy` stay in cache. On a training batch of
+//! 100 MNIST images this does a fifth of the dense products' arithmetic
+//! (BENCHMARKS.md has the measurements and `examples/sparse_first_layer.rs` the
+//! comparison by density).
+//!
+//! Every element is summed in the same order (`k` ascending, then rows ascending)
+//! however the work is split over threads, so results do not depend on the thread
+//! count. They differ from the dense products' only in rounding (another order).
+
+use super::Matrix;
+use super::matmul::{ProductTimer, SendPtr, fork_blocks, threads};
+use crate::simd::simd_fn;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// The largest share of nonzero entries at which `Dense` uses these products instead
+/// of the dense ones (measured: at 19% nonzeros they take half the dense products'
+/// time on two threads; the two meet near 40%, and the margin keeps the choice
+/// clearly on the winning side; see BENCHMARKS.md).
+pub const MAX_DENSITY: f32 = 0.3;
+
+/// 0 = not yet read, 1 = on, 2 = off.
+static ENABLED: AtomicU8 = AtomicU8::new(0);
+
+/// Whether `Dense` may use the sparse products (default yes; `NNLAB_SPARSE=off` in
+/// the environment or [`set_sparse`] turns them off, for benchmarks and tests).
+pub fn sparse_enabled() -> bool {
+    match ENABLED.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let on = std::env::var("NNLAB_SPARSE").as_deref() != Ok("off");
+            ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+            on
+        }
+    }
+}
+
+/// Turns the sparse products on or off for this process.
+pub fn set_sparse(on: bool) {
+    ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+/// The nonzero entries of a `(rows, cols)` matrix, listed twice: by row (columns
+/// ascending; row `r`'s are `by_row_col[i]`, `by_row_val[i]` for `i` in
+/// `row_start[r]..row_start[r + 1]`) for the forward product, and by column (rows
+/// ascending; column `k`'s are `row[i]`, `val[i]` for `i` in `start[k]..start[k + 1]`)
+/// for the weight gradient. Its buffers are reused, so gathering a batch of the same
+/// size again does not allocate.
+#[derive(Clone, Debug, Default)]
+pub struct Nonzeros {
+    /// Shape of the matrix the entries came from.
+    pub rows: usize,
+    pub cols: usize,
+    /// (cols + 1,)
+    start: Vec<u32>,
+    /// Rows per piece: the rows are gathered in pieces, one per thread.
+    per: usize,
+    /// (pieces * cols,): each piece's count of nonzeros per column, then where its
+    /// next entry of each column goes.
+    cursor: Vec<u32>,
+    /// (pieces + 1,): where each piece's entries start in the by-row lists.
+    piece_start: Vec<u32>,
+    /// (nonzeros,)
+    row: Vec<u32>,
+    /// (nonzeros,)
+    val: Vec<f32>,
+    /// (rows + 1,)
+    row_start: Vec<u32>,
+    /// (nonzeros,)
+    by_row_col: Vec<u32>,
+    /// (nonzeros,)
+    by_row_val: Vec<f32>,
+}
+
+/// Makes room in `v` for `n` elements in all, so growing it to `n` will not allocate.
+fn room<T>(v: &mut Vec<T>, n: usize) {
+    v.reserve(n.saturating_sub(v.len()));
+}
+
+/// A raw pointer that may cross threads: each thread writes a disjoint part.
+#[derive(Clone, Copy)]
+struct Shared<T>(*mut T);
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    /// The pointer (a method, so that closures capture the whole `Shared`).
+    fn ptr(self) -> *mut T {
+        self.0
+    }
+}
+
+impl Nonzeros {
+    /// Gathers the nonzero entries of `x` if at most `max_density` of its entries are
+    /// nonzero, and returns whether it did. A counting sort, its rows cut into one
+    /// piece per thread: each piece counts its nonzeros per column; then each lists
+    /// its rows' entries by row and copies them to their places in the column lists
+    /// (a column holds piece 0's entries, then piece 1's, ..., so rows stay ascending).
+    pub fn gather(&mut self, x: &Matrix, max_density: f32) -> bool {
+        self.gather_in_pieces(x, max_density, threads())
+    }
+
+    /// `gather` with the rows cut into `pieces` pieces (fewer if a piece would have
+    /// under 16 rows).
+    fn gather_in_pieces(&mut self, x: &Matrix, max_density: f32, pieces: usize) -> bool {
+        let (n, d) = (x.rows, x.cols);
+        (self.rows, self.cols) = (n, d);
+        self.per = n.div_ceil(pieces.clamp(1, n.div_ceil(16).max(1))).max(1);
+        let pieces = n.div_ceil(self.per);
+        self.cursor.clear();
+        self.cursor.resize(pieces * d, 0);
+        let (counts, per) = (Shared(self.cursor.as_mut_ptr()), self.per);
+        fork_blocks(0, n, per, &|r0, nb| {
+            // SAFETY: piece r0 / per owns counts[(r0 / per) * d ..][.. d].
+            let c = unsafe { std::slice::from_raw_parts_mut(counts.ptr().add(r0 / per * d), d) };
+            count_nonzeros(x, r0, nb, c)
+        });
+        let nnz: usize = self.cursor.iter().map(|&c| c as usize).sum();
+        // Room for as many entries as any accepted matrix of this shape can have, so a
+        // later batch that is sparse when this one was not does not allocate.
+        let most = (max_density.clamp(0.0, 1.0) as f64 * (n * d) as f64) as usize;
+        room(&mut self.row, most);
+        room(&mut self.by_row_col, most);
+        room(&mut self.val, most);
+        room(&mut self.by_row_val, most);
+        room(&mut self.start, d + 1);
+        room(&mut self.piece_start, pieces + 1);
+        room(&mut self.row_start, n + 1);
+        if nnz > most {
+            return false;
+        }
+        // Column starts, each piece's first slot in each column, each piece's start
+        // in the by-row lists.
+        self.start.clear();
+        self.start.push(0);
+        for k in 0..d {
+            let mut at = *self.start.last().unwrap();
+            for p in 0..pieces {
+                let c = &mut self.cursor[p * d + k];
+                (at, *c) = (at + *c, at);
+            }
+            self.start.push(at);
+        }
+        self.piece_start.clear();
+        self.piece_start.push(0);
+        for p in 0..pieces {
+            let (lo, hi) = (p * d, (p + 1) * d);
+            let end = if p + 1 < pieces {
+                &self.cursor[hi..hi + d]
+            } else {
+                &self.start[1..]
+            };
+            let in_piece: u32 = end
+                .iter()
+                .zip(&self.cursor[lo..hi])
+                .map(|(e, c)| e - c)
+                .sum();
+            let last = *self.piece_start.last().unwrap();
+            self.piece_start.push(last + in_piece);
+        }
+        for v in [&mut self.row, &mut self.by_row_col] {
+            v.resize(nnz, 0);
+        }
+        for v in [&mut self.val, &mut self.by_row_val] {
+            v.resize(nnz, 0.0);
+        }
+        self.row_start.resize(n + 1, 0);
+        self.row_start[n] = nnz as u32;
+        let out = Lists {
+            cursor: Shared(self.cursor.as_mut_ptr()),
+            row: Shared(self.row.as_mut_ptr()),
+            val: Shared(self.val.as_mut_ptr()),
+            row_start: Shared(self.row_start.as_mut_ptr()),
+            by_row_col: Shared(self.by_row_col.as_mut_ptr()),
+            by_row_val: Shared(self.by_row_val.as_mut_ptr()),
+        };
+        let piece_start = &self.piece_start;
+        fork_blocks(0, n, per, &|r0, nb| {
+            let (p, out) = (r0 / per, out);
+            // SAFETY: piece p writes its own cursors, its rows' row_start, its range
+            // of the by-row lists, and the column slots its cursors hand out, which
+            // the counts made disjoint from every other piece's.
+            unsafe { list_piece(x, r0, nb, p, piece_start[p] as usize, out) }
+        });
+        true
+    }
+
+    /// How many nonzero entries were gathered.
+    pub fn nonzeros(&self) -> usize {
+        self.row.len()
+    }
+
+    /// Row `r`'s entries as `(columns, values)`.
+    #[inline]
+    fn row(&self, r: usize) -> (&[u32], &[f32]) {
+        let (a, b) = (self.row_start[r] as usize, self.row_start[r + 1] as usize);
+        (&self.by_row_col[a..b], &self.by_row_val[a..b])
+    }
+
+    /// Column `k`'s entries as `(rows, values)`.
+    #[inline]
+    fn column(&self, k: usize) -> (&[u32], &[f32]) {
+        let (a, b) = (self.start[k] as usize, self.start[k + 1] as usize);
+        (&self.row[a..b], &self.val[a..b])
+    }
+}
+
+/// The buffers `list_piece` writes.
+#[derive(Clone, Copy)]
+struct Lists {
+    cursor: Shared<u32>,
+    row: Shared<u32>,
+    val: Shared<f32>,
+    row_start: Shared<u32>,
+    by_row_col: Shared<u32>,
+    by_row_val: Shared<f32>,
+}
+
+simd_fn! {
+    /// `counts[k] += 1` for each nonzero `x[r, k]`, `r` in `r0 .. r0 + nb`.
+    fn count_nonzeros(x: &Matrix, r0: usize, nb: usize, counts: &mut [u32]) {
+        for r in r0..r0 + nb {
+            for (c, &v) in counts.iter_mut().zip(x.row(r)) {
+                *c += (v != 0.0) as u32;
+            }
+        }
+    }
+}
+
+/// Lists the nonzeros of rows `r0 .. r0 + nb` (piece `p`) by row from `q0` on, then
+/// copies each to the slot its column's cursor gives.
+///
+/// # Safety
+/// The buffers must be sized as `gather` sizes them and no other thread may write
+/// the parts this piece writes.
+unsafe fn list_piece(x: &Matrix, r0: usize, nb: usize, p: usize, q0: usize, out: Lists) {
+    let d = x.cols;
+    let mut q = q0;
+    for r in r0..r0 + nb {
+        unsafe { *out.row_start.0.add(r) = q as u32 };
+        for (c, chunk) in x.row(r).chunks(32).enumerate() {
+            let mut mask = nonzero_mask(chunk);
+            while mask != 0 {
+                let j = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                unsafe {
+                    *out.by_row_col.0.add(q) = (c * 32 + j) as u32;
+                    *out.by_row_val.0.add(q) = chunk[j];
+                }
+                q += 1;
+            }
+        }
+    }
+    let cursor = unsafe { std::slice::from_raw_parts_mut(out.cursor.0.add(p * d), d) };
+    for r in r0..r0 + nb {
+        let (a, b) = unsafe {
+            (
+                *out.row_start.0.add(r) as usize,
+                *out.row_start.0.add(r + 1) as usize,
+            )
+        };
+        let b = if r + 1 == r0 + nb { q } else { b };
+        for i in a..b {
+            unsafe {
+                let (k, v) = (*out.by_row_col.0.add(i) as usize, *out.by_row_val.0.add(i));
+                let slot = cursor[k] as usize;
+                *out.row.0.add(slot) = r as u32;
+                *out.val.0.add(slot) = v;
+                cursor[k] += 1;
+            }
+        }
+    }
+}
+
+/// Bit `j` set where `chunk[j] != 0` (`chunk` at most 32 long; NaN counts as nonzero).
+#[inline(always)]
+fn nonzero_mask(chunk: &[f32]) -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    if let Ok(c) = <&[f32; 32]>::try_from(chunk) {
+        use std::arch::x86_64::{_mm_cmpneq_ps, _mm_loadu_ps, _mm_movemask_ps, _mm_setzero_ps};
+        let mut mask = 0u32;
+        for g in 0..8 {
+            // SAFETY: SSE2 is part of every x86-64 CPU; 4 * g + 4 <= 32 = c.len().
+            let bits = unsafe {
+                let v = _mm_loadu_ps(c.as_ptr().add(4 * g));
+                _mm_movemask_ps(_mm_cmpneq_ps(v, _mm_setzero_ps()))
+            };
+            mask |= (bits as u32) << (4 * g);
+        }
+        return mask;
+    }
+    chunk
+        .iter()
+        .enumerate()
+        .fold(0, |m, (j, &v)| m | ((v != 0.0) as u32) << j)
+}
+
+/// `y += a · x`, elementwise (vectorised by the compiler).
+#[inline(always)]
+fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    for (y, &x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
+/// `out += x · w`, with `x` given by its gathered entries.
+///
+/// Each thread owns a block of output columns. Within it, each output row is summed
+/// 64 columns at a time in registers over the row's nonzeros (`k` ascending), then
+/// added to `out` once: no stores in the inner loop, and the rows of `w` it reads are
+/// the thread's part of `w`, which stays in its core's cache.
+///
+/// # Shapes
+/// `x: (m, k)` (as `e`), `w: (k, n)`, `out: (m, n)`.
+pub fn sparse_matmul_nn_acc(e: &Nonzeros, w: &Matrix, out: &mut Matrix) {
+    assert_eq!(w.rows, e.cols, "sparse_matmul_nn_acc: inner dims");
+    assert_eq!(
+        (out.rows, out.cols),
+        (e.rows, w.cols),
+        "sparse_matmul_nn_acc: out shape"
+    );
+    let _timer = ProductTimer::start();
+    let n = w.cols;
+    let t = threads().max(1);
+    let per = n.div_ceil(t).div_ceil(PANEL) * PANEL;
+    let dst = SendPtr(out.data.as_mut_ptr());
+    let block = |j0: usize, nb: usize| forward_block(e, w, dst, j0, nb);
+    fork_blocks(0, n, per, &block);
+}
+
+simd_fn! {
+    /// Columns `j0 .. j0 + nb` of `out += x · w`, `out` given by `dst`.
+    fn forward_block(e: &Nonzeros, w: &Matrix, dst: SendPtr, j0: usize, nb: usize) {
+        let n = w.cols;
+        for r in 0..e.rows {
+            // SAFETY: r < out.rows and j0 + nb <= n, so the range lies inside `out`;
+            // blocks on other threads write other columns.
+            let yr = unsafe { std::slice::from_raw_parts_mut(dst.0.add(r * n + j0), nb) };
+            sum_scaled_rows(e.row(r), w, j0, yr, true);
+        }
+    }
+}
+
+/// Columns summed in registers at once (8 AVX2 registers).
+const PANEL: usize = 64;
+
+/// `out (+)= Σ_i vals[i] · m[rows[i], j0 .. j0 + out.len()]`, overwriting `out`
+/// unless `accumulate`. Each 64-column panel is summed in registers over all the
+/// entries (in their order), then stored once.
+#[inline(always)]
+fn sum_scaled_rows(
+    (rows, vals): (&[u32], &[f32]),
+    m: &Matrix,
+    j0: usize,
+    out: &mut [f32],
+    accumulate: bool,
+) {
+    let n = m.cols;
+    let mut panels = out.chunks_exact_mut(PANEL);
+    let mut j = j0;
+    for op in &mut panels {
+        let mut acc = [0f32; PANEL];
+        for (&k, &v) in rows.iter().zip(vals) {
+            let mk: &[f32; PANEL] = m.data[k as usize * n + j..][..PANEL].try_into().unwrap();
+            for (a, &x) in acc.iter_mut().zip(mk) {
+                *a += v * x;
+            }
+        }
+        if accumulate {
+            op.iter_mut().zip(acc).for_each(|(o, a)| *o += a);
+        } else {
+            op.copy_from_slice(&acc);
+        }
+        j += PANEL;
+    }
+    let rest = panels.into_remainder();
+    if !accumulate {
+        rest.fill(0.0);
+    }
+    for (&k, &v) in rows.iter().zip(vals) {
+        let at = k as usize * n + j;
+        axpy(rest, v, &m.data[at..at + rest.len()]);
+    }
+}
+
+/// `dw = xᵀ · dy` (overwriting `dw`), with `x` given by its gathered entries.
+///
+/// # Shapes
+/// `x: (m, k)` (as `e`), `dy: (m, n)`, `dw: (k, n)`.
+pub fn sparse_matmul_tn(e: &Nonzeros, dy: &Matrix, dw: &mut Matrix) {
+    assert_eq!(dy.rows, e.rows, "sparse_matmul_tn: inner dims");
+    assert_eq!(
+        (dw.rows, dw.cols),
+        (e.cols, dy.cols),
+        "sparse_matmul_tn: out shape"
+    );
+    let _timer = ProductTimer::start();
+    let dst = SendPtr(dw.data.as_mut_ptr());
+    let block = |k0: usize, k1: usize| weight_grad_rows(e, dy, dst, k0, k1);
+    fork_by_entries(e, 0, e.cols, threads().max(1), &block);
+}
+
+simd_fn! {
+    /// Rows `k0 .. k1` of `dw = xᵀ · dy`, `dw` given by `dst`.
+    fn weight_grad_rows(e: &Nonzeros, dy: &Matrix, dst: SendPtr, k0: usize, k1: usize) {
+        let n = dy.cols;
+        for k in k0..k1 {
+            // SAFETY: k < dw.rows; blocks on other threads own other rows.
+            let dk = unsafe { std::slice::from_raw_parts_mut(dst.0.add(k * n), n) };
+            sum_scaled_rows(e.column(k), dy, 0, dk, false);
+        }
+    }
+}
+
+/// Runs `block(k0, k1)` over the columns `[lo, hi)` cut into `pieces` ranges holding
+/// about equal numbers of entries (MNIST's border pixels are nearly always zero, so
+/// equal column counts would not balance), forked by recursive halving.
+fn fork_by_entries(
+    e: &Nonzeros,
+    lo: usize,
+    hi: usize,
+    pieces: usize,
+    block: &(impl Fn(usize, usize) + Sync),
+) {
+    if pieces <= 1 || hi - lo <= 1 {
+        return block(lo, hi);
+    }
+    let (a, b) = (e.start[lo] as usize, e.start[hi] as usize);
+    let target = a + (b - a) * (pieces / 2) / pieces;
+    let mid =
+        (lo + e.start[lo..hi].partition_point(|&s| (s as usize) < target)).clamp(lo + 1, hi - 1);
+    rayon::join(
+        || fork_by_entries(e, lo, mid, pieces / 2, block),
+        || fork_by_entries(e, mid, hi, pieces - pieces / 2, block),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use crate::tensor::naive_matmul;
+    use crate::tensor::transpose;
+
+    /// A `(rows, cols)` matrix with about `density` of its entries nonzero.
+    fn sparse(rows: usize, cols: usize, density: f32, rng: &mut Rng) -> Matrix {
+        Matrix::from_vec(
+            rows,
+            cols,
+            (0..rows * cols)
+                .map(|_| {
+                    let v = rng.normal();
+                    if rng.uniform() < density { v } else { 0.0 }
+                })
+                .collect(),
+        )
+    }
+
+    fn close(a: &Matrix, b: &Matrix) {
+        assert_eq!(a.shape(), b.shape());
+        for (x, y) in a.data.iter().zip(&b.data) {
+            assert!((x - y).abs() <= 1e-4 * (1.0 + y.abs()), "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn products_match_the_definition() {
+        let mut rng = Rng::new(5);
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (7, 33, 5),
+            (100, 70, 48),
+            (3, 64, 100),
+            (130, 97, 200),
+        ] {
+            let x = sparse(m, k, 0.2, &mut rng);
+            let w = Matrix::from_vec(k, n, (0..k * n).map(|_| rng.normal()).collect());
+            let dy = Matrix::from_vec(m, n, (0..m * n).map(|_| rng.normal()).collect());
+            let mut e = Nonzeros::default();
+            assert!(e.gather(&x, 1.0));
+            assert_eq!(e.nonzeros(), x.data.iter().filter(|v| **v != 0.0).count());
+            // the lists do not depend on how the rows were cut
+            for pieces in [2, 3, 8] {
+                let mut f = Nonzeros::default();
+                assert!(f.gather_in_pieces(&x, 1.0, pieces));
+                assert_eq!((&f.start, &f.row, &f.val), (&e.start, &e.row, &e.val));
+                assert_eq!((&f.row_start, &f.by_row_col), (&e.row_start, &e.by_row_col));
+                assert_eq!(f.by_row_val, e.by_row_val);
+            }
+            let mut y = Matrix::from_vec(m, n, vec![0.5; m * n]);
+            sparse_matmul_nn_acc(&e, &w, &mut y);
+            let mut want = naive_matmul(&x, &w);
+            want.data.iter_mut().for_each(|v| *v += 0.5);
+            close(&y, &want);
+            let mut dw = Matrix::from_vec(k, n, vec![9.0; k * n]); // overwritten
+            sparse_matmul_tn(&e, &dy, &mut dw);
+            close(&dw, &naive_matmul(&transpose(&x), &dy));
+        }
+    }
+
+    #[test]
+    fn too_dense_is_refused() {
+        let mut rng = Rng::new(6);
+        let x = sparse(10, 50, 0.9, &mut rng);
+        let mut e = Nonzeros::default();
+        assert!(!e.gather(&x, MAX_DENSITY));
+        assert!(e.gather(&x, 1.0));
+        let zeros = Matrix::zeros(4, 9);
+        assert!(e.gather(&zeros, 0.0));
+        assert_eq!(e.nonzeros(), 0);
+    }
+}
