@@ -1,4 +1,5 @@
-//! Kernel micro-benchmarks: the matrix products of the lab nets' training step, the
+//! Kernel micro-benchmarks: the matrix products of the lab nets' training step (dense,
+//! and the first layer's sparse ones), the
 //! fused softmax cross-entropy, one Adam step over the deep net's parameters, the
 //! dropout mask and ReLU, gathering a batch. What forks across threads is timed on a
 //! rayon pool worker, as training runs (`tensor::on_pool`). Run:
@@ -8,6 +9,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use nnlab::layers::{Activation, ActivationLayer, Dropout, Layer, Mode};
 use nnlab::optim::{AdamStep, adam_update};
+use nnlab::tensor::sparse::{MAX_DENSITY, Nonzeros, sparse_matmul_nn_acc, sparse_matmul_tn};
 use nnlab::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn, set_threads};
 use nnlab::{Rng, loss};
 use std::hint::black_box;
@@ -33,7 +35,8 @@ fn on_pool(b: &mut criterion::Bencher, mut work: impl FnMut() + Send) {
 fn kernels(c: &mut Criterion) {
     set_threads(0);
     let mut rng = Rng::new(1);
-    // forward y = x Wᵀ, weight gradient dW = dyᵀ x, input gradient dx = dy W, batch 100
+    // forward y = x W, weight gradient dW = xᵀ dy, input gradient dx = dy Wᵀ, batch 100,
+    // W stored (in, out) as `Dense` stores it
     for &(inp, out) in &[
         (784usize, 256usize),
         (256, 256),
@@ -42,20 +45,47 @@ fn kernels(c: &mut Criterion) {
         (512, 10),
     ] {
         let x = filled(100, inp, &mut rng);
-        let w = filled(out, inp, &mut rng);
+        let w = filled(inp, out, &mut rng);
         let dy = filled(100, out, &mut rng);
         let mut y = Matrix::zeros(100, out);
-        let mut dw = Matrix::zeros(out, inp);
+        let mut dw = Matrix::zeros(inp, out);
         let mut dx = Matrix::zeros(100, inp);
-        c.bench_function(&format!("matmul_nt forward 100x{inp} . {inp}x{out}"), |b| {
-            on_pool(b, || matmul_nt(black_box(&x), &w, &mut y, false))
+        c.bench_function(&format!("matmul_nn forward 100x{inp} . {inp}x{out}"), |b| {
+            on_pool(b, || matmul_nn(black_box(&x), &w, &mut y, false))
         });
-        c.bench_function(&format!("matmul_tn dW {out}x100 . 100x{inp}"), |b| {
-            on_pool(b, || matmul_tn(black_box(&dy), &x, &mut dw, false))
+        c.bench_function(&format!("matmul_tn dW {inp}x100 . 100x{out}"), |b| {
+            on_pool(b, || matmul_tn(black_box(&x), &dy, &mut dw, false))
         });
-        c.bench_function(&format!("matmul_nn dx 100x{out} . {out}x{inp}"), |b| {
-            on_pool(b, || matmul_nn(black_box(&dy), &w, &mut dx, false))
+        c.bench_function(&format!("matmul_nt dx 100x{out} . {out}x{inp}"), |b| {
+            on_pool(b, || matmul_nt(black_box(&dy), &w, &mut dx, false))
         });
+        if inp == 784 {
+            // the first layer's sparse products, on an input 19% nonzero as MNIST's
+            // (random positions here; real batches: examples/sparse_first_layer.rs)
+            let xs = Matrix::from_vec(
+                100,
+                784,
+                (0..78_400)
+                    .map(|_| {
+                        if rng.uniform() < 0.19 {
+                            rng.uniform()
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect(),
+            );
+            let mut e = Nonzeros::default();
+            c.bench_function("sparse gather 100x784 (19% nonzero)", |b| {
+                on_pool(b, || assert!(e.gather(black_box(&xs), MAX_DENSITY)))
+            });
+            c.bench_function(&format!("sparse forward 100x784 . 784x{out}"), |b| {
+                on_pool(b, || sparse_matmul_nn_acc(black_box(&e), &w, &mut y))
+            });
+            c.bench_function(&format!("sparse dW 784x100 . 100x{out}"), |b| {
+                on_pool(b, || sparse_matmul_tn(black_box(&e), &dy, &mut dw))
+            });
+        }
     }
     let logits = filled(100, 10, &mut rng);
     let labels: Vec<u8> = (0..100).map(|i| (i % 10) as u8).collect();

@@ -1,17 +1,19 @@
-//! Runtime CPU dispatch for the elementwise kernels (Adam, activations, dropout).
+//! Runtime CPU dispatch for nnlab's own loops (Adam, activations, dropout, the sparse
+//! first-layer products).
 //!
 //! The crate is compiled for the baseline x86-64 (SSE2), so it runs on any x86-64 CPU;
-//! the `gemm` crate already picks its kernels at run time. The hot elementwise loops
-//! are written once, as plain Rust, and [`run`] calls them through a function compiled
-//! with AVX2 enabled when the CPU has it, so LLVM vectorises the same source 8 lanes
-//! wide instead of 4. (An AVX-512 build of the same loops was measured slower on the
+//! the `gemm` crate already picks its kernels at run time. The hot loops are written
+//! once, as plain Rust, inside [`simd_fn!`], which compiles each twice and calls the
+//! AVX2 copy when the CPU has it, so LLVM vectorises the same source 8 lanes wide
+//! instead of 4. (An AVX-512 build of the same loops was measured slower on the
 //! Zen 4 machines this project runs on, whose 512-bit square roots and divisions are
 //! split into two halves: Adam over 1.19 M parameters took 1.06 ms against 0.62 ms
 //! with AVX2 and 0.87 ms with SSE2, `cargo bench --bench kernels -- adam`.)
 //!
 //! The results do not depend on the level: Rust never contracts `a * b + c` into a
-//! fused multiply-add, and every kernel here is elementwise (no reordered sums), so
-//! each lane computes exactly the scalar expression. `tests/training.rs`
+//! fused multiply-add, and no kernel here reorders a sum by level (the elementwise
+//! ones have none; the sparse products sum in an order fixed by the data), so each
+//! lane computes exactly the scalar expression. `tests/training.rs`
 //! (`simd_level_does_not_change_results`) checks this bit for bit.
 
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -64,33 +66,12 @@ pub fn set_level(l: Level) {
     LEVEL.store(l.min(detected()) as u8, Ordering::Relaxed);
 }
 
-/// Runs `f` compiled for the current level. `f` should be a closure that calls an
-/// `#[inline(always)]` kernel, so the kernel's loop is compiled inside the
-/// feature-enabled function.
-#[inline(always)]
-pub fn run<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        match level() {
-            // SAFETY: `level()` never exceeds what `detected()` found on this CPU.
-            Level::Avx2 => return unsafe { avx2(f) },
-            Level::Baseline => {}
-        }
-    }
-    f()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
-
 /// Defines a function whose body is compiled twice, for the baseline and with AVX2,
-/// and runs the version the current [`level`] allows. [`run`] relies on the compiler
-/// inlining its closure into the AVX2 function, which it does for a short closure but
-/// not always for a long one (a loop nest stayed at SSE2, 4 lanes); here the body is
-/// an `#[inline(always)]` function called straight from the AVX2 one, so it always is.
+/// and runs the version the current [`level`] allows. The body becomes an
+/// `#[inline(always)]` function called straight from a `#[target_feature(enable =
+/// "avx2")]` one, so it is always compiled with AVX2. (An earlier version passed a
+/// closure to a generic AVX2 function; LLVM inlined short closures into it but left
+/// longer ones, such as the activations' and the sparse products', outside at SSE2.)
 ///
 /// ```ignore
 /// simd_fn! {

@@ -85,27 +85,33 @@ impl Activation {
 
     /// `y = f(x)` over a slice (vectorised for the CPU, see [`crate::simd`]).
     pub fn forward_slice(self, x: &[f32], y: &mut [f32]) {
-        crate::simd::run(|| self.forward_kernel(x, y))
-    }
-
-    #[inline(always)]
-    fn forward_kernel(self, x: &[f32], y: &mut [f32]) {
-        match self {
-            // Specialised loops so the common cases vectorise.
-            Activation::Relu => y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.max(0.0)),
-            Activation::Identity => y.copy_from_slice(x),
-            _ => y.iter_mut().zip(x).for_each(|(y, &x)| *y = self.f(x)),
-        }
+        forward_kernel(self, x, y)
     }
 
     /// `dx = dy ⊙ f'(x)` over slices (vectorised like `forward_slice`).
     pub fn backward_slice(self, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
-        crate::simd::run(|| self.backward_kernel(x, y, dy, dx))
+        backward_kernel(self, x, y, dy, dx)
     }
 
-    #[inline(always)]
-    fn backward_kernel(self, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
-        match self {
+    /// All names, for help and errors.
+    pub const NAMES: &'static str =
+        "sigmoid, tanh, relu, leaky-relu[:SLOPE] (0.01), elu[:ALPHA] (1.0), identity";
+}
+
+crate::simd::simd_fn! {
+    fn forward_kernel(act: Activation, x: &[f32], y: &mut [f32]) {
+        match act {
+            // Specialised loops so the common cases vectorise.
+            Activation::Relu => y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.max(0.0)),
+            Activation::Identity => y.copy_from_slice(x),
+            _ => y.iter_mut().zip(x).for_each(|(y, &x)| *y = act.f(x)),
+        }
+    }
+}
+
+crate::simd::simd_fn! {
+    fn backward_kernel(act: Activation, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
+        match act {
             Activation::Relu => {
                 for ((d, &g), &x) in dx.iter_mut().zip(dy).zip(x) {
                     *d = if x > 0.0 { g } else { 0.0 };
@@ -113,15 +119,11 @@ impl Activation {
             }
             _ => {
                 for (((d, &g), &x), &y) in dx.iter_mut().zip(dy).zip(x).zip(y) {
-                    *d = g * self.df(x, y);
+                    *d = g * act.df(x, y);
                 }
             }
         }
     }
-
-    /// All names, for help and errors.
-    pub const NAMES: &'static str =
-        "sigmoid, tanh, relu, leaky-relu[:SLOPE] (0.01), elu[:ALPHA] (1.0), identity";
 }
 
 impl fmt::Display for Activation {

@@ -97,17 +97,13 @@ impl Layer for Dropout {
     fn visit_params(&mut self, _f: &mut dyn FnMut(Param<'_>)) {}
 }
 
-/// `out = a ⊙ b`.
-fn multiply(a: &[f32], b: &[f32], out: &mut [f32]) {
-    crate::simd::run(|| {
-        #[inline(always)]
-        fn kernel(a: &[f32], b: &[f32], out: &mut [f32]) {
-            for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
-                *o = a * b;
-            }
+crate::simd::simd_fn! {
+    /// `out = a ⊙ b`.
+    fn multiply(a: &[f32], b: &[f32], out: &mut [f32]) {
+        for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+            *o = a * b;
         }
-        kernel(a, b, out)
-    })
+    }
 }
 
 #[cfg(test)]

@@ -29,22 +29,23 @@ pub struct AdamStep {
 /// # Shapes
 /// `p, g, m, v: (n,)`.
 pub fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
-    crate::simd::run(|| adam_kernel(p, g, m, v, s))
+    adam_kernel(p, g, m, v, s)
 }
 
-#[inline(always)]
-fn adam_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
-    let bc1 = 1.0 - (s.beta1 as f64).powi(s.t as i32);
-    let bc2 = 1.0 - (s.beta2 as f64).powi(s.t as i32);
-    let step_size = (s.lr as f64 / bc1) as f32;
-    let inv_sqrt_bc2 = (1.0 / bc2.sqrt()) as f32;
-    let decay = 1.0 - s.lr * s.weight_decay;
-    let (b1, b2, eps, l2) = (s.beta1, s.beta2, s.eps, s.l2);
-    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        let g = g + l2 * *p;
-        *m = b1 * *m + (1.0 - b1) * g;
-        *v = b2 * *v + (1.0 - b2) * g * g;
-        let denom = v.sqrt() * inv_sqrt_bc2 + eps;
-        *p = *p * decay - step_size * *m / denom;
+crate::simd::simd_fn! {
+    fn adam_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
+        let bc1 = 1.0 - (s.beta1 as f64).powi(s.t as i32);
+        let bc2 = 1.0 - (s.beta2 as f64).powi(s.t as i32);
+        let step_size = (s.lr as f64 / bc1) as f32;
+        let inv_sqrt_bc2 = (1.0 / bc2.sqrt()) as f32;
+        let decay = 1.0 - s.lr * s.weight_decay;
+        let (b1, b2, eps, l2) = (s.beta1, s.beta2, s.eps, s.l2);
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = g + l2 * *p;
+            *m = b1 * *m + (1.0 - b1) * g;
+            *v = b2 * *v + (1.0 - b2) * g * g;
+            let denom = v.sqrt() * inv_sqrt_bc2 + eps;
+            *p = *p * decay - step_size * *m / denom;
+        }
     }
 }
