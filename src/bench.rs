@@ -25,9 +25,13 @@ pub struct BenchReport {
     /// Evaluation-mode forward over the test set (median of 5).
     pub inference_s: f64,
     pub test_examples: usize,
-    /// FLOP of one epoch's matrix products (forward, weight and input gradients).
+    /// FLOP of one epoch's matrix products (forward, weight and input gradients),
+    /// counted as dense products, as PyTorch computes them. The first layer's sparse
+    /// products (`tensor::sparse`) skip the zero pixels and do about a fifth of their
+    /// share on MNIST, so the GFLOP/s derived from this are dense-equivalent: the
+    /// speed a dense implementation would need to train as fast.
     pub flop_per_epoch: f64,
-    /// `flop_per_epoch / median_epoch_s`.
+    /// `flop_per_epoch / median_epoch_s` (dense-equivalent).
     pub achieved_gflops: f64,
     /// SGEMM on 2048³, this run.
     pub gemm_square_gflops: f64,
@@ -37,7 +41,8 @@ pub struct BenchReport {
     pub fraction_of_gemm: f64,
     /// Share of the timed epochs' wall time spent inside the matrix products.
     pub products_share: f64,
-    /// GFLOP/s of the products as they ran inside training (FLOP / time inside them).
+    /// GFLOP/s of the products as they ran inside training (dense-equivalent FLOP /
+    /// time inside them).
     pub products_gflops: f64,
     /// Share of the timed epochs' wall time spent in optimiser updates.
     pub optimizer_share: f64,
@@ -45,16 +50,16 @@ pub struct BenchReport {
     pub peak_rss_mb: f64,
 }
 
-/// Matrix products of one training step of a dense layer `in -> out` on `batch` rows:
-/// forward `(batch,in)·(in,out)`, `dW = dyᵀ·x`, and `dx = dy·W` unless it is the first
-/// layer. Returns `(m, n, k, layout)` triples.
+/// Matrix products of one training step of a dense layer `in -> out` on `batch` rows,
+/// with `W: (in, out)` as `Dense` stores it: forward `y = x·W`, `dW = xᵀ·dy`, and
+/// `dx = dy·Wᵀ` unless it is the first layer. Returns `(m, n, k, layout)` triples.
 fn step_products(dims: &[(usize, usize)], batch: usize) -> Vec<(usize, usize, usize, u8)> {
     let mut v = Vec::new();
     for (i, &(inp, out)) in dims.iter().enumerate() {
-        v.push((batch, out, inp, 0)); // y = x Wᵀ
-        v.push((out, inp, batch, 1)); // dW = dyᵀ x
+        v.push((batch, out, inp, 0)); // y = x W
+        v.push((inp, out, batch, 1)); // dW = xᵀ dy
         if i > 0 {
-            v.push((batch, inp, out, 2)); // dx = dy W
+            v.push((batch, inp, out, 2)); // dx = dy Wᵀ
         }
     }
     v
@@ -68,7 +73,8 @@ fn step_flop(dims: &[(usize, usize)], batch: usize) -> f64 {
         .sum()
 }
 
-/// Times the step's products alone; returns GFLOP/s (best of `reps` rounds).
+/// Times the step's products alone, all dense (the GEMM bound a dense implementation
+/// has); returns GFLOP/s (best of `reps` rounds).
 pub fn gemm_shapes_gflops(dims: &[(usize, usize)], batch: usize, reps: usize) -> f64 {
     let prods = step_products(dims, batch);
     let mut bufs: Vec<(Matrix, Matrix, Matrix)> = prods
@@ -77,9 +83,9 @@ pub fn gemm_shapes_gflops(dims: &[(usize, usize)], batch: usize, reps: usize) ->
             let fill =
                 |r, c| Matrix::from_vec(r, c, (0..r * c).map(|i| ((i % 7) as f32) * 0.1).collect());
             match layout {
-                0 => (fill(m, k), fill(n, k), Matrix::zeros(m, n)),
+                0 => (fill(m, k), fill(k, n), Matrix::zeros(m, n)),
                 1 => (fill(k, m), fill(k, n), Matrix::zeros(m, n)),
-                _ => (fill(m, k), fill(k, n), Matrix::zeros(m, n)),
+                _ => (fill(m, k), fill(n, k), Matrix::zeros(m, n)),
             }
         })
         .collect();
@@ -90,9 +96,9 @@ pub fn gemm_shapes_gflops(dims: &[(usize, usize)], batch: usize, reps: usize) ->
         for _ in 0..20 {
             for (&(_, _, _, layout), (a, b, c)) in prods.iter().zip(bufs.iter_mut()) {
                 match layout {
-                    0 => matmul_nt(a, b, c, false),
+                    0 => matmul_nn(a, b, c, false),
                     1 => matmul_tn(a, b, c, false),
-                    _ => matmul_nn(a, b, c, false),
+                    _ => matmul_nt(a, b, c, false),
                 }
             }
         }

@@ -303,6 +303,11 @@ pub struct BenchArgs {
     /// rows, or internal (the gemm crate's own threading).
     #[arg(long, value_enum, default_value_t = GemmSplit::Columns)]
     pub gemm_split: GemmSplit,
+    /// Compute every layer with dense products, even on mostly-zero inputs such as
+    /// MNIST images (for comparison; the default skips the zeros, see BENCHMARKS.md;
+    /// the environment variable NNLAB_SPARSE=off does the same for any command).
+    #[arg(long)]
+    pub dense_only: bool,
     /// Print the reports as JSON.
     #[arg(long)]
     pub json: bool,

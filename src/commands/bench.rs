@@ -14,6 +14,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         crate::cli::GemmSplit::Rows => nnlab::tensor::Split::Rows,
         crate::cli::GemmSplit::Internal => nnlab::tensor::Split::Internal,
     });
+    if args.dense_only {
+        nnlab::tensor::sparse::set_sparse(false);
+    }
     let mut reports = Vec::new();
     for p in &args.presets {
         let mut cfg = TrainConfig::preset(p)?;
@@ -21,7 +24,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         let r = bench_config(p, &cfg, &train, &splits.test, args.epochs.max(1))?;
         if !args.json {
             println!(
-                "{:<8} {:>7.3} s/epoch  {:>8.0} samples/s  inference {:>6.4} s/{}  {:>6.1} GFLOP/epoch  {:>6.1} GFLOP/s = {:>4.0}% of GEMM on these shapes ({:.1} GFLOP/s; 2048³: {:.1})  products {:.0}% of the time at {:.1} GFLOP/s, optimiser {:.0}%  peak RSS {:.0} MB  [{} threads; epochs {:?}]",
+                "{:<8} {:>7.3} s/epoch  {:>8.0} samples/s  inference {:>6.4} s/{}  {:>6.1} GFLOP/epoch (dense)  {:>6.1} GFLOP/s = {:>4.0}% of GEMM on these shapes ({:.1} GFLOP/s; 2048³: {:.1})  products {:.0}% of the time at {:.1} GFLOP/s, optimiser {:.0}%  peak RSS {:.0} MB  [{} threads; epochs {:?}]",
                 r.preset,
                 r.median_epoch_s,
                 r.samples_per_s,
