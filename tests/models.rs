@@ -248,6 +248,29 @@ fn resume_equals_uninterrupted_bit_for_bit() {
     // saving a checkpoint again overwrites atomically
     save_checkpoint(d.path(), &mut resumed, &meta(&cfg)).unwrap();
     assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+
+    // the first layer's Adam moment is saved in its weight's (out, in) order, as the
+    // weight is, whatever order the layer keeps it in
+    let bytes = std::fs::read(d.path().join("checkpoint.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let m0: Vec<f32> = st
+        .tensor("optimizer.m.0")
+        .unwrap()
+        .data()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let mut expected = None;
+    let stored = &resumed.opt.m[0];
+    resumed.model.net.visit_params(&mut |p| {
+        if expected.is_none() {
+            assert_eq!(p.shape.as_slice(), [48, 784]);
+            assert!(p.transposed, "Dense keeps its weight (in, out)");
+            expected = Some(nnlab::layers::row_major(stored, p.shape, p.transposed));
+        }
+    });
+    assert_eq!(m0, expected.unwrap());
+    assert_ne!(&m0, stored);
 }
 
 /// `predict`'s preprocessing on test digits written out as PNG (scaled up 3x, and

@@ -361,29 +361,35 @@ pub fn checkpoint_path(dir: &Path) -> PathBuf {
     dir.join("checkpoint.safetensors")
 }
 
+/// Each parameter's shape and whether it is stored transposed, in visiting order.
+fn param_layouts(model: &mut Model) -> Vec<(crate::layers::Shape, bool)> {
+    let mut v = Vec::new();
+    model
+        .net
+        .visit_params(&mut |p| v.push((p.shape, p.transposed)));
+    v
+}
+
 /// Writes the trainer's model, optimiser state, RNG and history to
 /// `dir/checkpoint.safetensors`, atomically.
 pub fn save_checkpoint(dir: &Path, trainer: &mut Trainer, meta: &ModelMeta) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io("creating checkpoint folder", dir, e))?;
     let path = checkpoint_path(dir);
     let mut tensors = network_tensors(&mut trainer.model);
-    for (j, m) in trainer
-        .opt
-        .m
-        .iter()
-        .enumerate()
-        .filter(|(_, m)| !m.is_empty())
-    {
-        tensors.push((format!("optimizer.m.{j}"), vec![m.len()], f32_bytes(m)));
-    }
-    for (j, v) in trainer
-        .opt
-        .v
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| !v.is_empty())
-    {
-        tensors.push((format!("optimizer.v.{j}"), vec![v.len()], f32_bytes(v)));
+    // The moments are laid out like their parameters; saved in the parameters'
+    // row-major order, as the parameters are, so the file does not depend on how a
+    // layer stores its weights.
+    let layouts = param_layouts(&mut trainer.model);
+    for (kind, bufs) in [("m", &trainer.opt.m), ("v", &trainer.opt.v)] {
+        for (j, buf) in bufs.iter().enumerate().filter(|(_, b)| !b.is_empty()) {
+            let (shape, transposed) = layouts[j];
+            let values = crate::layers::row_major(buf, shape, transposed);
+            tensors.push((
+                format!("optimizer.{kind}.{j}"),
+                vec![buf.len()],
+                f32_bytes(&values),
+            ));
+        }
     }
     let mut md = base_metadata(meta);
     let state = CheckpointState {
@@ -432,12 +438,14 @@ pub fn load_checkpoint(dir: &Path, cfg: &TrainConfig) -> Result<Trainer> {
     let (h, w) = meta.input_shape;
     let mut trainer = Trainer::new(cfg, h * w, meta.class_names.len())?;
     fill_model(&mut trainer.model, &st, &path)?;
+    let layouts = param_layouts(&mut trainer.model);
     let n = trainer.opt.m.len();
     for j in 0..n {
         for (buf, kind) in [(&mut trainer.opt.m[j], "m"), (&mut trainer.opt.v[j], "v")] {
             if !buf.is_empty() {
                 let v = tensor_f32(&st, &format!("optimizer.{kind}.{j}"), &[buf.len()], &path)?;
-                buf.copy_from_slice(&v);
+                let (shape, transposed) = layouts[j];
+                crate::layers::set_from_row_major(buf, &v, shape, transposed);
             }
         }
     }

@@ -87,17 +87,7 @@ pub struct Param<'a> {
 impl Param<'_> {
     /// The tensor's values in `shape`'s row-major order (PyTorch's), copied.
     pub fn to_row_major(&self) -> Vec<f32> {
-        if !self.transposed {
-            return self.value.to_vec();
-        }
-        let [r, c, ..] = self.shape.dims;
-        let mut out = vec![0.0; r * c];
-        for (j, col) in self.value.chunks_exact(r).enumerate() {
-            for (i, &v) in col.iter().enumerate() {
-                out[i * c + j] = v;
-            }
-        }
-        out
+        row_major(self.value, self.shape, self.transposed)
     }
 
     /// Sets the tensor from values in `shape`'s row-major order.
@@ -105,15 +95,40 @@ impl Param<'_> {
     /// # Panics
     /// If `src` has another length than the tensor.
     pub fn set_row_major(&mut self, src: &[f32]) {
-        assert_eq!(src.len(), self.value.len(), "set_row_major: length");
-        if !self.transposed {
-            return self.value.copy_from_slice(src);
+        set_from_row_major(self.value, src, self.shape, self.transposed)
+    }
+}
+
+/// `stored` (a tensor of `shape`, held transposed if `transposed`, see
+/// [`Param::transposed`]) in `shape`'s row-major order. Also for buffers laid out like
+/// a parameter, such as the optimiser's moments.
+pub fn row_major(stored: &[f32], shape: Shape, transposed: bool) -> Vec<f32> {
+    if !transposed {
+        return stored.to_vec();
+    }
+    let [r, c, ..] = shape.dims;
+    let mut out = vec![0.0; r * c];
+    for (j, col) in stored.chunks_exact(r).enumerate() {
+        for (i, &v) in col.iter().enumerate() {
+            out[i * c + j] = v;
         }
-        let [r, c, ..] = self.shape.dims;
-        for (i, row) in src.chunks_exact(c).enumerate() {
-            for (j, &v) in row.iter().enumerate() {
-                self.value[j * r + i] = v;
-            }
+    }
+    out
+}
+
+/// The inverse of [`row_major`]: fills `stored` from `src` in `shape`'s row-major order.
+///
+/// # Panics
+/// If `src` has another length than `stored`.
+pub fn set_from_row_major(stored: &mut [f32], src: &[f32], shape: Shape, transposed: bool) {
+    assert_eq!(src.len(), stored.len(), "set_from_row_major: length");
+    if !transposed {
+        return stored.copy_from_slice(src);
+    }
+    let [r, c, ..] = shape.dims;
+    for (i, row) in src.chunks_exact(c).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            stored[j * r + i] = v;
         }
     }
 }
@@ -155,7 +170,7 @@ pub fn column_sums(dy: &Matrix, db: &mut [f32]) {
     }
 }
 
-/// Writes `b` into every row of `y` (the start of `y = x Wᵀ + b`).
+/// Writes `b` into every row of `y` (the start of an affine layer's `y = x W + b`).
 ///
 /// # Shapes
 /// `y: (batch, n)`, `b: (n,)`.

@@ -13,7 +13,7 @@ use crate::tensor::Matrix;
 pub struct Residual {
     /// The residual branch f.
     pub f: Sequential,
-    /// Projection `(out, in)` used when widths differ.
+    /// Projection used when widths differ (a bias-free `Dense`, weight stored `(in, out)`).
     pub proj: Option<Dense>,
     /// (batch, in): dL/dx through f
     dx_f: Matrix,
