@@ -439,13 +439,14 @@ pub fn load_checkpoint(dir: &Path, cfg: &TrainConfig) -> Result<Trainer> {
     let mut trainer = Trainer::new(cfg, h * w, meta.class_names.len())?;
     fill_model(&mut trainer.model, &st, &path)?;
     let layouts = param_layouts(&mut trainer.model);
-    let n = trainer.opt.m.len();
-    for j in 0..n {
-        for (buf, kind) in [(&mut trainer.opt.m[j], "m"), (&mut trainer.opt.v[j], "v")] {
+    let opt = &mut trainer.opt;
+    for (j, (m, v)) in opt.m.iter_mut().zip(opt.v.iter_mut()).enumerate() {
+        for (buf, kind) in [(m, "m"), (v, "v")] {
             if !buf.is_empty() {
-                let v = tensor_f32(&st, &format!("optimizer.{kind}.{j}"), &[buf.len()], &path)?;
+                let values =
+                    tensor_f32(&st, &format!("optimizer.{kind}.{j}"), &[buf.len()], &path)?;
                 let (shape, transposed) = layouts[j];
-                crate::layers::set_from_row_major(buf, &v, shape, transposed);
+                crate::layers::set_from_row_major(buf, &values, shape, transposed);
             }
         }
     }
