@@ -4,7 +4,8 @@
 //! "Deep Learning for Everyone", every technique the lecture names as a tested
 //! feature, and a fast CPU trainer. Each layer's forward and backward pass are
 //! written by hand, side by side, in [`layers`]; matrix products go through the
-//! `gemm` crate ([`tensor`]).
+//! `gemm` crate ([`tensor`]), except the first layer's on mostly-zero inputs such as
+//! MNIST images, which skip the zeros ([`tensor::sparse`]).
 //!
 //! ```
 //! use nnlab::data::Dataset;
@@ -43,8 +44,8 @@
 //! [`init`], [`optim`], [`model`], [`train`], [`config`], [`rbm`] (Deep Belief Net
 //! pre-training), [`ensemble`], [`io`] (safetensors model files, checkpoints, image
 //! input), [`report`] (pictures), [`study`] (the lecture's claims as experiments),
-//! [`bench`](mod@bench), [`gradcheck`], [`simd`] (run-time AVX2 builds of the
-//! elementwise kernels).
+//! [`bench`](mod@bench), [`gradcheck`], [`simd`] (run-time AVX2 builds of nnlab's
+//! own kernels).
 
 pub mod bench;
 pub mod config;

@@ -3,7 +3,7 @@
 //!
 //! The crate is compiled for the baseline x86-64 (SSE2), so it runs on any x86-64 CPU;
 //! the `gemm` crate already picks its kernels at run time. The hot loops are written
-//! once, as plain Rust, inside [`simd_fn!`], which compiles each twice and calls the
+//! once, as plain Rust, inside `simd_fn!`, which compiles each twice and calls the
 //! AVX2 copy when the CPU has it, so LLVM vectorises the same source 8 lanes wide
 //! instead of 4. (An AVX-512 build of the same loops was measured slower on the
 //! Zen 4 machines this project runs on, whose 512-bit square roots and divisions are

@@ -1,5 +1,7 @@
 //! `Matrix`: a row-major `f32` matrix that owns its buffer, and the matrix products
-//! that every layer uses, computed by the `gemm` crate (no micro-kernels of our own).
+//! that every layer uses: dense ones computed by the `gemm` crate (no GEMM
+//! micro-kernels of our own), and, in [`sparse`], the first layer's products on a
+//! mostly-zero input, which are not GEMMs but one row update per nonzero input.
 //! Elementwise maths lives in the layers, next to its derivative.
 
 mod matmul;

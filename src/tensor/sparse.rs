@@ -341,16 +341,57 @@ pub fn sparse_matmul_nn_acc(e: &Nonzeros, w: &Matrix, out: &mut Matrix) {
 
 simd_fn! {
     /// Columns `j0 .. j0 + nb` of `out += x · w`, `out` given by `dst`.
+    ///
+    /// For a batch of at most `ROWS_IN_CACHE` rows, one 64-column panel at a time:
+    /// the panel's sums for every row live in a 25 kB buffer that stays in the
+    /// first-level cache, and the pixels run outermost, so each panel of a row of `w`
+    /// is read once per batch. Larger batches (evaluation) sum each row's panel in
+    /// registers instead. Both sum each element in the same order (pixels ascending,
+    /// from 0, then added to `out`), so they give the same bits.
     fn forward_block(e: &Nonzeros, w: &Matrix, dst: SendPtr, j0: usize, nb: usize) {
         let n = w.cols;
-        for r in 0..e.rows {
-            // SAFETY: r < out.rows and j0 + nb <= n, so the range lies inside `out`;
-            // blocks on other threads write other columns.
-            let yr = unsafe { std::slice::from_raw_parts_mut(dst.0.add(r * n + j0), nb) };
-            sum_scaled_rows(e.row(r), w, j0, yr, true);
+        // SAFETY (every `out_row` below): r < out.rows and the columns lie inside
+        // `j0 .. j0 + nb`, inside `out`; blocks on other threads write other columns.
+        let out_row = |r: usize, j: usize, len: usize| unsafe {
+            std::slice::from_raw_parts_mut(dst.0.add(r * n + j), len)
+        };
+        if e.rows > ROWS_IN_CACHE {
+            for r in 0..e.rows {
+                sum_scaled_rows(e.row(r), w, j0, out_row(r, j0, nb), true);
+            }
+            return;
+        }
+        let mut acc = [[0f32; PANEL]; ROWS_IN_CACHE];
+        let acc = &mut acc[..e.rows];
+        let mut j = j0;
+        while j + PANEL <= j0 + nb {
+            acc.iter_mut().for_each(|a| *a = [0.0; PANEL]);
+            for k in 0..e.cols {
+                let wk: &[f32; PANEL] = w.data[k * n + j..][..PANEL].try_into().unwrap();
+                let (rows, vals) = e.column(k);
+                for (&r, &v) in rows.iter().zip(vals) {
+                    for (a, &x) in acc[r as usize].iter_mut().zip(wk) {
+                        *a += v * x;
+                    }
+                }
+            }
+            for (r, a) in acc.iter().enumerate() {
+                out_row(r, j, PANEL).iter_mut().zip(a).for_each(|(y, a)| *y += a);
+            }
+            j += PANEL;
+        }
+        if j < j0 + nb {
+            // the last columns, fewer than a panel: as `sum_scaled_rows` does them
+            for r in 0..e.rows {
+                sum_scaled_rows(e.row(r), w, j, out_row(r, j, j0 + nb - j), true);
+            }
         }
     }
 }
+
+/// Rows of a batch whose panel sums `forward_block` keeps in a stack buffer
+/// (128 x 64 floats, 32 kB; a batch of 100 uses 25 kB).
+const ROWS_IN_CACHE: usize = 128;
 
 /// Columns summed in registers at once (8 AVX2 registers).
 const PANEL: usize = 64;
@@ -412,13 +453,21 @@ pub fn sparse_matmul_tn(e: &Nonzeros, dy: &Matrix, dw: &mut Matrix) {
 }
 
 simd_fn! {
-    /// Rows `k0 .. k1` of `dw = xᵀ · dy`, `dw` given by `dst`.
+    /// Rows `k0 .. k1` of `dw = xᵀ · dy`, `dw` given by `dst`. One 64-column panel at
+    /// a time, so that panel of `dy` (25 kB for a batch of 100) stays in the
+    /// first-level cache while every pixel's sum is taken from it in registers.
     fn weight_grad_rows(e: &Nonzeros, dy: &Matrix, dst: SendPtr, k0: usize, k1: usize) {
         let n = dy.cols;
-        for k in k0..k1 {
-            // SAFETY: k < dw.rows; blocks on other threads own other rows.
-            let dk = unsafe { std::slice::from_raw_parts_mut(dst.0.add(k * n), n) };
-            sum_scaled_rows(e.column(k), dy, 0, dk, false);
+        let mut j = 0;
+        while j < n {
+            let len = PANEL.min(n - j);
+            for k in k0..k1 {
+                // SAFETY: k < dw.rows and j + len <= n; blocks on other threads own
+                // other rows.
+                let dk = unsafe { std::slice::from_raw_parts_mut(dst.0.add(k * n + j), len) };
+                sum_scaled_rows(e.column(k), dy, j, dk, false);
+            }
+            j += len;
         }
     }
 }
@@ -506,6 +555,57 @@ mod tests {
             let mut dw = Matrix::from_vec(k, n, vec![9.0; k * n]); // overwritten
             sparse_matmul_tn(&e, &dy, &mut dw);
             close(&dw, &naive_matmul(&transpose(&x), &dy));
+        }
+    }
+
+    /// The products' rounding is pinned: each sum runs over the nonzeros in ascending
+    /// order from 0.0 (the forward adds it to `out` at the end, except in the last
+    /// `n % 64` columns, where it adds straight into `out`). Any faster version of the
+    /// kernels must keep these bits, or every recorded result would move.
+    #[test]
+    fn products_sum_in_the_documented_order() {
+        let mut rng = Rng::new(9);
+        for &(m, k, n) in &[(100, 784, 256), (37, 50, 300), (130, 97, 70)] {
+            let x = sparse(m, k, 0.2, &mut rng);
+            let w = Matrix::from_vec(k, n, (0..k * n).map(|_| rng.normal()).collect());
+            let dy = Matrix::from_vec(m, n, (0..m * n).map(|_| rng.normal()).collect());
+            let y0 = Matrix::from_vec(m, n, (0..m * n).map(|_| rng.normal()).collect());
+            let mut e = Nonzeros::default();
+            assert!(e.gather(&x, 1.0));
+            let mut y = y0.clone();
+            sparse_matmul_nn_acc(&e, &w, &mut y);
+            let mut dw = Matrix::zeros(k, n);
+            sparse_matmul_tn(&e, &dy, &mut dw);
+            let full = n - n % 64;
+            for r in 0..m {
+                for j in 0..n {
+                    let mut acc = if j < full { 0.0f32 } else { y0.data[r * n + j] };
+                    for kk in 0..k {
+                        let v = x.data[r * k + kk];
+                        if v != 0.0 {
+                            acc += v * w.data[kk * n + j];
+                        }
+                    }
+                    let want = if j < full {
+                        y0.data[r * n + j] + acc
+                    } else {
+                        acc
+                    };
+                    assert_eq!(y.data[r * n + j].to_bits(), want.to_bits(), "y[{r},{j}]");
+                }
+            }
+            for kk in 0..k {
+                for j in 0..n {
+                    let mut acc = 0.0f32;
+                    for r in 0..m {
+                        let v = x.data[r * k + kk];
+                        if v != 0.0 {
+                            acc += v * dy.data[r * n + j];
+                        }
+                    }
+                    assert_eq!(dw.data[kk * n + j].to_bits(), acc.to_bits(), "dw[{kk},{j}]");
+                }
+            }
         }
     }
 
