@@ -4,10 +4,11 @@
 //! it), and sparse, from the nonzero pixels alone (`tensor::sparse`). Prints each
 //! part's best time over 200 batches and the largest difference between the results.
 //!
-//! `cargo run --release --example sparse_first_layer [OUT] [KEEP] [DATASET]`
+//! `cargo run --release --example sparse_first_layer [OUT] [KEEP] [DATASET] [shuffled]`
 //! (OUT = 512 or 256; KEEP in (0, 1] keeps that share of the nonzero pixels;
 //! DATASET = mnist or fashion-mnist, whose images are about half nonzero: together
-//! they show where the sparse products stop paying off.)
+//! they show where the sparse products stop paying off; `shuffled` moves each image's
+//! pixels to random places, to see what the clustering of real ink is worth.)
 
 use nnlab::data::fetch::default_data_dir;
 use nnlab::data::{DatasetRef, FetchOptions};
@@ -21,6 +22,7 @@ fn main() {
     let out: usize = args.next().map_or(512, |s| s.parse().expect("OUT"));
     let keep: f32 = args.next().map_or(1.0, |s| s.parse().expect("DENSITY"));
     let dataset = args.next().unwrap_or_else(|| "mnist".into());
+    let shuffle = args.next().as_deref() == Some("shuffled");
     let mut o = FetchOptions::new(default_data_dir(None));
     o.quiet = true;
     let s = DatasetRef::parse(&dataset).unwrap().load(&o).unwrap();
@@ -62,6 +64,15 @@ fn main() {
                         *v = 0.0
                     }
                 });
+            }
+            if shuffle {
+                // the same values at random positions within each row
+                for r in 0..100 {
+                    let row = x.row_mut(r);
+                    for i in (1..row.len()).rev() {
+                        row.swap(i, rng.below(i + 1));
+                    }
+                }
             }
             let mut time = |i: usize, f: &mut dyn FnMut()| {
                 let t = Instant::now();
