@@ -8,15 +8,19 @@
 //!   dW[k, :] += x[r, k] · dy[r, :]       (weight gradient)
 //! ```
 //!
-//! The loops run over `k` outermost, so each row of `W` and `dW` is touched once per
-//! batch while the batch's rows of `y` and `dy` stay in cache. On a training batch of
-//! 100 MNIST images this does a fifth of the dense products' arithmetic
-//! (BENCHMARKS.md has the measurements and `examples/sparse_first_layer.rs` the
-//! comparison by density).
+//! Each is computed one 64-column panel at a time with the panel's sums in registers
+//! or in a buffer that stays in the first-level cache (see `forward_block` and
+//! `weight_grad_rows`). On a training batch of 100 MNIST images this is a fifth of the
+//! dense products' arithmetic, done at about a third of `gemm`'s speed (no fused
+//! multiply-adds, one pass per nonzero): about 70% of the dense products' time,
+//! gathering the nonzeros included (BENCHMARKS.md; `examples/sparse_first_layer.rs`
+//! compares them by density).
 //!
-//! Every element is summed in the same order (`k` ascending, then rows ascending)
-//! however the work is split over threads, so results do not depend on the thread
-//! count. They differ from the dense products' only in rounding (another order).
+//! Rounding is fixed: `y[r, j]` adds `x[r, k] · W[k, j]` over `k` ascending, starting
+//! from 0, and adds that sum to `y` (in the last `n % 64` columns it adds straight into
+//! `y`); `dW[k, j]` adds `x[r, k] · dy[r, j]` over `r` ascending from 0. This order
+//! holds however the work is split over threads, so results do not depend on the
+//! thread count (a test pins the order). They differ from the dense products' only in rounding.
 
 use super::Matrix;
 use super::matmul::{ProductTimer, SendPtr, fork_blocks, threads};
@@ -24,9 +28,10 @@ use crate::simd::simd_fn;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// The largest share of nonzero entries at which `Dense` uses these products instead
-/// of the dense ones (measured: at 19% nonzeros they take half the dense products'
-/// time on two threads; the two meet near 40%, and the margin keeps the choice
-/// clearly on the winning side; see BENCHMARKS.md).
+/// of the dense ones. Measured on two threads (BENCHMARKS.md): at MNIST's 19% they
+/// take 626 µs against 869 for 784 -> 512, gathering included; the two meet near 35%
+/// (Fashion-MNIST thinned to 37% nonzero: 1304 against 1283 µs), and at 52% sparse
+/// takes 1451 against 853.
 pub const MAX_DENSITY: f32 = 0.3;
 
 /// 0 = not yet read, 1 = on, 2 = off.
