@@ -48,9 +48,7 @@ impl Dense {
             sparse: false,
         }
     }
-}
 
-impl Dense {
     /// Whether the last forward pass took the sparse products (its input had at most
     /// `MAX_DENSITY` nonzeros).
     pub fn last_input_was_sparse(&self) -> bool {
