@@ -103,3 +103,38 @@ impl Layer for Dense {
         visit_affine(&mut self.w, &self.dw, &mut self.b, &self.db, true, f);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The outside sees PyTorch's `(out, in)` weight: element `(o, i)` of the row-major
+    /// view is the stored `w[i, o]`; setting the view sets the storage.
+    #[test]
+    fn weight_is_seen_in_pytorch_order() {
+        let mut rng = Rng::new(4);
+        let mut l = Dense::new(3, 5, Init::Normal(1.0), Init::Zeros, &mut rng);
+        let stored = l.w.clone();
+        let mut seen = None;
+        l.visit_params(&mut |p| {
+            if p.name == "weight" {
+                assert_eq!(p.shape.as_slice(), [5, 3]);
+                seen = Some(p.to_row_major());
+            }
+        });
+        let seen = seen.unwrap();
+        for o in 0..5 {
+            for i in 0..3 {
+                assert_eq!(seen[o * 3 + i], stored.data[i * 5 + o]);
+            }
+        }
+        let fresh: Vec<f32> = (0..15).map(|v| v as f32).collect();
+        l.visit_params(&mut |mut p| {
+            if p.name == "weight" {
+                p.set_row_major(&fresh);
+                assert_eq!(p.to_row_major(), fresh);
+            }
+        });
+        assert_eq!(l.w.data[2 * 5 + 4], fresh[4 * 3 + 2]);
+    }
+}
