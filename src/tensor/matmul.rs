@@ -125,9 +125,16 @@ impl Drop for ProductTimer {
 
 /// A raw pointer that may cross to another thread: each thread writes a disjoint block.
 #[derive(Clone, Copy)]
-pub(super) struct SendPtr(pub(super) *mut f32);
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
+pub(super) struct SendPtr<T = f32>(pub(super) *mut T);
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so that closures capture the whole `SendPtr`).
+    pub(super) fn ptr(self) -> *mut T {
+        self.0
+    }
+}
 
 /// Raw call: `dst = [dst +] lhs * rhs`, each operand given as a pointer with
 /// (row stride, column stride); `dst` has column stride 1.

@@ -93,19 +93,6 @@ fn room<T>(v: &mut Vec<T>, n: usize) {
     v.reserve(n.saturating_sub(v.len()));
 }
 
-/// A raw pointer that may cross threads: each thread writes a disjoint part.
-#[derive(Clone, Copy)]
-struct Shared<T>(*mut T);
-unsafe impl<T> Send for Shared<T> {}
-unsafe impl<T> Sync for Shared<T> {}
-
-impl<T> Shared<T> {
-    /// The pointer (a method, so that closures capture the whole `Shared`).
-    fn ptr(self) -> *mut T {
-        self.0
-    }
-}
-
 impl Nonzeros {
     /// Gathers the nonzero entries of `x` if at most `max_density` of its entries are
     /// nonzero, and returns whether it did. A counting sort, its rows cut into one
@@ -125,13 +112,22 @@ impl Nonzeros {
         let pieces = n.div_ceil(self.per);
         self.cursor.clear();
         self.cursor.resize(pieces * d, 0);
-        let (counts, per) = (Shared(self.cursor.as_mut_ptr()), self.per);
+        let (counts, per) = (SendPtr(self.cursor.as_mut_ptr()), self.per);
         fork_blocks(0, n, per, &|r0, nb| {
             // SAFETY: piece r0 / per owns counts[(r0 / per) * d ..][.. d].
             let c = unsafe { std::slice::from_raw_parts_mut(counts.ptr().add(r0 / per * d), d) };
             count_nonzeros(x, r0, nb, c)
         });
-        let nnz: usize = self.cursor.iter().map(|&c| c as usize).sum();
+        // Each piece's start in the by-row lists; the last is the number of nonzeros.
+        room(&mut self.piece_start, pieces + 1);
+        self.piece_start.clear();
+        self.piece_start.push(0);
+        for p in 0..pieces {
+            let in_piece: u32 = self.cursor[p * d..(p + 1) * d].iter().sum();
+            let last = *self.piece_start.last().unwrap();
+            self.piece_start.push(last + in_piece);
+        }
+        let nnz = *self.piece_start.last().unwrap() as usize;
         // Room for as many entries as any accepted matrix of this shape can have, so a
         // later batch that is sparse when this one was not does not allocate.
         let most = (max_density.clamp(0.0, 1.0) as f64 * (n * d) as f64) as usize;
@@ -140,13 +136,11 @@ impl Nonzeros {
         room(&mut self.val, most);
         room(&mut self.by_row_val, most);
         room(&mut self.start, d + 1);
-        room(&mut self.piece_start, pieces + 1);
         room(&mut self.row_start, n + 1);
         if nnz > most {
             return false;
         }
-        // Column starts, each piece's first slot in each column, each piece's start
-        // in the by-row lists.
+        // Column starts, and each piece's first slot in each column (its cursors).
         self.start.clear();
         self.start.push(0);
         for k in 0..d {
@@ -157,23 +151,6 @@ impl Nonzeros {
             }
             self.start.push(at);
         }
-        self.piece_start.clear();
-        self.piece_start.push(0);
-        for p in 0..pieces {
-            let (lo, hi) = (p * d, (p + 1) * d);
-            let end = if p + 1 < pieces {
-                &self.cursor[hi..hi + d]
-            } else {
-                &self.start[1..]
-            };
-            let in_piece: u32 = end
-                .iter()
-                .zip(&self.cursor[lo..hi])
-                .map(|(e, c)| e - c)
-                .sum();
-            let last = *self.piece_start.last().unwrap();
-            self.piece_start.push(last + in_piece);
-        }
         for v in [&mut self.row, &mut self.by_row_col] {
             v.resize(nnz, 0);
         }
@@ -183,12 +160,12 @@ impl Nonzeros {
         self.row_start.resize(n + 1, 0);
         self.row_start[n] = nnz as u32;
         let out = Lists {
-            cursor: Shared(self.cursor.as_mut_ptr()),
-            row: Shared(self.row.as_mut_ptr()),
-            val: Shared(self.val.as_mut_ptr()),
-            row_start: Shared(self.row_start.as_mut_ptr()),
-            by_row_col: Shared(self.by_row_col.as_mut_ptr()),
-            by_row_val: Shared(self.by_row_val.as_mut_ptr()),
+            cursor: SendPtr(self.cursor.as_mut_ptr()),
+            row: SendPtr(self.row.as_mut_ptr()),
+            val: SendPtr(self.val.as_mut_ptr()),
+            row_start: SendPtr(self.row_start.as_mut_ptr()),
+            by_row_col: SendPtr(self.by_row_col.as_mut_ptr()),
+            by_row_val: SendPtr(self.by_row_val.as_mut_ptr()),
         };
         let piece_start = &self.piece_start;
         fork_blocks(0, n, per, &|r0, nb| {
@@ -224,12 +201,12 @@ impl Nonzeros {
 /// The buffers `list_piece` writes.
 #[derive(Clone, Copy)]
 struct Lists {
-    cursor: Shared<u32>,
-    row: Shared<u32>,
-    val: Shared<f32>,
-    row_start: Shared<u32>,
-    by_row_col: Shared<u32>,
-    by_row_val: Shared<f32>,
+    cursor: SendPtr<u32>,
+    row: SendPtr<u32>,
+    val: SendPtr<f32>,
+    row_start: SendPtr<u32>,
+    by_row_col: SendPtr<u32>,
+    by_row_val: SendPtr<f32>,
 }
 
 simd_fn! {
@@ -269,13 +246,14 @@ unsafe fn list_piece(x: &Matrix, r0: usize, nb: usize, p: usize, q0: usize, out:
     }
     let cursor = unsafe { std::slice::from_raw_parts_mut(out.cursor.0.add(p * d), d) };
     for r in r0..r0 + nb {
-        let (a, b) = unsafe {
-            (
-                *out.row_start.0.add(r) as usize,
-                *out.row_start.0.add(r + 1) as usize,
-            )
+        // the row's end: the next row's start, or this piece's end for its last row
+        // (the next row's start belongs to another piece, being written meanwhile)
+        let a = unsafe { *out.row_start.0.add(r) as usize };
+        let b = if r + 1 == r0 + nb {
+            q
+        } else {
+            unsafe { *out.row_start.0.add(r + 1) as usize }
         };
-        let b = if r + 1 == r0 + nb { q } else { b };
         for i in a..b {
             unsafe {
                 let (k, v) = (*out.by_row_col.0.add(i) as usize, *out.by_row_val.0.add(i));
@@ -321,10 +299,8 @@ fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
 
 /// `out += x · w`, with `x` given by its gathered entries.
 ///
-/// Each thread owns a block of output columns. Within it, each output row is summed
-/// 64 columns at a time in registers over the row's nonzeros (`k` ascending), then
-/// added to `out` once: no stores in the inner loop, and the rows of `w` it reads are
-/// the thread's part of `w`, which stays in its core's cache.
+/// Each thread owns a block of output columns and sums them 64 at a time (see
+/// `forward_block`); the part of `w` it reads stays in its core's cache.
 ///
 /// # Shapes
 /// `x: (m, k)` (as `e`), `w: (k, n)`, `out: (m, n)`.
@@ -623,6 +599,9 @@ mod tests {
         assert!(e.gather(&x, 1.0));
         let zeros = Matrix::zeros(4, 9);
         assert!(e.gather(&zeros, 0.0));
+        assert_eq!(e.nonzeros(), 0);
+        // no columns at all, in several pieces
+        assert!(e.gather_in_pieces(&Matrix::zeros(40, 0), 0.3, 2));
         assert_eq!(e.nonzeros(), 0);
     }
 }
