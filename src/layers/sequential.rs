@@ -64,6 +64,12 @@ impl Sequential {
             .expect("Sequential::output on an empty chain")
     }
 
+    /// Every layer's output from the last forward, in order (`outputs()[i]` is layer
+    /// i's; the last is `output()`).
+    pub fn outputs(&self) -> &[Matrix] {
+        &self.acts
+    }
+
     /// Runs the chain and returns its output (also kept as `output()`).
     pub fn run(&mut self, x: &Matrix, mode: Mode, rng: &mut Rng) -> &Matrix {
         self.forward_inner(x, mode, rng);
