@@ -12,7 +12,7 @@ use crate::rng::Rng;
 use crate::tensor::sparse::{
     MAX_DENSITY, Nonzeros, sparse_enabled, sparse_matmul_nn_acc, sparse_matmul_tn,
 };
-use crate::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn, transpose};
+use crate::tensor::{Matrix, join_products, matmul_nn, matmul_nt, matmul_tn, transpose};
 
 /// An affine layer.
 #[derive(Clone, Debug)]
@@ -82,20 +82,38 @@ impl Layer for Dense {
         }
     }
 
-    /// `dW = xᵀ dy`, `db = Σ_batch dy`, `dx = dy Wᵀ`.
+    /// `dW = xᵀ dy`, `db = Σ_batch dy`, `dx = dy Wᵀ`. When both products are dense
+    /// (the same FLOP) they run at the same time, each on half the threads: one
+    /// fork-join instead of two. A sparse `dW` is much the cheaper, so then each product
+    /// uses every thread in turn (examples/paired_backward.rs measures both).
     ///
     /// # Shapes
     /// `dy: (batch, out)`, `dw: (in, out)`, `db: (out,)`, `dx: (batch, in)`.
     fn backward(&mut self, x: &Matrix, _y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>) {
-        if self.sparse {
-            debug_assert_eq!((self.entries.rows, self.entries.cols), x.shape());
-            sparse_matmul_tn(&self.entries, dy, &mut self.dw);
-        } else {
-            matmul_tn(x, dy, &mut self.dw, false);
-        }
-        column_sums(dy, &mut self.db);
-        if let Some(dx) = dx {
-            matmul_nt(dy, &self.w, dx, false);
+        let Dense {
+            w,
+            dw,
+            db,
+            entries,
+            sparse,
+            ..
+        } = self;
+        let mut weight_grads = || {
+            if *sparse {
+                debug_assert_eq!((entries.rows, entries.cols), x.shape());
+                sparse_matmul_tn(entries, dy, dw);
+            } else {
+                matmul_tn(x, dy, dw, false);
+            }
+            column_sums(dy, db);
+        };
+        match dx {
+            Some(dx) if !*sparse => join_products(weight_grads, || matmul_nt(dy, w, dx, false)),
+            Some(dx) => {
+                weight_grads();
+                matmul_nt(dy, w, dx, false);
+            }
+            None => weight_grads(),
         }
     }
 

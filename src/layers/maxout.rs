@@ -5,7 +5,7 @@
 use super::{Layer, Mode, Param, broadcast_rows, column_sums, visit_affine};
 use crate::init::Init;
 use crate::rng::Rng;
-use crate::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn};
+use crate::tensor::{Matrix, join_products, matmul_nn, matmul_nt, matmul_tn};
 
 /// A maxout layer with `k` pieces per unit.
 #[derive(Clone, Debug)]
@@ -102,10 +102,15 @@ impl Layer for Maxout {
                 self.dz.data[r * out * k + j * k + p] = dy.data[r * out + j];
             }
         }
-        matmul_tn(&self.dz, x, &mut self.dw, false);
-        column_sums(&self.dz, &mut self.db);
-        if let Some(dx) = dx {
-            matmul_nn(&self.dz, &self.w, dx, false);
+        let (dz, w, dw, db) = (&self.dz, &self.w, &mut self.dw, &mut self.db);
+        let mut weight_grads = || {
+            matmul_tn(dz, x, dw, false);
+            column_sums(dz, db);
+        };
+        match dx {
+            // both gradients at once, each on half the threads
+            Some(dx) => join_products(weight_grads, || matmul_nn(dz, w, dx, false)),
+            None => weight_grads(),
         }
     }
 

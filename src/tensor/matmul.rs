@@ -38,9 +38,47 @@ pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
-/// Threads used by matrix products.
+thread_local! {
+    /// This thread's share of the threads while it runs one side of `join_products`
+    /// (0: none, use `THREADS`).
+    static LOCAL_THREADS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Threads used by matrix products (on this thread: within `join_products`, its share).
 pub fn threads() -> usize {
-    THREADS.load(Ordering::Relaxed)
+    match LOCAL_THREADS.with(|c| c.get()) {
+        0 => THREADS.load(Ordering::Relaxed),
+        n => n,
+    }
+}
+
+/// Runs `f` with this thread's product thread count set to `n`, then restores it.
+fn with_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
+    let before = LOCAL_THREADS.with(|c| c.replace(n));
+    let r = f();
+    LOCAL_THREADS.with(|c| c.set(before));
+    r
+}
+
+/// Runs two independent pieces of work (typically a layer's two gradient products,
+/// `dW = xᵀ dy` and `dx = dy Wᵀ`) at the same time, each on half the threads, so that
+/// one fork-join replaces one per product. With one thread they run one after the
+/// other. Each product's result is the same bits either way (a product's sums do not
+/// depend on how its columns are shared out; tested).
+pub fn join_products(a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
+    let t = threads();
+    if t < 2 {
+        a();
+        b();
+        return;
+    }
+    // Time the pair once, as wall clock; the products inside do not add their own.
+    let _timer = ProductTimer::start();
+    let ta = t / 2;
+    rayon::join(
+        || with_threads(ta, || untimed(a)),
+        || with_threads(t - ta, || untimed(b)),
+    );
 }
 
 fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
@@ -108,18 +146,34 @@ pub fn gemm_nanos() -> u64 {
     GEMM_NANOS.load(Ordering::Relaxed)
 }
 
-/// Adds the time from its creation to `GEMM_NANOS` when dropped (at any return).
-pub(super) struct ProductTimer(std::time::Instant);
+thread_local! {
+    /// Set while this thread runs inside a pair that `join_products` times as a whole.
+    static UNTIMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` without adding its products' time to `GEMM_NANOS`.
+fn untimed<R>(f: impl FnOnce() -> R) -> R {
+    let before = UNTIMED.with(|c| c.replace(true));
+    let r = f();
+    UNTIMED.with(|c| c.set(before));
+    r
+}
+
+/// Adds the time from its creation to `GEMM_NANOS` when dropped (at any return),
+/// unless created inside `untimed`.
+pub(super) struct ProductTimer(Option<std::time::Instant>);
 
 impl ProductTimer {
     pub(super) fn start() -> Self {
-        ProductTimer(std::time::Instant::now())
+        ProductTimer((!UNTIMED.with(|c| c.get())).then(std::time::Instant::now))
     }
 }
 
 impl Drop for ProductTimer {
     fn drop(&mut self) {
-        GEMM_NANOS.fetch_add(self.0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        if let Some(t0) = self.0 {
+            GEMM_NANOS.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        }
     }
 }
 
@@ -470,5 +524,34 @@ mod tests {
         }
         THREADS.store(1, Ordering::Relaxed);
         set_split(Split::Columns);
+    }
+
+    /// A layer's two gradient products run as a pair give the same bits as each run
+    /// alone on one thread, at every thread count, and leave the thread count as it was.
+    #[test]
+    fn paired_products_match_single_thread() {
+        let mut rng = Rng::new(9);
+        for (inp, out) in [(512, 512), (256, 256), (512, 10), (37, 513)] {
+            let x = random(100, inp, &mut rng);
+            let w = random(inp, out, &mut rng);
+            let dy = random(100, out, &mut rng);
+            let (mut dw1, mut dx1) = (Matrix::zeros(inp, out), Matrix::zeros(100, inp));
+            with_threads(1, || {
+                matmul_tn(&x, &dy, &mut dw1, false);
+                matmul_nt(&dy, &w, &mut dx1, false);
+            });
+            for t in [1, 2, 3, 4] {
+                let (mut dw, mut dx) = (Matrix::zeros(inp, out), Matrix::zeros(100, inp));
+                with_threads(t, || {
+                    join_products(
+                        || matmul_tn(&x, &dy, &mut dw, false),
+                        || matmul_nt(&dy, &w, &mut dx, false),
+                    );
+                    assert_eq!(threads(), t);
+                });
+                assert_eq!(dw.data, dw1.data, "dW, {t} threads, {inp}->{out}");
+                assert_eq!(dx.data, dx1.data, "dx, {t} threads, {inp}->{out}");
+            }
+        }
     }
 }
