@@ -9,12 +9,12 @@
 //! ```
 //!
 //! Each is computed one 64-column panel at a time with the panel's sums in registers
-//! or in a buffer that stays in the first-level cache (see `forward_block` and
-//! `weight_grad_rows`). On a training batch of 100 MNIST images this is a fifth of the
-//! dense products' arithmetic, done at about a third of `gemm`'s speed (no fused
-//! multiply-adds, one pass per nonzero): about 70% of the dense products' time,
-//! gathering the nonzeros included (BENCHMARKS.md; `examples/sparse_first_layer.rs`
-//! compares them by density).
+//! (see `forward_block` and `weight_grad_rows`). On a training batch of 100 MNIST
+//! images this is a fifth of the dense products' arithmetic, done at a third to a half
+//! of `gemm`'s speed (no fused multiply-adds, one pass per nonzero): about 60-70% of
+//! the dense products' time, gathering the nonzeros included (BENCHMARKS.md;
+//! `examples/sparse_first_layer.rs` and `examples/sparse_hidden.rs` compare them by
+//! density).
 //!
 //! Rounding is fixed: `y[r, j]` adds `x[r, k] · W[k, j]` over `k` ascending, starting
 //! from 0, and adds that sum to `y` (in the last `n % 64` columns it adds straight into
@@ -323,56 +323,25 @@ pub fn sparse_matmul_nn_acc(e: &Nonzeros, w: &Matrix, out: &mut Matrix) {
 simd_fn! {
     /// Columns `j0 .. j0 + nb` of `out += x · w`, `out` given by `dst`.
     ///
-    /// For a batch of at most `ROWS_IN_CACHE` rows, one 64-column panel at a time:
-    /// the panel's sums for every row live in a 25 kB buffer that stays in the
-    /// first-level cache, and the pixels run outermost, so each panel of a row of `w`
-    /// is read once per batch. Larger batches (evaluation) sum each row's panel in
-    /// registers instead. Both sum each element in the same order (pixels ascending,
-    /// from 0, then added to `out`), so they give the same bits.
+    /// Row by row, each 64-column panel of the row's sums held in registers over the
+    /// row's nonzeros (pixels ascending, from 0), then added to `out`.
+    ///
+    /// (An earlier version kept each panel's sums for the whole batch in a 25 kB
+    /// buffer in the first-level cache, with the pixels outermost, so that each panel
+    /// of `w` was read once per batch. Measured against this in one process,
+    /// alternating, on the same inputs, it was 15-25% slower: every update loads and
+    /// stores its sums, where here only `w` is loaded; `examples/sparse_hidden.rs`,
+    /// BENCHMARKS.md. Both give the same bits.)
     fn forward_block(e: &Nonzeros, w: &Matrix, dst: SendPtr, j0: usize, nb: usize) {
         let n = w.cols;
-        // SAFETY (every `out_row` below): r < out.rows and the columns lie inside
-        // `j0 .. j0 + nb`, inside `out`; blocks on other threads write other columns.
-        let out_row = |r: usize, j: usize, len: usize| unsafe {
-            std::slice::from_raw_parts_mut(dst.0.add(r * n + j), len)
-        };
-        if e.rows > ROWS_IN_CACHE {
-            for r in 0..e.rows {
-                sum_scaled_rows(e.row(r), w, j0, out_row(r, j0, nb), true);
-            }
-            return;
-        }
-        let mut acc = [[0f32; PANEL]; ROWS_IN_CACHE];
-        let acc = &mut acc[..e.rows];
-        let mut j = j0;
-        while j + PANEL <= j0 + nb {
-            acc.iter_mut().for_each(|a| *a = [0.0; PANEL]);
-            for k in 0..e.cols {
-                let wk: &[f32; PANEL] = w.data[k * n + j..][..PANEL].try_into().unwrap();
-                let (rows, vals) = e.column(k);
-                for (&r, &v) in rows.iter().zip(vals) {
-                    for (a, &x) in acc[r as usize].iter_mut().zip(wk) {
-                        *a += v * x;
-                    }
-                }
-            }
-            for (r, a) in acc.iter().enumerate() {
-                out_row(r, j, PANEL).iter_mut().zip(a).for_each(|(y, a)| *y += a);
-            }
-            j += PANEL;
-        }
-        if j < j0 + nb {
-            // the last columns, fewer than a panel: as `sum_scaled_rows` does them
-            for r in 0..e.rows {
-                sum_scaled_rows(e.row(r), w, j, out_row(r, j, j0 + nb - j), true);
-            }
+        for r in 0..e.rows {
+            // SAFETY: r < out.rows and `j0 .. j0 + nb` lies inside `out`'s columns;
+            // blocks on other threads write other columns.
+            let out = unsafe { std::slice::from_raw_parts_mut(dst.0.add(r * n + j0), nb) };
+            sum_scaled_rows(e.row(r), w, j0, out, true);
         }
     }
 }
-
-/// Rows of a batch whose panel sums `forward_block` keeps in a stack buffer
-/// (128 x 64 floats, 32 kB; a batch of 100 uses 25 kB).
-const ROWS_IN_CACHE: usize = 128;
 
 /// Columns summed in registers at once (8 AVX2 registers).
 const PANEL: usize = 64;
