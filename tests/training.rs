@@ -200,7 +200,7 @@ fn bench_counts_the_flop_of_the_products() {
     let mut cfg = TrainConfig::preset("xavier").unwrap();
     cfg.model.hidden = vec![8];
     cfg.batch = 10;
-    let r = nnlab::bench::bench_config("toy", &cfg, &s.train, &s.test, 1).unwrap();
+    let r = nnlab::bench::bench_config("toy", &cfg, &s.train, &s.test, 1, 1).unwrap();
     // per step: layer 16->8: fwd + dW; layer 8->3: fwd + dW + dx; 5 steps per epoch
     let per_step = 2.0 * 10.0 * (16.0 * 8.0 * 2.0 + 8.0 * 3.0 * 3.0);
     assert_eq!(r.flop_per_epoch, per_step * 5.0);

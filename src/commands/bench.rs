@@ -21,10 +21,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     for p in &args.presets {
         let mut cfg = TrainConfig::preset(p)?;
         cfg.threads = args.threads;
-        let r = bench_config(p, &cfg, &train, &splits.test, args.epochs.max(1))?;
+        let r = bench_config(
+            p,
+            &cfg,
+            &train,
+            &splits.test,
+            args.warmup,
+            args.epochs.max(1),
+        )?;
         if !args.json {
             println!(
-                "{:<8} {:>7.3} s/epoch  {:>8.0} samples/s  inference {:>6.4} s/{}  {:>6.1} GFLOP/epoch (dense)  {:>6.1} GFLOP/s = {:>4.0}% of GEMM on these shapes ({:.1} GFLOP/s; 2048³: {:.1})  products {:.0}% of the time at {:.1} GFLOP/s, optimiser {:.0}%  peak RSS {:.0} MB  [{} threads; epochs {:?}]",
+                "{:<8} {:>7.3} s/epoch  {:>8.0} samples/s  inference {:>6.4} s/{}  {:>6.1} GFLOP/epoch (dense)  {:>6.1} GFLOP/s = {:>4.0}% of GEMM on these shapes ({:.1} GFLOP/s; 2048³: {:.1})  products {:.0}% of the time at {:.1} GFLOP/s, optimiser {:.0}%  peak RSS {:.0} MB  [{} threads; epoch seconds {}: {:?}]",
                 r.preset,
                 r.median_epoch_s,
                 r.samples_per_s,
@@ -40,6 +47,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 100.0 * r.optimizer_share,
                 r.peak_rss_mb,
                 r.threads,
+                match (r.warmup_epochs + 1, r.warmup_epochs + r.epoch_seconds.len()) {
+                    (a, b) if a == b => format!("{a}"),
+                    (a, b) => format!("{a}-{b}"),
+                },
                 r.epoch_seconds
                     .iter()
                     .map(|s| (s * 1000.0).round() / 1000.0)
