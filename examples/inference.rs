@@ -1,0 +1,46 @@
+//! Times a saved model's evaluation over the 10,000 MNIST test images (what `nnlab bench`
+//! reports as inference, but on a fully trained model), with the sparse products on
+//! and off, alternating, and prints each way's best and median of ROUNDS.
+//!
+//! `cargo run --release --example inference MODEL.safetensors [ROUNDS]`
+//! (e.g. from `nnlab lab dropout --save-dir DIR`)
+
+use nnlab::data::fetch::default_data_dir;
+use nnlab::data::{DatasetRef, FetchOptions};
+use nnlab::io::load_model;
+use nnlab::tensor::sparse::set_sparse;
+use nnlab::tensor::{on_pool, set_threads};
+use std::time::Instant;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let path = args.next().expect("usage: inference MODEL.safetensors [ROUNDS]");
+    let rounds: usize = args.next().map_or(10, |s| s.parse().expect("ROUNDS"));
+    set_threads(0);
+    let mut o = FetchOptions::new(default_data_dir(None));
+    o.quiet = true;
+    let s = DatasetRef::parse("mnist").unwrap().load(&o).unwrap();
+    let mut m = load_model(std::path::Path::new(&path)).unwrap().model;
+    let mut times = [Vec::new(), Vec::new()];
+    let mut acc = [0.0; 2];
+    on_pool(|| {
+        for _ in 0..rounds {
+            for (i, sparse) in [true, false].into_iter().enumerate() {
+                set_sparse(sparse);
+                let t = Instant::now();
+                acc[i] = m.evaluate(&s.test).accuracy;
+                times[i].push(t.elapsed().as_secs_f64());
+            }
+        }
+    });
+    for (i, name) in ["sparse products on ", "dense products only"].iter().enumerate() {
+        let t = &mut times[i];
+        t.sort_by(f64::total_cmp);
+        println!(
+            "{name}: best {:.4} s, median {:.4} s per 10,000 images (accuracy {:.4})",
+            t[0],
+            t[t.len() / 2],
+            acc[i]
+        );
+    }
+}
