@@ -14,7 +14,9 @@ use std::time::Instant;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let path = args.next().expect("usage: inference MODEL.safetensors [ROUNDS]");
+    let path = args
+        .next()
+        .expect("usage: inference MODEL.safetensors [ROUNDS]");
     let rounds: usize = args.next().map_or(10, |s| s.parse().expect("ROUNDS"));
     set_threads(0);
     let mut o = FetchOptions::new(default_data_dir(None));
@@ -33,7 +35,10 @@ fn main() {
             }
         }
     });
-    for (i, name) in ["sparse products on ", "dense products only"].iter().enumerate() {
+    for (i, name) in ["sparse products on ", "dense products only"]
+        .iter()
+        .enumerate()
+    {
         let t = &mut times[i];
         t.sort_by(f64::total_cmp);
         println!(

@@ -54,10 +54,25 @@ pub fn threads() -> usize {
 
 /// Runs `f` with this thread's product thread count set to `n`, then restores it.
 fn with_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
-    let before = LOCAL_THREADS.with(|c| c.replace(n));
-    let r = f();
-    LOCAL_THREADS.with(|c| c.set(before));
-    r
+    let _restore = Restore::set(&LOCAL_THREADS, n);
+    f()
+}
+
+/// Sets a thread-local cell and puts its old value back when dropped, so that a panic
+/// unwinding through `with_threads` or `untimed` leaves the pool thread as it was.
+struct Restore<T: Copy + 'static>(&'static std::thread::LocalKey<std::cell::Cell<T>>, T);
+
+impl<T: Copy + 'static> Restore<T> {
+    fn set(key: &'static std::thread::LocalKey<std::cell::Cell<T>>, value: T) -> Self {
+        Restore(key, key.with(|c| c.replace(value)))
+    }
+}
+
+impl<T: Copy + 'static> Drop for Restore<T> {
+    fn drop(&mut self) {
+        let before = self.1;
+        self.0.with(|c| c.set(before));
+    }
 }
 
 /// Runs two independent pieces of work (typically a layer's two gradient products,
@@ -153,10 +168,8 @@ thread_local! {
 
 /// Runs `f` without adding its products' time to `GEMM_NANOS`.
 fn untimed<R>(f: impl FnOnce() -> R) -> R {
-    let before = UNTIMED.with(|c| c.replace(true));
-    let r = f();
-    UNTIMED.with(|c| c.set(before));
-    r
+    let _restore = Restore::set(&UNTIMED, true);
+    f()
 }
 
 /// Adds the time from its creation to `GEMM_NANOS` when dropped (at any return),
@@ -553,5 +566,15 @@ mod tests {
                 assert_eq!(dx.data, dx1.data, "dx, {t} threads, {inp}->{out}");
             }
         }
+    }
+
+    /// A panic inside one side of a pair leaves the thread's count and timing as they
+    /// were (the pool's threads outlive it).
+    #[test]
+    fn a_panic_restores_the_thread_locals() {
+        let r = std::panic::catch_unwind(|| with_threads(7, || untimed(|| panic!("boom"))));
+        assert!(r.is_err());
+        assert_eq!(LOCAL_THREADS.with(|c| c.get()), 0);
+        assert!(!UNTIMED.with(|c| c.get()));
     }
 }
