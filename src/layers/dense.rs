@@ -72,9 +72,14 @@ impl Layer for Dense {
     ///
     /// # Shapes
     /// `x: (batch, in)`, `w: (in, out)`, `y: (batch, out)`.
-    fn forward(&mut self, x: &Matrix, y: &mut Matrix, _mode: Mode, _rng: &mut Rng) {
+    fn forward(&mut self, x: &Matrix, y: &mut Matrix, mode: Mode, _rng: &mut Rng) {
         broadcast_rows(y, &self.b); // y = b
-        self.sparse = sparse_enabled() && self.entries.gather(x, MAX_DENSITY);
+        // (evaluation needs no weight gradient, so no by-column lists)
+        self.sparse = sparse_enabled()
+            && match mode {
+                Mode::Train => self.entries.gather(x, MAX_DENSITY),
+                Mode::Eval => self.entries.gather_rows(x, MAX_DENSITY),
+            };
         if self.sparse {
             sparse_matmul_nn_acc(&self.entries, &self.w, y); // y += x W
         } else {
@@ -101,6 +106,11 @@ impl Layer for Dense {
         let mut weight_grads = || {
             if *sparse {
                 debug_assert_eq!((entries.rows, entries.cols), x.shape());
+                if !entries.has_columns() {
+                    // a backward pass after an evaluation-mode forward (not training):
+                    // list the same entries by column too
+                    entries.gather(x, MAX_DENSITY);
+                }
                 sparse_matmul_tn(entries, dy, dw);
             } else {
                 matmul_tn(x, dy, dw, false);

@@ -86,6 +86,8 @@ pub struct Nonzeros {
     by_row_col: Vec<u32>,
     /// (nonzeros,)
     by_row_val: Vec<f32>,
+    /// Whether the by-column lists were built too (`gather`, not `gather_rows`).
+    columns: bool,
 }
 
 /// Makes room in `v` for `n` elements in all, so growing it to `n` will not allocate.
@@ -100,14 +102,28 @@ impl Nonzeros {
     /// its rows' entries by row and copies them to their places in the column lists
     /// (a column holds piece 0's entries, then piece 1's, ..., so rows stay ascending).
     pub fn gather(&mut self, x: &Matrix, max_density: f32) -> bool {
-        self.gather_in_pieces(x, max_density, threads())
+        self.gather_in_pieces(x, max_density, threads(), true)
+    }
+
+    /// `gather` without the by-column lists, which only the weight gradient reads: for
+    /// a forward pass with no backward pass after it (evaluation), it skips copying
+    /// every entry to its column's list, about half of the gathering.
+    pub fn gather_rows(&mut self, x: &Matrix, max_density: f32) -> bool {
+        self.gather_in_pieces(x, max_density, threads(), false)
     }
 
     /// `gather` with the rows cut into `pieces` pieces (fewer if a piece would have
-    /// under 16 rows).
-    fn gather_in_pieces(&mut self, x: &Matrix, max_density: f32, pieces: usize) -> bool {
+    /// under 16 rows), the by-column lists built only if `columns`.
+    fn gather_in_pieces(
+        &mut self,
+        x: &Matrix,
+        max_density: f32,
+        pieces: usize,
+        columns: bool,
+    ) -> bool {
         let (n, d) = (x.rows, x.cols);
         (self.rows, self.cols) = (n, d);
+        self.columns = false;
         self.per = n.div_ceil(pieces.clamp(1, n.div_ceil(16).max(1))).max(1);
         let pieces = n.div_ceil(self.per);
         self.cursor.clear();
@@ -143,7 +159,7 @@ impl Nonzeros {
         // Column starts, and each piece's first slot in each column (its cursors).
         self.start.clear();
         self.start.push(0);
-        for k in 0..d {
+        for k in 0..if columns { d } else { 0 } {
             let mut at = *self.start.last().unwrap();
             for p in 0..pieces {
                 let c = &mut self.cursor[p * d + k];
@@ -173,9 +189,16 @@ impl Nonzeros {
             // SAFETY: piece p writes its own cursors, its rows' row_start, its range
             // of the by-row lists, and the column slots its cursors hand out, which
             // the counts made disjoint from every other piece's.
-            unsafe { list_piece(x, r0, nb, p, piece_start[p] as usize, out) }
+            unsafe { list_piece(x, r0, nb, p, piece_start[p] as usize, out, columns) }
         });
+        self.columns = columns;
         true
+    }
+
+    /// Whether the by-column lists, which the weight gradient reads, were built
+    /// (`gather`; `gather_rows` skips them).
+    pub fn has_columns(&self) -> bool {
+        self.columns
     }
 
     /// How many nonzero entries were gathered.
@@ -190,7 +213,7 @@ impl Nonzeros {
         (&self.by_row_col[a..b], &self.by_row_val[a..b])
     }
 
-    /// Column `k`'s entries as `(rows, values)`.
+    /// Column `k`'s entries as `(rows, values)` (built by `gather`, not `gather_rows`).
     #[inline]
     fn column(&self, k: usize) -> (&[u32], &[f32]) {
         let (a, b) = (self.start[k] as usize, self.start[k + 1] as usize);
@@ -220,13 +243,21 @@ simd_fn! {
     }
 }
 
-/// Lists the nonzeros of rows `r0 .. r0 + nb` (piece `p`) by row from `q0` on, then
-/// copies each to the slot its column's cursor gives.
+/// Lists the nonzeros of rows `r0 .. r0 + nb` (piece `p`) by row from `q0` on, then,
+/// if `columns`, copies each to the slot its column's cursor gives.
 ///
 /// # Safety
 /// The buffers must be sized as `gather` sizes them and no other thread may write
 /// the parts this piece writes.
-unsafe fn list_piece(x: &Matrix, r0: usize, nb: usize, p: usize, q0: usize, out: Lists) {
+unsafe fn list_piece(
+    x: &Matrix,
+    r0: usize,
+    nb: usize,
+    p: usize,
+    q0: usize,
+    out: Lists,
+    columns: bool,
+) {
     let d = x.cols;
     let mut q = q0;
     for r in r0..r0 + nb {
@@ -243,6 +274,9 @@ unsafe fn list_piece(x: &Matrix, r0: usize, nb: usize, p: usize, q0: usize, out:
                 q += 1;
             }
         }
+    }
+    if !columns {
+        return;
     }
     let cursor = unsafe { std::slice::from_raw_parts_mut(out.cursor.0.add(p * d), d) };
     for r in r0..r0 + nb {
@@ -391,6 +425,7 @@ fn sum_scaled_rows(
 /// `x: (m, k)` (as `e`), `dy: (m, n)`, `dw: (k, n)`.
 pub fn sparse_matmul_tn(e: &Nonzeros, dy: &Matrix, dw: &mut Matrix) {
     assert_eq!(dy.rows, e.rows, "sparse_matmul_tn: inner dims");
+    assert!(e.columns, "sparse_matmul_tn: entries gathered by row only");
     assert_eq!(
         (dw.rows, dw.cols),
         (e.cols, dy.cols),
@@ -492,7 +527,7 @@ mod tests {
             // the lists do not depend on how the rows were cut
             for pieces in [2, 3, 8] {
                 let mut f = Nonzeros::default();
-                assert!(f.gather_in_pieces(&x, 1.0, pieces));
+                assert!(f.gather_in_pieces(&x, 1.0, pieces, true));
                 assert_eq!((&f.start, &f.row, &f.val), (&e.start, &e.row, &e.val));
                 assert_eq!((&f.row_start, &f.by_row_col), (&e.row_start, &e.by_row_col));
                 assert_eq!(f.by_row_val, e.by_row_val);
@@ -570,7 +605,40 @@ mod tests {
         assert!(e.gather(&zeros, 0.0));
         assert_eq!(e.nonzeros(), 0);
         // no columns at all, in several pieces
-        assert!(e.gather_in_pieces(&Matrix::zeros(40, 0), 0.3, 2));
+        assert!(e.gather_in_pieces(&Matrix::zeros(40, 0), 0.3, 2, true));
         assert_eq!(e.nonzeros(), 0);
+    }
+
+    /// Gathering by row only gives the same row lists, so the same forward product,
+    /// bit for bit, and the same decision at the limit; the weight gradient refuses it.
+    #[test]
+    fn gathering_rows_only_gives_the_same_forward() {
+        let mut rng = Rng::new(14);
+        for &(m, k, n) in &[(100, 512, 512), (1000, 784, 70), (3, 9, 5)] {
+            let x = sparse(m, k, 0.15, &mut rng);
+            let w = Matrix::from_vec(k, n, (0..k * n).map(|_| rng.normal()).collect());
+            let (mut full, mut rows) = (Nonzeros::default(), Nonzeros::default());
+            assert!(full.gather(&x, MAX_DENSITY));
+            assert!(rows.gather_rows(&x, MAX_DENSITY));
+            assert_eq!(
+                (&full.row_start, &full.by_row_col),
+                (&rows.row_start, &rows.by_row_col)
+            );
+            assert_eq!(full.by_row_val, rows.by_row_val);
+            let (mut y1, mut y2) = (Matrix::zeros(m, n), Matrix::zeros(m, n));
+            sparse_matmul_nn_acc(&full, &w, &mut y1);
+            sparse_matmul_nn_acc(&rows, &w, &mut y2);
+            assert_eq!(y1.data, y2.data);
+            let dense = sparse(m, k, 0.9, &mut rng);
+            assert!(!rows.gather_rows(&dense, MAX_DENSITY));
+        }
+        let x = sparse(10, 20, 0.2, &mut rng);
+        let mut rows = Nonzeros::default();
+        assert!(rows.gather_rows(&x, 1.0));
+        let dy = Matrix::zeros(10, 4);
+        let refused = std::panic::catch_unwind(move || {
+            sparse_matmul_tn(&rows, &dy, &mut Matrix::zeros(20, 4));
+        });
+        assert!(refused.is_err());
     }
 }
