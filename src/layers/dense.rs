@@ -109,7 +109,8 @@ impl Layer for Dense {
                 if !entries.has_columns() {
                     // a backward pass after an evaluation-mode forward (not training):
                     // list the same entries by column too
-                    entries.gather(x, MAX_DENSITY);
+                    let listed = entries.gather(x, MAX_DENSITY);
+                    debug_assert!(listed, "the same input passed the same limit");
                 }
                 sparse_matmul_tn(entries, dy, dw);
             } else {

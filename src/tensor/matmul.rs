@@ -59,7 +59,8 @@ fn with_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
 }
 
 /// Sets a thread-local cell and puts its old value back when dropped, so that a panic
-/// unwinding through `with_threads` or `untimed` leaves the pool thread as it was.
+/// unwinding through `with_threads`, `untimed` or a `gemm` call leaves the pool thread
+/// as it was.
 struct Restore<T: Copy + 'static>(&'static std::thread::LocalKey<std::cell::Cell<T>>, T);
 
 impl<T: Copy + 'static> Restore<T> {
@@ -226,14 +227,13 @@ unsafe fn gemm_ptr(
     par: Parallelism,
 ) {
     GEMM_CALLS.fetch_add(1, Ordering::Relaxed);
-    IN_GEMM.with(|c| c.set(true));
+    let _inside = Restore::set(&IN_GEMM, true);
     unsafe {
         gemm::gemm(
             m, n, k, dst, 1, dst_rs, accumulate, lhs, lhs_cs, lhs_rs, rhs, rhs_cs, rhs_rs, 1.0,
             1.0, false, false, false, par,
         );
     }
-    IN_GEMM.with(|c| c.set(false));
 }
 
 /// Runs `block(j0, nb)` over `[lo, hi)` cut into pieces of `per` (the last may be

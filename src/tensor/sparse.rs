@@ -107,7 +107,7 @@ impl Nonzeros {
 
     /// `gather` without the by-column lists, which only the weight gradient reads: for
     /// a forward pass with no backward pass after it (evaluation), it skips copying
-    /// every entry to its column's list, about half of the gathering.
+    /// every entry to its column's list.
     pub fn gather_rows(&mut self, x: &Matrix, max_density: f32) -> bool {
         self.gather_in_pieces(x, max_density, threads(), false)
     }
@@ -156,23 +156,23 @@ impl Nonzeros {
         if nnz > most {
             return false;
         }
-        // Column starts, and each piece's first slot in each column (its cursors).
         self.start.clear();
         self.start.push(0);
-        for k in 0..if columns { d } else { 0 } {
-            let mut at = *self.start.last().unwrap();
-            for p in 0..pieces {
-                let c = &mut self.cursor[p * d + k];
-                (at, *c) = (at + *c, at);
+        if columns {
+            // Column starts, and each piece's first slot in each column (its cursors).
+            for k in 0..d {
+                let mut at = *self.start.last().unwrap();
+                for p in 0..pieces {
+                    let c = &mut self.cursor[p * d + k];
+                    (at, *c) = (at + *c, at);
+                }
+                self.start.push(at);
             }
-            self.start.push(at);
+            self.row.resize(nnz, 0);
+            self.val.resize(nnz, 0.0);
         }
-        for v in [&mut self.row, &mut self.by_row_col] {
-            v.resize(nnz, 0);
-        }
-        for v in [&mut self.val, &mut self.by_row_val] {
-            v.resize(nnz, 0.0);
-        }
+        self.by_row_col.resize(nnz, 0);
+        self.by_row_val.resize(nnz, 0.0);
         self.row_start.resize(n + 1, 0);
         self.row_start[n] = nnz as u32;
         let out = Lists {
@@ -203,7 +203,7 @@ impl Nonzeros {
 
     /// How many nonzero entries were gathered.
     pub fn nonzeros(&self) -> usize {
-        self.row.len()
+        self.by_row_col.len()
     }
 
     /// Row `r`'s entries as `(columns, values)`.
@@ -625,6 +625,8 @@ mod tests {
                 (&rows.row_start, &rows.by_row_col)
             );
             assert_eq!(full.by_row_val, rows.by_row_val);
+            assert_eq!(rows.nonzeros(), full.nonzeros());
+            assert!(full.has_columns() && !rows.has_columns());
             let (mut y1, mut y2) = (Matrix::zeros(m, n), Matrix::zeros(m, n));
             sparse_matmul_nn_acc(&full, &w, &mut y1);
             sparse_matmul_nn_acc(&rows, &w, &mut y2);
