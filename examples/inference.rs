@@ -1,6 +1,8 @@
 //! Times a saved model's evaluation over the 10,000 MNIST test images (what `nnlab bench`
-//! reports as inference, but on a fully trained model), with the sparse products on
-//! and off, alternating, and prints each way's best and median of ROUNDS.
+//! reports as inference, but on a fully trained model), three ways, alternating: the
+//! sparse products at the best SIMD level (AVX-512 where the CPU has it), the sparse
+//! products capped at AVX2, and dense products only; prints each way's best and
+//! median of ROUNDS.
 //!
 //! `cargo run --release --example inference MODEL.safetensors [ROUNDS]`
 //! (e.g. from `nnlab lab dropout --save-dir DIR`)
@@ -8,6 +10,7 @@
 use nnlab::data::fetch::default_data_dir;
 use nnlab::data::{DatasetRef, FetchOptions};
 use nnlab::io::load_model;
+use nnlab::simd::{Level, detected, set_level};
 use nnlab::tensor::sparse::set_sparse;
 use nnlab::tensor::{on_pool, set_threads};
 use std::time::Instant;
@@ -23,21 +26,32 @@ fn main() {
     o.quiet = true;
     let s = DatasetRef::parse("mnist").unwrap().load(&o).unwrap();
     let mut m = load_model(std::path::Path::new(&path)).unwrap().model;
-    let mut times = [Vec::new(), Vec::new()];
-    let mut acc = [0.0; 2];
+    let ways = [
+        (true, Level::Avx512),
+        (true, Level::Avx2),
+        (false, Level::Avx512),
+    ];
+    let mut times = [Vec::new(), Vec::new(), Vec::new()];
+    let mut acc = [0.0; 3];
     on_pool(|| {
         for _ in 0..rounds {
-            for (i, sparse) in [true, false].into_iter().enumerate() {
+            for (i, (sparse, level)) in ways.into_iter().enumerate() {
                 set_sparse(sparse);
+                set_level(level);
                 let t = Instant::now();
                 acc[i] = m.evaluate(&s.test).accuracy;
                 times[i].push(t.elapsed().as_secs_f64());
             }
         }
     });
-    for (i, name) in ["sparse products on ", "dense products only"]
-        .iter()
-        .enumerate()
+    set_level(detected());
+    for (i, name) in [
+        "sparse products on, best SIMD level",
+        "sparse products on, AVX2 at most   ",
+        "dense products only                ",
+    ]
+    .iter()
+    .enumerate()
     {
         let t = &mut times[i];
         t.sort_by(f64::total_cmp);

@@ -8,13 +8,13 @@
 //!   dW[k, :] += x[r, k] · dy[r, :]       (weight gradient)
 //! ```
 //!
-//! Each is computed one 64-column panel at a time with the panel's sums in registers
-//! (see `forward_block` and `weight_grad_rows`). On a training batch of 100 MNIST
-//! images this is a fifth of the dense products' arithmetic, done at a third to a half
-//! of `gemm`'s speed (no fused multiply-adds, one pass per nonzero): about 60-70% of
-//! the dense products' time, gathering the nonzeros included (BENCHMARKS.md;
-//! `examples/sparse_first_layer.rs` and `examples/sparse_hidden.rs` compare them by
-//! density).
+//! Each is computed one 64-column panel at a time (128 in the forward, with AVX-512)
+//! with the panel's sums in registers (see `forward_block` and `weight_grad_rows`).
+//! On a training batch of 100 MNIST images this is a fifth of the dense products'
+//! arithmetic, done at a third to a half of `gemm`'s speed (no fused multiply-adds,
+//! one pass per nonzero): about 60-70% of the dense products' time, gathering the
+//! nonzeros included (BENCHMARKS.md; `examples/sparse_first_layer.rs` and
+//! `examples/sparse_hidden.rs` compare them by density).
 //!
 //! Rounding is fixed: `y[r, j]` adds `x[r, k] · W[k, j]` over `k` ascending, starting
 //! from 0, and adds that sum to `y` (in the last `n % 64` columns it adds straight into
@@ -24,7 +24,7 @@
 
 use super::Matrix;
 use super::matmul::{ProductTimer, SendPtr, fork_blocks, threads};
-use crate::simd::simd_fn;
+use crate::simd::{simd_fn, simd_fn_wide};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// The largest share of nonzero entries at which `Dense` uses these products instead
@@ -354,7 +354,7 @@ pub fn sparse_matmul_nn_acc(e: &Nonzeros, w: &Matrix, out: &mut Matrix) {
     fork_blocks(0, n, per, &block);
 }
 
-simd_fn! {
+simd_fn_wide! {
     /// Columns `j0 .. j0 + nb` of `out += x · w`, `out` given by `dst`.
     ///
     /// Row by row, each 64-column panel of the row's sums held in registers over the
@@ -368,23 +368,32 @@ simd_fn! {
     /// BENCHMARKS.md. Both give the same bits.)
     fn forward_block(e: &Nonzeros, w: &Matrix, dst: SendPtr, j0: usize, nb: usize) {
         let n = w.cols;
+        // 128 columns in eight 512-bit registers, 64 in eight 256-bit ones
+        let wide = crate::simd::level() == crate::simd::Level::Avx512;
         for r in 0..e.rows {
             // SAFETY: r < out.rows and `j0 .. j0 + nb` lies inside `out`'s columns;
             // blocks on other threads write other columns.
             let out = unsafe { std::slice::from_raw_parts_mut(dst.0.add(r * n + j0), nb) };
-            sum_scaled_rows(e.row(r), w, j0, out, true);
+            if wide {
+                sum_scaled_rows::<{ 2 * PANEL }>(e.row(r), w, j0, out, true);
+            } else {
+                sum_scaled_rows::<PANEL>(e.row(r), w, j0, out, true);
+            }
         }
     }
 }
 
-/// Columns summed in registers at once (8 AVX2 registers).
+/// Columns summed in registers at once (8 AVX2 registers; the AVX-512 forward sums
+/// two panels at once, in 8 AVX-512 registers).
 const PANEL: usize = 64;
 
 /// `out (+)= Σ_i vals[i] · m[rows[i], j0 .. j0 + out.len()]`, overwriting `out`
-/// unless `accumulate`. Each 64-column panel is summed in registers over all the
-/// entries (in their order), then stored once.
+/// unless `accumulate`. Each panel of `WIDE` (then 64) columns is summed in registers
+/// over all the entries (in their order), then stored once; the last `len % 64`
+/// columns are updated in place, entry by entry. Every column gets the same sum in the
+/// same order whatever the panel width, so `WIDE` does not change the bits.
 #[inline(always)]
-fn sum_scaled_rows(
+fn sum_scaled_rows<const WIDE: usize>(
     (rows, vals): (&[u32], &[f32]),
     m: &Matrix,
     j0: usize,
@@ -392,12 +401,37 @@ fn sum_scaled_rows(
     accumulate: bool,
 ) {
     let n = m.cols;
-    let mut panels = out.chunks_exact_mut(PANEL);
+    let wide = out.len() / WIDE * WIDE;
+    let narrow = out.len() / PANEL * PANEL;
+    let (head, rest) = out.split_at_mut(narrow);
+    let (wide_part, narrow_part) = head.split_at_mut(wide);
+    sum_panels::<WIDE>((rows, vals), m, j0, wide_part, accumulate);
+    sum_panels::<PANEL>((rows, vals), m, j0 + wide, narrow_part, accumulate);
+    if !accumulate {
+        rest.fill(0.0);
+    }
+    let j = j0 + narrow;
+    for (&k, &v) in rows.iter().zip(vals) {
+        let at = k as usize * n + j;
+        axpy(rest, v, &m.data[at..at + rest.len()]);
+    }
+}
+
+/// `sum_scaled_rows` over `out.len()` (a multiple of `P`) columns, `P` at a time.
+#[inline(always)]
+fn sum_panels<const P: usize>(
+    (rows, vals): (&[u32], &[f32]),
+    m: &Matrix,
+    j0: usize,
+    out: &mut [f32],
+    accumulate: bool,
+) {
+    let n = m.cols;
     let mut j = j0;
-    for op in &mut panels {
-        let mut acc = [0f32; PANEL];
+    for op in out.chunks_exact_mut(P) {
+        let mut acc = [0f32; P];
         for (&k, &v) in rows.iter().zip(vals) {
-            let mk: &[f32; PANEL] = m.data[k as usize * n + j..][..PANEL].try_into().unwrap();
+            let mk: &[f32; P] = m.data[k as usize * n + j..][..P].try_into().unwrap();
             for (a, &x) in acc.iter_mut().zip(mk) {
                 *a += v * x;
             }
@@ -407,15 +441,7 @@ fn sum_scaled_rows(
         } else {
             op.copy_from_slice(&acc);
         }
-        j += PANEL;
-    }
-    let rest = panels.into_remainder();
-    if !accumulate {
-        rest.fill(0.0);
-    }
-    for (&k, &v) in rows.iter().zip(vals) {
-        let at = k as usize * n + j;
-        axpy(rest, v, &m.data[at..at + rest.len()]);
+        j += P;
     }
 }
 
@@ -437,7 +463,7 @@ pub fn sparse_matmul_tn(e: &Nonzeros, dy: &Matrix, dw: &mut Matrix) {
     fork_by_entries(e, 0, e.cols, threads().max(1), &block);
 }
 
-simd_fn! {
+simd_fn_wide! {
     /// Rows `k0 .. k1` of `dw = xᵀ · dy`, `dw` given by `dst`. One 64-column panel at
     /// a time, so that panel of `dy` (25 kB for a batch of 100) stays in the
     /// first-level cache while every pixel's sum is taken from it in registers.
@@ -450,7 +476,7 @@ simd_fn! {
                 // SAFETY: k < dw.rows and j + len <= n; blocks on other threads own
                 // other rows.
                 let dk = unsafe { std::slice::from_raw_parts_mut(dst.0.add(k * n + j), len) };
-                sum_scaled_rows(e.column(k), dy, j, dk, false);
+                sum_scaled_rows::<PANEL>(e.column(k), dy, j, dk, false);
             }
             j += len;
         }
@@ -546,11 +572,17 @@ mod tests {
     /// The products' rounding is pinned: each sum runs over the nonzeros in ascending
     /// order from 0.0 (the forward adds it to `out` at the end, except in the last
     /// `n % 64` columns, where it adds straight into `out`). Any faster version of the
-    /// kernels must keep these bits, or every recorded result would move.
+    /// kernels must keep these bits, or every recorded result would move. Checked at
+    /// every SIMD level this CPU has (AVX-512 sums 128 columns at a time, AVX2 64).
     #[test]
     fn products_sum_in_the_documented_order() {
+        use crate::simd::{LEVEL_LOCK, Level, detected, set_level};
+        let _one_at_a_time = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let mut rng = Rng::new(9);
-        for &(m, k, n) in &[(100, 784, 256), (37, 50, 300), (130, 97, 70)] {
+        let shapes = [(100, 784, 256), (37, 50, 300), (130, 97, 70), (20, 40, 200)];
+        let levels = [Level::Baseline, Level::Avx2, Level::Avx512];
+        for (&(m, k, n), level) in shapes.iter().flat_map(|s| levels.map(|l| (s, l))) {
+            set_level(level);
             let x = sparse(m, k, 0.2, &mut rng);
             let w = Matrix::from_vec(k, n, (0..k * n).map(|_| rng.normal()).collect());
             let dy = Matrix::from_vec(m, n, (0..m * n).map(|_| rng.normal()).collect());
@@ -576,7 +608,11 @@ mod tests {
                     } else {
                         acc
                     };
-                    assert_eq!(y.data[r * n + j].to_bits(), want.to_bits(), "y[{r},{j}]");
+                    assert_eq!(
+                        y.data[r * n + j].to_bits(),
+                        want.to_bits(),
+                        "y[{r},{j}] at {level:?}"
+                    );
                 }
             }
             for kk in 0..k {
@@ -592,6 +628,7 @@ mod tests {
                 }
             }
         }
+        set_level(detected());
     }
 
     #[test]
