@@ -10,7 +10,7 @@ use super::{Layer, Mode, Param, broadcast_rows, column_sums, visit_affine};
 use crate::init::Init;
 use crate::rng::Rng;
 use crate::tensor::sparse::{
-    MAX_DENSITY, Nonzeros, sparse_enabled, sparse_matmul_nn_acc, sparse_matmul_tn,
+    MAX_DENSITY, Nonzeros, sparse_affine, sparse_enabled, sparse_matmul_tn,
 };
 use crate::tensor::{Matrix, join_products, matmul_nn, matmul_nt, matmul_tn, transpose};
 
@@ -73,7 +73,6 @@ impl Layer for Dense {
     /// # Shapes
     /// `x: (batch, in)`, `w: (in, out)`, `y: (batch, out)`.
     fn forward(&mut self, x: &Matrix, y: &mut Matrix, mode: Mode, _rng: &mut Rng) {
-        broadcast_rows(y, &self.b); // y = b
         // (evaluation needs no weight gradient, so no by-column lists)
         self.sparse = sparse_enabled()
             && match mode {
@@ -81,8 +80,9 @@ impl Layer for Dense {
                 Mode::Eval => self.entries.gather_rows(x, MAX_DENSITY),
             };
         if self.sparse {
-            sparse_matmul_nn_acc(&self.entries, &self.w, y); // y += x W
+            sparse_affine(&self.entries, &self.w, &self.b, y); // y = b + x W
         } else {
+            broadcast_rows(y, &self.b); // y = b
             matmul_nn(x, &self.w, y, true); // y += x W
         }
     }

@@ -339,23 +339,48 @@ fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
 /// # Shapes
 /// `x: (m, k)` (as `e`), `w: (k, n)`, `out: (m, n)`.
 pub fn sparse_matmul_nn_acc(e: &Nonzeros, w: &Matrix, out: &mut Matrix) {
-    assert_eq!(w.rows, e.cols, "sparse_matmul_nn_acc: inner dims");
+    sparse_forward(e, w, Start::Out, out);
+}
+
+/// `out = b + x · w` (every row of `out` overwritten), with `x` given by its gathered
+/// entries: an affine layer's forward. The same bits as writing `b` into every row
+/// and then `sparse_matmul_nn_acc`, without that pass over `out` or reading `out`
+/// back (for an evaluation batch of 1,000 it is 2 MB, beyond the core's cache).
+///
+/// # Shapes
+/// `x: (m, k)` (as `e`), `w: (k, n)`, `b: (n,)`, `out: (m, n)`.
+pub fn sparse_affine(e: &Nonzeros, w: &Matrix, b: &[f32], out: &mut Matrix) {
+    assert_eq!(b.len(), w.cols, "sparse_affine: bias length");
+    sparse_forward(e, w, Start::Bias(b), out);
+}
+
+fn sparse_forward(e: &Nonzeros, w: &Matrix, start: Start<'_>, out: &mut Matrix) {
+    assert_eq!(w.rows, e.cols, "sparse forward product: inner dims");
     assert_eq!(
         (out.rows, out.cols),
         (e.rows, w.cols),
-        "sparse_matmul_nn_acc: out shape"
+        "sparse forward product: out shape"
     );
     let _timer = ProductTimer::start();
     let n = w.cols;
     let t = threads().max(1);
     let per = n.div_ceil(t).div_ceil(PANEL) * PANEL;
     let dst = SendPtr(out.data.as_mut_ptr());
-    let block = |j0: usize, nb: usize| forward_block(e, w, dst, j0, nb);
+    let block = |j0: usize, nb: usize| forward_block(e, w, start, dst, j0, nb);
     fork_blocks(0, n, per, &block);
 }
 
+/// What a sum of scaled rows starts from: zero, what `out` holds, or a bias row
+/// (columns `j0 ..` of it for the columns `j0 ..`).
+#[derive(Clone, Copy)]
+enum Start<'a> {
+    Zero,
+    Out,
+    Bias(&'a [f32]),
+}
+
 simd_fn_wide! {
-    /// Columns `j0 .. j0 + nb` of `out += x · w`, `out` given by `dst`.
+    /// Columns `j0 .. j0 + nb` of `out = start + x · w`, `out` given by `dst`.
     ///
     /// Row by row, each 64-column panel of the row's sums held in registers over the
     /// row's nonzeros (pixels ascending, from 0), then added to `out`.
@@ -366,7 +391,7 @@ simd_fn_wide! {
     /// alternating, on the same inputs, it was 15-25% slower: every update loads and
     /// stores its sums, where here only `w` is loaded; `examples/sparse_hidden.rs`,
     /// BENCHMARKS.md. Both give the same bits.)
-    fn forward_block(e: &Nonzeros, w: &Matrix, dst: SendPtr, j0: usize, nb: usize) {
+    fn forward_block(e: &Nonzeros, w: &Matrix, start: Start<'_>, dst: SendPtr, j0: usize, nb: usize) {
         let n = w.cols;
         // 128 columns in eight 512-bit registers, 64 in eight 256-bit ones
         let wide = crate::simd::level() == crate::simd::Level::Avx512;
@@ -375,9 +400,9 @@ simd_fn_wide! {
             // blocks on other threads write other columns.
             let out = unsafe { std::slice::from_raw_parts_mut(dst.0.add(r * n + j0), nb) };
             if wide {
-                sum_scaled_rows::<{ 2 * PANEL }>(e.row(r), w, j0, out, true);
+                sum_scaled_rows::<{ 2 * PANEL }>(e.row(r), w, j0, out, start);
             } else {
-                sum_scaled_rows::<PANEL>(e.row(r), w, j0, out, true);
+                sum_scaled_rows::<PANEL>(e.row(r), w, j0, out, start);
             }
         }
     }
@@ -387,30 +412,32 @@ simd_fn_wide! {
 /// two panels at once, in 8 AVX-512 registers).
 const PANEL: usize = 64;
 
-/// `out (+)= Σ_i vals[i] · m[rows[i], j0 .. j0 + out.len()]`, overwriting `out`
-/// unless `accumulate`. Each panel of `WIDE` (then 64) columns is summed in registers
-/// over all the entries (in their order), then stored once; the last `len % 64`
-/// columns are updated in place, entry by entry. Every column gets the same sum in the
-/// same order whatever the panel width, so `WIDE` does not change the bits.
+/// `out = start + Σ_i vals[i] · m[rows[i], j0 .. j0 + out.len()]`. Each panel of
+/// `WIDE` (then 64) columns is summed in registers from 0 over all the entries (in
+/// their order), then added to `start` and stored once; the last `len % 64` columns
+/// are set to `start` and updated in place, entry by entry. Every column gets the same
+/// sum in the same order whatever the panel width, so `WIDE` does not change the bits.
 #[inline(always)]
 fn sum_scaled_rows<const WIDE: usize>(
     (rows, vals): (&[u32], &[f32]),
     m: &Matrix,
     j0: usize,
     out: &mut [f32],
-    accumulate: bool,
+    start: Start<'_>,
 ) {
     let n = m.cols;
     let wide = out.len() / WIDE * WIDE;
     let narrow = out.len() / PANEL * PANEL;
     let (head, rest) = out.split_at_mut(narrow);
     let (wide_part, narrow_part) = head.split_at_mut(wide);
-    sum_panels::<WIDE>((rows, vals), m, j0, wide_part, accumulate);
-    sum_panels::<PANEL>((rows, vals), m, j0 + wide, narrow_part, accumulate);
-    if !accumulate {
-        rest.fill(0.0);
-    }
+    sum_panels::<WIDE>((rows, vals), m, j0, wide_part, start);
+    sum_panels::<PANEL>((rows, vals), m, j0 + wide, narrow_part, start);
     let j = j0 + narrow;
+    match start {
+        Start::Zero => rest.fill(0.0),
+        Start::Out => {}
+        Start::Bias(b) => rest.copy_from_slice(&b[j..j + rest.len()]),
+    }
     for (&k, &v) in rows.iter().zip(vals) {
         let at = k as usize * n + j;
         axpy(rest, v, &m.data[at..at + rest.len()]);
@@ -424,7 +451,7 @@ fn sum_panels<const P: usize>(
     m: &Matrix,
     j0: usize,
     out: &mut [f32],
-    accumulate: bool,
+    start: Start<'_>,
 ) {
     let n = m.cols;
     let mut j = j0;
@@ -436,10 +463,15 @@ fn sum_panels<const P: usize>(
                 *a += v * x;
             }
         }
-        if accumulate {
-            op.iter_mut().zip(acc).for_each(|(o, a)| *o += a);
-        } else {
-            op.copy_from_slice(&acc);
+        match start {
+            Start::Zero => op.copy_from_slice(&acc),
+            Start::Out => op.iter_mut().zip(acc).for_each(|(o, a)| *o += a),
+            Start::Bias(b) => {
+                let b: &[f32; P] = b[j..j + P].try_into().unwrap();
+                op.iter_mut()
+                    .zip(b.iter().zip(acc))
+                    .for_each(|(o, (&b, a))| *o = b + a);
+            }
         }
         j += P;
     }
@@ -476,7 +508,7 @@ simd_fn_wide! {
                 // SAFETY: k < dw.rows and j + len <= n; blocks on other threads own
                 // other rows.
                 let dk = unsafe { std::slice::from_raw_parts_mut(dst.0.add(k * n + j), len) };
-                sum_scaled_rows::<PANEL>(e.column(k), dy, j, dk, false);
+                sum_scaled_rows::<PANEL>(e.column(k), dy, j, dk, Start::Zero);
             }
             j += len;
         }
@@ -571,7 +603,8 @@ mod tests {
 
     /// The products' rounding is pinned: each sum runs over the nonzeros in ascending
     /// order from 0.0 (the forward adds it to `out` at the end, except in the last
-    /// `n % 64` columns, where it adds straight into `out`). Any faster version of the
+    /// `n % 64` columns, where it adds straight into `out`; the affine forward gives
+    /// the same bits as starting from `out = b`). Any faster version of the
     /// kernels must keep these bits, or every recorded result would move. Checked at
     /// every SIMD level this CPU has (AVX-512 sums 128 columns at a time, AVX2 64).
     #[test]
@@ -593,6 +626,14 @@ mod tests {
             sparse_matmul_nn_acc(&e, &w, &mut y);
             let mut dw = Matrix::zeros(k, n);
             sparse_matmul_tn(&e, &dy, &mut dw);
+            // the affine forward writes what `out = b` then `out += x w` leaves
+            let b: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+            let mut from_b = Matrix::from_vec(m, n, b.repeat(m));
+            sparse_matmul_nn_acc(&e, &w, &mut from_b);
+            let mut affine = Matrix::from_vec(m, n, vec![f32::NAN; m * n]); // overwritten
+            sparse_affine(&e, &w, &b, &mut affine);
+            let bits = |a: &Matrix| a.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&affine), bits(&from_b), "{m}x{k}x{n} at {level:?}");
             let full = n - n % 64;
             for r in 0..m {
                 for j in 0..n {
