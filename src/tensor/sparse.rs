@@ -25,6 +25,7 @@
 use super::Matrix;
 use super::matmul::{ProductTimer, SendPtr, fork_blocks, threads};
 use crate::simd::{simd_fn, simd_fn_wide};
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// The largest share of nonzero entries at which `Dense` uses these products instead
@@ -491,28 +492,54 @@ pub fn sparse_matmul_tn(e: &Nonzeros, dy: &Matrix, dw: &mut Matrix) {
     );
     let _timer = ProductTimer::start();
     let dst = SendPtr(dw.data.as_mut_ptr());
-    let block = |k0: usize, k1: usize| weight_grad_rows(e, dy, dst, k0, k1);
+    let block = |k0: usize, k1: usize| {
+        DY_PANEL.with(|p| weight_grad_rows(e, dy, dst, k0, k1, &mut p.borrow_mut()))
+    };
     fork_by_entries(e, 0, e.cols, threads().max(1), &block);
 }
 
 simd_fn_wide! {
     /// Rows `k0 .. k1` of `dw = xᵀ · dy`, `dw` given by `dst`. One 64-column panel at
-    /// a time, so that panel of `dy` (25 kB for a batch of 100) stays in the
-    /// first-level cache while every pixel's sum is taken from it in registers.
-    fn weight_grad_rows(e: &Nonzeros, dy: &Matrix, dst: SendPtr, k0: usize, k1: usize) {
+    /// a time, copied into `panel`, so that it (25 kB for a batch of 100) stays in the
+    /// first-level cache while every pixel's sum is taken from it in registers. (Read
+    /// in place, the panel's rows lie `n` floats apart: at n = 512, 2 kB, all of them
+    /// map to 8 of the cache's 64 sets and evict each other. The copy made the product
+    /// 12-27% faster, same bits; BENCHMARKS.md.)
+    fn weight_grad_rows(
+        e: &Nonzeros,
+        dy: &Matrix,
+        dst: SendPtr,
+        k0: usize,
+        k1: usize,
+        panel: &mut Matrix,
+    ) {
         let n = dy.cols;
         let mut j = 0;
         while j < n {
             let len = PANEL.min(n - j);
+            // the panel's rows, contiguous: in `dy` they lie `n` floats apart, so
+            // at n = 512 all of them fall in 8 of the cache's 64 sets
+            panel.reshape_for(dy.rows, len);
+            for r in 0..dy.rows {
+                panel.row_mut(r).copy_from_slice(&dy.row(r)[j..j + len]);
+            }
             for k in k0..k1 {
                 // SAFETY: k < dw.rows and j + len <= n; blocks on other threads own
                 // other rows.
                 let dk = unsafe { std::slice::from_raw_parts_mut(dst.0.add(k * n + j), len) };
-                sum_scaled_rows::<PANEL>(e.column(k), dy, j, dk, Start::Zero);
+                sum_scaled_rows::<PANEL>(e.column(k), panel, 0, dk, Start::Zero);
             }
             j += len;
         }
     }
+}
+
+thread_local! {
+    /// Each thread's copy of the `dy` panel `weight_grad_rows` is reading (it grows to
+    /// the largest panel once, then is reused).
+    static DY_PANEL: RefCell<Matrix> = const {
+        RefCell::new(Matrix { rows: 0, cols: 0, data: Vec::new() })
+    };
 }
 
 /// Runs `block(k0, k1)` over the columns `[lo, hi)` cut into `pieces` ranges holding
