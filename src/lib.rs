@@ -60,6 +60,7 @@ pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod par;
 pub mod rbm;
 pub mod render;
 pub mod report;

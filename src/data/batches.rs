@@ -80,7 +80,7 @@ impl Batcher {
         if crate::tensor::threads() > 1 && idx.len() >= 32 {
             let half = idx.len() / 2;
             let (r0, r1) = rows.split_at_mut(half * f);
-            rayon::join(|| copy(r0, &idx[..half]), || copy(r1, &idx[half..]));
+            crate::par::join(|| copy(r0, &idx[..half]), || copy(r1, &idx[half..]));
         } else {
             copy(rows, idx);
         }

@@ -120,7 +120,7 @@ impl OptimConfig {
 const CHUNK: usize = 16 * 1024;
 
 /// Applies `f` to matching pieces of `p`, `g` and the state buffers, splitting them in
-/// halves across rayon's threads while they are large (no allocation). `m`/`v` may be
+/// halves across threads (`par::join`) while they are large (no allocation). `m`/`v` may be
 /// empty (state the update does not use).
 fn par_update<F>(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], f: &F)
 where
@@ -143,7 +143,7 @@ where
     } else {
         v.split_at_mut(mid)
     };
-    rayon::join(
+    crate::par::join(
         || par_update(p1, g1, m1, v1, f),
         || par_update(p2, g2, m2, v2, f),
     );

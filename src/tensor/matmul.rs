@@ -29,7 +29,9 @@ pub fn set_threads(n: usize) {
 /// steal, while one made from outside the pool is injected as a job that the caller
 /// then sleeps on, two thread wake-ups per product. The `nnlab` binary runs every
 /// command through this (in an A/B, xavier 0.97 -> 0.78 and deep 4.34 -> 3.96 s/epoch;
-/// BENCHMARKS.md).
+/// BENCHMARKS.md). Since the products and updates fork through `crate::par::join`
+/// instead, this matters only with `NNLAB_POOL=rayon` and for the `gemm` crate's own
+/// threading (`Split::Internal`).
 pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
         f()
@@ -42,6 +44,11 @@ thread_local! {
     /// This thread's share of the threads while it runs one side of `join_products`
     /// (0: none, use `THREADS`).
     static LOCAL_THREADS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The thread count `set_threads` set (what `threads` gives outside `join_products`).
+pub fn max_threads() -> usize {
+    THREADS.load(Ordering::Relaxed)
 }
 
 /// Threads used by matrix products (on this thread: within `join_products`, its share).
@@ -91,7 +98,7 @@ pub fn join_products(a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
     // Time the pair once, as wall clock; the products inside do not add their own.
     let _timer = ProductTimer::start();
     let ta = t / 2;
-    rayon::join(
+    crate::par::join(
         || with_threads(ta, || untimed(a)),
         || with_threads(t - ta, || untimed(b)),
     );
@@ -237,7 +244,7 @@ unsafe fn gemm_ptr(
 }
 
 /// Runs `block(j0, nb)` over `[lo, hi)` cut into pieces of `per` (the last may be
-/// shorter), in parallel by recursive halving with `rayon::join`.
+/// shorter), in parallel by recursive halving with `crate::par::join`.
 pub(super) fn fork_blocks(
     lo: usize,
     hi: usize,
@@ -249,7 +256,7 @@ pub(super) fn fork_blocks(
         return block(lo, hi - lo);
     }
     let mid = lo + blocks / 2 * per;
-    rayon::join(
+    crate::par::join(
         || fork_blocks(lo, mid, per, block),
         || fork_blocks(mid, hi, per, block),
     );
@@ -311,7 +318,7 @@ fn gemm_raw(
         },
         (Split::Columns, true) => {
             // Blocks of whole 16-column panels, one per thread, forked by nested
-            // `rayon::join` (which, unlike `scope.spawn`, does not allocate).
+            // `par::join` (which, unlike `scope.spawn`, does not allocate).
             let per = n.div_ceil(t).div_ceil(16) * 16;
             let block = |j0: usize, nb: usize| unsafe {
                 let (dp, lp, rp) = (dp, lp, rp);

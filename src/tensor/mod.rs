@@ -9,7 +9,7 @@ pub mod sparse;
 
 pub use matmul::{
     Split, gemm_calls, gemm_nanos, inside_gemm, join_products, matmul_nn, matmul_nt, matmul_tn,
-    naive_matmul, on_pool, set_split, set_threads, threads, transpose,
+    max_threads, naive_matmul, on_pool, set_split, set_threads, threads, transpose,
 };
 
 /// A row-major matrix of `f32`.

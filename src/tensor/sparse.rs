@@ -559,7 +559,7 @@ fn fork_by_entries(
     let target = a + (b - a) * (pieces / 2) / pieces;
     let mid =
         (lo + e.start[lo..hi].partition_point(|&s| (s as usize) < target)).clamp(lo + 1, hi - 1);
-    rayon::join(
+    crate::par::join(
         || fork_by_entries(e, lo, mid, pieces / 2, block),
         || fork_by_entries(e, mid, hi, pieces - pieces / 2, block),
     );

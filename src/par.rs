@@ -1,0 +1,310 @@
+//! Fork-join for the training loop: [`join`] runs one closure on the calling thread and
+//! the other on an idle worker of a small pool whose workers wait for work by spinning
+//! (then yielding) for a few milliseconds before they sleep.
+//!
+//! Why not `rayon::join` (which nnlab used before, and still uses for coarse work such as
+//! training ensemble members): a rayon worker with nothing to do yields about 32 times
+//! and then sleeps, and waking it takes tens of microseconds. A training step forks a
+//! few dozen times, often after a stretch of work on one thread (a batch's copy, the
+//! loss, a layer's elementwise pass); whenever that stretch outlasts rayon's spinning,
+//! the other half of the next fork starts late. `examples/fork_cost.rs` measures it: a
+//! join of two 20 µs halves costs 2-3 µs on top when the worker is awake, about 30 µs
+//! after 50 µs or more of one-thread work. OpenMP, which PyTorch uses, spins for 200 ms
+//! by default for the same reason. Rayon has no setting for how long its workers stay
+//! awake (its maintainers declined to expose one: rayon-rs/rayon pull request 684), so
+//! the training loop's forks use this instead: a pool of one worker per core but one,
+//! each with a mailbox for one job, no queue and no stealing, which is all a fork into
+//! equal halves needs.
+//!
+//! `NNLAB_POOL=rayon` switches [`join`] back to `rayon::join` (for comparison). The
+//! results are the same bits either way: only where the halves run changes.
+
+use std::cell::UnsafeCell;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+/// How long an idle worker keeps looking for work before it sleeps.
+const STAY_AWAKE: Duration = Duration::from_millis(5);
+
+/// How long it spins before it starts yielding its core between looks (so that other
+/// threads, such as a second ensemble member's, get the core when they need it).
+const SPIN_ONLY: Duration = Duration::from_micros(50);
+
+/// Most workers the pool starts (the rest of a fork runs on the calling thread).
+const MAX_WORKERS: usize = 63;
+
+/// A worker's mailbox, on its own cache lines.
+#[repr(align(128))]
+struct Worker {
+    /// Held by the thread that has handed (or is handing) this worker a job, from the
+    /// claim until the job has run.
+    claimed: AtomicBool,
+    /// The job to run; null when there is none.
+    job: AtomicPtr<JobRef>,
+    /// Whether the worker is asleep (or about to be), so needs waking.
+    sleeping: AtomicBool,
+    thread: OnceLock<Thread>,
+}
+
+#[allow(clippy::declare_interior_mutable_const)] // a template for the array below
+const IDLE: Worker = Worker {
+    claimed: AtomicBool::new(false),
+    job: AtomicPtr::new(std::ptr::null_mut()),
+    sleeping: AtomicBool::new(false),
+    thread: OnceLock::new(),
+};
+
+static WORKERS: [Worker; MAX_WORKERS] = [IDLE; MAX_WORKERS];
+
+/// How many workers have been started (they are never stopped).
+static STARTED: AtomicUsize = AtomicUsize::new(0);
+static STARTING: Mutex<()> = Mutex::new(());
+
+/// 0 = not yet read, 1 = this pool, 2 = rayon.
+static USE_RAYON: AtomicU8 = AtomicU8::new(0);
+
+fn use_rayon() -> bool {
+    match USE_RAYON.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let rayon = std::env::var("NNLAB_POOL").is_ok_and(|v| v == "rayon");
+            USE_RAYON.store(if rayon { 2 } else { 1 }, Ordering::Relaxed);
+            rayon
+        }
+    }
+}
+
+/// Type-erased pointer to a job on the forking thread's stack.
+#[derive(Clone, Copy)]
+struct JobRef {
+    data: *const (),
+    /// Runs the job and stores its result; does not signal completion.
+    run: unsafe fn(*const ()),
+    done: *const AtomicBool,
+}
+
+/// The second closure of a `join`, its result, and whether it has finished.
+struct StackJob<F, R> {
+    f: UnsafeCell<Option<F>>,
+    result: UnsafeCell<Option<std::thread::Result<R>>>,
+    done: AtomicBool,
+}
+
+impl<F: FnOnce() -> R, R> StackJob<F, R> {
+    /// # Safety
+    /// `data` points to a live `StackJob<F, R>` whose closure has not been taken, and
+    /// no other thread touches it until `done` is set.
+    unsafe fn run(data: *const ()) {
+        let job = unsafe { &*(data as *const Self) };
+        let f = unsafe { (*job.f.get()).take() }.expect("a job runs once");
+        let r = catch_unwind(AssertUnwindSafe(f));
+        unsafe { *job.result.get() = Some(r) };
+    }
+}
+
+/// Makes sure `n` workers run (at most `MAX_WORKERS`).
+fn start_workers(n: usize) {
+    let n = n.min(MAX_WORKERS);
+    if STARTED.load(Ordering::Acquire) >= n {
+        return;
+    }
+    let _one_at_a_time = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+    let mut started = STARTED.load(Ordering::Acquire);
+    while started < n {
+        let w = &WORKERS[started];
+        let spawned = std::thread::Builder::new()
+            .name(format!("nnlab-worker-{started}"))
+            .spawn(move || work(w));
+        match spawned {
+            Ok(_) => {}
+            // no thread, no worker: forks run on the calling thread
+            Err(_) => return,
+        }
+        started += 1;
+        STARTED.store(started, Ordering::Release);
+    }
+}
+
+/// A worker's life: look for a job, run it, repeat; sleep after `STAY_AWAKE` idle.
+fn work(w: &'static Worker) {
+    // set before this worker can first sleep, so whoever sees it asleep can wake it
+    let _ = w.thread.set(std::thread::current());
+    loop {
+        let since = Instant::now();
+        let mut looks = 0u32;
+        let job = loop {
+            let p = w.job.load(Ordering::Acquire);
+            if !p.is_null() {
+                break p;
+            }
+            looks = looks.wrapping_add(1);
+            if looks.is_multiple_of(64) {
+                let idle = since.elapsed();
+                if idle > STAY_AWAKE {
+                    w.sleeping.store(true, Ordering::SeqCst);
+                    // checked after announcing sleep, so a job posted meanwhile either
+                    // is seen here or sees `sleeping` and wakes us
+                    if w.job.load(Ordering::SeqCst).is_null() {
+                        std::thread::park();
+                    }
+                    w.sleeping.store(false, Ordering::SeqCst);
+                    break std::ptr::null_mut();
+                } else if idle > SPIN_ONLY {
+                    std::thread::yield_now();
+                }
+            }
+            std::hint::spin_loop();
+        };
+        if job.is_null() {
+            continue; // woken (or spuriously): look again, from a fresh start
+        }
+        // SAFETY: the forking thread keeps the `JobRef` and its job alive until `done`.
+        let job = unsafe { *job };
+        w.job.store(std::ptr::null_mut(), Ordering::Relaxed);
+        unsafe { (job.run)(job.data) };
+        // free for the next fork before the forking thread hears this one is done, so
+        // that its next fork finds this worker idle
+        w.claimed.store(false, Ordering::Release);
+        unsafe { (*job.done).store(true, Ordering::Release) };
+    }
+}
+
+/// Workers wanted: one per core, or per thread `tensor::set_threads` asked for if
+/// more, less the forking thread.
+fn wanted() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    crate::tensor::max_threads().max(cores) - 1
+}
+
+/// Claims an idle worker, starting the pool's workers first if need be.
+fn claim() -> Option<&'static Worker> {
+    let want = wanted();
+    start_workers(want);
+    let started = STARTED.load(Ordering::Acquire).min(want);
+    WORKERS[..started].iter().find(|w| {
+        w.claimed
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    })
+}
+
+/// Runs `a` and `b`, `b` on an idle worker if there is one (else after `a`, here), and
+/// returns both results. A panic in either is raised here, after both have finished.
+pub fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    if use_rayon() {
+        return rayon::join(a, b);
+    }
+    let Some(w) = claim() else {
+        return (a(), b());
+    };
+    let job = StackJob {
+        f: UnsafeCell::new(Some(b)),
+        result: UnsafeCell::new(None),
+        done: AtomicBool::new(false),
+    };
+    let job_ref = JobRef {
+        data: &job as *const StackJob<B, RB> as *const (),
+        run: StackJob::<B, RB>::run,
+        done: &job.done,
+    };
+    w.job
+        .store(&job_ref as *const JobRef as *mut JobRef, Ordering::SeqCst);
+    if w.sleeping.load(Ordering::SeqCst)
+        && let Some(t) = w.thread.get()
+    {
+        t.unpark();
+    }
+    let ra = catch_unwind(AssertUnwindSafe(a));
+    // `job` and `job_ref` live on this stack: wait for the worker whatever happened
+    let since = Instant::now();
+    while !job.done.load(Ordering::Acquire) {
+        if since.elapsed() > SPIN_ONLY {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+    let rb = job.result.into_inner().expect("the worker stored a result");
+    match (ra, rb) {
+        (Ok(ra), Ok(rb)) => (ra, rb),
+        (Err(p), _) | (_, Err(p)) => resume_unwind(p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_sides_run_and_return() {
+        let mut hits = [0u32; 2];
+        let (left, right) = hits.split_at_mut(1);
+        for i in 0..1000u32 {
+            let (a, b) = join(|| i * 2, || i + 1);
+            assert_eq!((a, b), (i * 2, i + 1));
+            join(|| left[0] += 1, || right[0] += 1);
+        }
+        assert_eq!(hits, [1000, 1000]);
+    }
+
+    #[test]
+    fn nested_joins_finish() {
+        fn sum(v: &[u64]) -> u64 {
+            if v.len() < 8 {
+                return v.iter().sum();
+            }
+            let (l, r) = v.split_at(v.len() / 2);
+            let (a, b) = join(|| sum(l), || sum(r));
+            a + b
+        }
+        let v: Vec<u64> = (0..10_000).collect();
+        assert_eq!(sum(&v), 10_000 * 9_999 / 2);
+    }
+
+    #[test]
+    fn a_panic_on_either_side_reaches_the_caller_after_both_finish() {
+        for side in 0..2 {
+            let other_finished = AtomicBool::new(false);
+            let r = catch_unwind(AssertUnwindSafe(|| {
+                join(
+                    || {
+                        if side == 0 {
+                            panic!("left");
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                        other_finished.store(true, Ordering::SeqCst);
+                    },
+                    || {
+                        if side == 1 {
+                            panic!("right");
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                        other_finished.store(true, Ordering::SeqCst);
+                    },
+                )
+            }));
+            assert!(r.is_err());
+            assert!(other_finished.load(Ordering::SeqCst), "side {side}");
+        }
+        // the pool still works
+        assert_eq!(join(|| 1, || 2), (1, 2));
+    }
+
+    #[test]
+    fn a_sleeping_worker_is_woken() {
+        let _ = join(|| (), || ());
+        std::thread::sleep(STAY_AWAKE * 3);
+        assert_eq!(join(|| 3, || 4), (3, 4));
+    }
+}
