@@ -9,8 +9,9 @@
 //! loss, a layer's elementwise pass); whenever that stretch outlasts rayon's spinning,
 //! the other half of the next fork starts late. `examples/fork_cost.rs` measures it: a
 //! join of two 20 µs halves costs 2-3 µs on top when the worker is awake, about 30 µs
-//! after 50 µs or more of one-thread work. OpenMP, which PyTorch uses, spins for 200 ms
-//! by default for the same reason. Rayon has no setting for how long its workers stay
+//! after 50 µs or more of one-thread work. OpenMP runtimes spin before they sleep for
+//! the same reason (GNU libgomp, which PyTorch's Linux wheels ship, 300,000 spins by
+//! default; Intel's, 200 ms). Rayon has no setting for how long its workers stay
 //! awake (its maintainers declined to expose one: rayon-rs/rayon pull request 684), so
 //! the training loop's forks use this instead: a pool of one worker per core but one,
 //! each with a mailbox for one job, no queue and no stealing, which is all a fork into
