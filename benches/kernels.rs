@@ -83,7 +83,7 @@ fn kernels(c: &mut Criterion) {
                 on_pool(b, || sparse_matmul_nn_acc(black_box(&e), &w, &mut y))
             });
             c.bench_function(&format!("sparse dW 784x100 . 100x{out}"), |b| {
-                on_pool(b, || sparse_matmul_tn(black_box(&e), &dy, &mut dw))
+                on_pool(b, || sparse_matmul_tn(black_box(&mut e), &dy, &mut dw))
             });
         }
     }

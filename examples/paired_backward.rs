@@ -42,9 +42,9 @@ fn main() {
         let sparse = e.gather(&x, MAX_DENSITY);
         let w = filled(inp, out, &mut rng);
         let dy = filled(100, out, &mut rng);
-        let wgrad = |dw: &mut Matrix| {
+        let mut wgrad = |dw: &mut Matrix| {
             if sparse {
-                sparse_matmul_tn(&e, &dy, dw)
+                sparse_matmul_tn(&mut e, &dy, dw)
             } else {
                 matmul_tn(&x, &dy, dw, false)
             }

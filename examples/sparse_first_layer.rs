@@ -90,7 +90,7 @@ fn main() {
                 y[2].fill(0.0);
                 sparse_matmul_nn_acc(&e, &wt, &mut y[2])
             });
-            time(6, &mut || sparse_matmul_tn(&e, &dy, &mut dws));
+            time(6, &mut || sparse_matmul_tn(&mut e, &dy, &mut dws));
             if b == 0 {
                 density = e.nonzeros() as f64 / x.data.len() as f64;
                 let max = |a: &[f32], b: &[f32]| {

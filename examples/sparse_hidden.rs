@@ -54,7 +54,7 @@ fn main() {
                     y.fill(0.0);
                     sparse_matmul_nn_acc(&e, &w, &mut y)
                 });
-                time(4, &mut || sparse_matmul_tn(&e, &dy, &mut dw));
+                time(4, &mut || sparse_matmul_tn(&mut e, &dy, &mut dw));
             }
         });
         let (d, s) = (best[0] + best[1], best[2] + best[3] + best[4]);

@@ -138,9 +138,12 @@ fn work(w: &'static Worker) {
         let since = Instant::now();
         let mut looks = 0u32;
         let job = loop {
-            let p = w.job.load(Ordering::Acquire);
-            if !p.is_null() {
-                break p;
+            // look, then take: the forking thread may take the job back meanwhile
+            if !w.job.load(Ordering::Relaxed).is_null() {
+                let p = w.job.swap(std::ptr::null_mut(), Ordering::Acquire);
+                if !p.is_null() {
+                    break p;
+                }
             }
             looks = looks.wrapping_add(1);
             if looks.is_multiple_of(64) {
@@ -165,7 +168,6 @@ fn work(w: &'static Worker) {
         }
         // SAFETY: the forking thread keeps the `JobRef` and its job alive until `done`.
         let job = unsafe { *job };
-        w.job.store(std::ptr::null_mut(), Ordering::Relaxed);
         unsafe { (job.run)(job.data) };
         // free for the next fork before the forking thread hears this one is done, so
         // that its next fork finds this worker idle
@@ -194,8 +196,10 @@ fn claim() -> Option<&'static Worker> {
     })
 }
 
-/// Runs `a` and `b`, `b` on an idle worker if there is one (else after `a`, here), and
-/// returns both results. A panic in either is raised here, after both have finished.
+/// Runs `a` and `b`, `b` on an idle worker if there is one, and returns both results.
+/// If no worker is idle, or the one handed `b` has not started it by the time `a` is
+/// done, `b` runs here after `a` (as `rayon::join` takes back a job nobody stole). A
+/// panic in either is raised here, after both have finished.
 pub fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
 where
     A: FnOnce() -> RA + Send,
@@ -227,16 +231,34 @@ where
         t.unpark();
     }
     let ra = catch_unwind(AssertUnwindSafe(a));
-    // `job` and `job_ref` live on this stack: wait for the worker whatever happened
-    let since = Instant::now();
-    while !job.done.load(Ordering::Acquire) {
-        if since.elapsed() > SPIN_ONLY {
-            std::thread::yield_now();
-        } else {
-            std::hint::spin_loop();
+    let posted = &job_ref as *const JobRef as *mut JobRef;
+    let rb = if w
+        .job
+        .compare_exchange(
+            posted,
+            std::ptr::null_mut(),
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        )
+        .is_ok()
+    {
+        // The worker has not started it (asleep, or its core taken by another
+        // thread or by the machine's host): run it here rather than wait.
+        w.claimed.store(false, Ordering::Release);
+        let b = job.f.into_inner().expect("a job runs once");
+        catch_unwind(AssertUnwindSafe(b))
+    } else {
+        // `job` and `job_ref` live on this stack: wait for the worker whatever happened
+        let since = Instant::now();
+        while !job.done.load(Ordering::Acquire) {
+            if since.elapsed() > SPIN_ONLY {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
         }
-    }
-    let rb = job.result.into_inner().expect("the worker stored a result");
+        job.result.into_inner().expect("the worker stored a result")
+    };
     match (ra, rb) {
         (Ok(ra), Ok(rb)) => (ra, rb),
         (Err(p), _) | (_, Err(p)) => resume_unwind(p),

@@ -199,8 +199,14 @@ impl Drop for ProductTimer {
 }
 
 /// A raw pointer that may cross to another thread: each thread writes a disjoint block.
-#[derive(Clone, Copy)]
 pub(super) struct SendPtr<T = f32>(pub(super) *mut T);
+// (by hand: derived, they would need `T: Copy`)
+impl<T> Clone for SendPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SendPtr<T> {}
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}
 

@@ -25,7 +25,6 @@
 use super::Matrix;
 use super::matmul::{ProductTimer, SendPtr, fork_blocks, threads};
 use crate::simd::{simd_fn, simd_fn_wide};
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// The largest share of nonzero entries at which `Dense` uses these products instead
@@ -89,6 +88,8 @@ pub struct Nonzeros {
     by_row_val: Vec<f32>,
     /// Whether the by-column lists were built too (`gather`, not `gather_rows`).
     columns: bool,
+    /// The weight gradient's per-piece copies of a `dy` panel (`weight_grad_rows`).
+    panels: Vec<Matrix>,
 }
 
 /// Makes room in `v` for `n` elements in all, so growing it to `n` will not allocate.
@@ -154,6 +155,16 @@ impl Nonzeros {
         room(&mut self.by_row_val, most);
         room(&mut self.start, d + 1);
         room(&mut self.row_start, n + 1);
+        if columns {
+            // and the weight gradient's `dy` panels, one per piece it may be cut into
+            let most_pieces = threads().max(super::max_threads()).max(1);
+            if self.panels.len() < most_pieces {
+                self.panels.resize_with(most_pieces, || Matrix::zeros(0, 0));
+            }
+            for p in &mut self.panels {
+                room(&mut p.data, n * PANEL);
+            }
+        }
         if nnz > most {
             return false;
         }
@@ -482,7 +493,7 @@ fn sum_panels<const P: usize>(
 ///
 /// # Shapes
 /// `x: (m, k)` (as `e`), `dy: (m, n)`, `dw: (k, n)`.
-pub fn sparse_matmul_tn(e: &Nonzeros, dy: &Matrix, dw: &mut Matrix) {
+pub fn sparse_matmul_tn(e: &mut Nonzeros, dy: &Matrix, dw: &mut Matrix) {
     assert_eq!(dy.rows, e.rows, "sparse_matmul_tn: inner dims");
     assert!(e.columns, "sparse_matmul_tn: entries gathered by row only");
     assert_eq!(
@@ -491,16 +502,26 @@ pub fn sparse_matmul_tn(e: &Nonzeros, dy: &Matrix, dw: &mut Matrix) {
         "sparse_matmul_tn: out shape"
     );
     let _timer = ProductTimer::start();
+    let pieces = threads().max(1);
+    // one `dy` panel buffer per piece, kept in `e` (`gather` made room in them)
+    let mut panels = std::mem::take(&mut e.panels);
+    if panels.len() < pieces {
+        panels.resize_with(pieces, || Matrix::zeros(0, 0));
+    }
+    let (lists, panel) = (&*e, SendPtr(panels.as_mut_ptr()));
     let dst = SendPtr(dw.data.as_mut_ptr());
-    let block = |k0: usize, k1: usize| {
-        DY_PANEL.with(|p| weight_grad_rows(e, dy, dst, k0, k1, &mut p.borrow_mut()))
+    let block = |p: usize, k0: usize, k1: usize| {
+        // SAFETY: p < pieces, and blocks running at once have different pieces.
+        let panel = unsafe { &mut *panel.ptr().add(p) };
+        weight_grad_rows(lists, dy, dst, k0, k1, panel)
     };
-    fork_by_entries(e, 0, e.cols, threads().max(1), &block);
+    fork_by_entries(lists, 0, lists.cols, 0, pieces, &block);
+    e.panels = panels;
 }
 
 simd_fn_wide! {
     /// Rows `k0 .. k1` of `dw = xᵀ · dy`, `dw` given by `dst`. One 64-column panel at
-    /// a time, copied into `panel`, so that it (25 kB for a batch of 100) stays in the
+    /// a time, copied into `panel` (this piece's buffer), so that it (25 kB for a batch of 100) stays in the
     /// first-level cache while every pixel's sum is taken from it in registers. (Read
     /// in place, the panel's rows lie `n` floats apart: at n = 512, 2 kB, all of them
     /// map to 8 of the cache's 64 sets and evict each other. The copy made the product
@@ -534,34 +555,28 @@ simd_fn_wide! {
     }
 }
 
-thread_local! {
-    /// Each thread's copy of the `dy` panel `weight_grad_rows` is reading (it grows to
-    /// the largest panel once, then is reused).
-    static DY_PANEL: RefCell<Matrix> = const {
-        RefCell::new(Matrix { rows: 0, cols: 0, data: Vec::new() })
-    };
-}
-
-/// Runs `block(k0, k1)` over the columns `[lo, hi)` cut into `pieces` ranges holding
+/// Runs `block(p, k0, k1)` over the columns `[lo, hi)` cut into `pieces` ranges holding
 /// about equal numbers of entries (MNIST's border pixels are nearly always zero, so
 /// equal column counts would not balance), forked by recursive halving.
 fn fork_by_entries(
     e: &Nonzeros,
     lo: usize,
     hi: usize,
+    first: usize,
     pieces: usize,
-    block: &(impl Fn(usize, usize) + Sync),
+    block: &(impl Fn(usize, usize, usize) + Sync),
 ) {
     if pieces <= 1 || hi - lo <= 1 {
-        return block(lo, hi);
+        return block(first, lo, hi);
     }
     let (a, b) = (e.start[lo] as usize, e.start[hi] as usize);
     let target = a + (b - a) * (pieces / 2) / pieces;
     let mid =
         (lo + e.start[lo..hi].partition_point(|&s| (s as usize) < target)).clamp(lo + 1, hi - 1);
+    let half = pieces / 2;
     crate::par::join(
-        || fork_by_entries(e, lo, mid, pieces / 2, block),
-        || fork_by_entries(e, mid, hi, pieces - pieces / 2, block),
+        || fork_by_entries(e, lo, mid, first, half, block),
+        || fork_by_entries(e, mid, hi, first + half, pieces - half, block),
     );
 }
 
@@ -623,7 +638,7 @@ mod tests {
             want.data.iter_mut().for_each(|v| *v += 0.5);
             close(&y, &want);
             let mut dw = Matrix::from_vec(k, n, vec![9.0; k * n]); // overwritten
-            sparse_matmul_tn(&e, &dy, &mut dw);
+            sparse_matmul_tn(&mut e, &dy, &mut dw);
             close(&dw, &naive_matmul(&transpose(&x), &dy));
         }
     }
@@ -652,7 +667,7 @@ mod tests {
             let mut y = y0.clone();
             sparse_matmul_nn_acc(&e, &w, &mut y);
             let mut dw = Matrix::zeros(k, n);
-            sparse_matmul_tn(&e, &dy, &mut dw);
+            sparse_matmul_tn(&mut e, &dy, &mut dw);
             // the affine forward writes what `out = b` then `out += x w` leaves
             let b: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
             let mut from_b = Matrix::from_vec(m, n, b.repeat(m));
@@ -744,7 +759,7 @@ mod tests {
         assert!(rows.gather_rows(&x, 1.0));
         let dy = Matrix::zeros(10, 4);
         let refused = std::panic::catch_unwind(move || {
-            sparse_matmul_tn(&rows, &dy, &mut Matrix::zeros(20, 4));
+            sparse_matmul_tn(&mut rows, &dy, &mut Matrix::zeros(20, 4));
         });
         assert!(refused.is_err());
     }
