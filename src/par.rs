@@ -17,6 +17,14 @@
 //! each with a mailbox for one job, no queue and no stealing, which is all a fork into
 //! equal halves needs.
 //!
+//! The waiting loops are plain loads, without the `spin_loop()` hint. On this project's
+//! machines (KVM guests) a pool spinning on PAUSE instructions fell, in most 15-epoch
+//! xavier runs, into phases where the whole process ran at half speed for seconds
+//! (epochs of 0.9-1.1 s instead of 0.4-0.5), which interleaved rayon runs did not
+//! show; without the hint, 7 of 8 runs had none (BENCHMARKS.md). KVM's pause-loop
+//! exiting, which takes the core from a guest CPU that runs PAUSE back to back, is the
+//! likely cause; it was not confirmed (this machine has no performance counters).
+//!
 //! `NNLAB_POOL=rayon` switches [`join`] back to `rayon::join` (for comparison). The
 //! results are the same bits either way: only where the halves run changes.
 
@@ -161,7 +169,8 @@ fn work(w: &'static Worker) {
                     std::thread::yield_now();
                 }
             }
-            std::hint::spin_loop();
+            // (no `spin_loop()` hint: its PAUSE instructions, run back to back, are what
+            // a KVM host watches for to take the core away; see the module docs)
         };
         if job.is_null() {
             continue; // woken (or spuriously): look again, from a fresh start
@@ -253,8 +262,6 @@ where
         while !job.done.load(Ordering::Acquire) {
             if since.elapsed() > SPIN_ONLY {
                 std::thread::yield_now();
-            } else {
-                std::hint::spin_loop();
             }
         }
         job.result.into_inner().expect("the worker stored a result")
