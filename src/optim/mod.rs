@@ -120,8 +120,8 @@ impl OptimConfig {
 const CHUNK: usize = 16 * 1024;
 
 /// Applies `f` to matching pieces of `p`, `g` and the state buffers, splitting them in
-/// halves across threads (`par::join`) while they are large (no allocation). `m`/`v` may be
-/// empty (state the update does not use).
+/// halves across threads (`par::join`) while they are large (no allocation). `m`/`v`
+/// may be empty (state the update does not use).
 fn par_update<F>(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], f: &F)
 where
     F: Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync,

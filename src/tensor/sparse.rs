@@ -394,8 +394,9 @@ enum Start<'a> {
 simd_fn_wide! {
     /// Columns `j0 .. j0 + nb` of `out = start + x · w`, `out` given by `dst`.
     ///
-    /// Row by row, each 64-column panel of the row's sums held in registers over the
-    /// row's nonzeros (pixels ascending, from 0), then added to `out`.
+    /// Row by row, each panel of the row's sums (128 columns with AVX-512, else 64)
+    /// held in registers over the row's nonzeros (pixels ascending, from 0), then
+    /// added to `start` and stored.
     ///
     /// (An earlier version kept each panel's sums for the whole batch in a 25 kB
     /// buffer in the first-level cache, with the pixels outermost, so that each panel
@@ -403,7 +404,14 @@ simd_fn_wide! {
     /// alternating, on the same inputs, it was 15-25% slower: every update loads and
     /// stores its sums, where here only `w` is loaded; `examples/sparse_hidden.rs`,
     /// BENCHMARKS.md. Both give the same bits.)
-    fn forward_block(e: &Nonzeros, w: &Matrix, start: Start<'_>, dst: SendPtr, j0: usize, nb: usize) {
+    fn forward_block(
+        e: &Nonzeros,
+        w: &Matrix,
+        start: Start<'_>,
+        dst: SendPtr,
+        j0: usize,
+        nb: usize,
+    ) {
         let n = w.cols;
         // 128 columns in eight 512-bit registers, 64 in eight 256-bit ones
         let wide = crate::simd::level() == crate::simd::Level::Avx512;
@@ -521,11 +529,11 @@ pub fn sparse_matmul_tn(e: &mut Nonzeros, dy: &Matrix, dw: &mut Matrix) {
 
 simd_fn_wide! {
     /// Rows `k0 .. k1` of `dw = xᵀ · dy`, `dw` given by `dst`. One 64-column panel at
-    /// a time, copied into `panel` (this piece's buffer), so that it (25 kB for a batch of 100) stays in the
-    /// first-level cache while every pixel's sum is taken from it in registers. (Read
-    /// in place, the panel's rows lie `n` floats apart: at n = 512, 2 kB, all of them
-    /// map to 8 of the cache's 64 sets and evict each other. The copy made the product
-    /// 12-27% faster, same bits; BENCHMARKS.md.)
+    /// a time, copied into `panel` (this piece's buffer), so that it (25 kB for a
+    /// batch of 100) stays in the first-level cache while every pixel's sum is taken
+    /// from it in registers. (Read in place, the panel's rows lie `n` floats apart: at
+    /// n = 512, 2 kB, all of them map to 8 of the cache's 64 sets and evict each other.
+    /// The copy made the product 10-30% faster, same bits; BENCHMARKS.md.)
     fn weight_grad_rows(
         e: &Nonzeros,
         dy: &Matrix,
@@ -538,8 +546,6 @@ simd_fn_wide! {
         let mut j = 0;
         while j < n {
             let len = PANEL.min(n - j);
-            // the panel's rows, contiguous: in `dy` they lie `n` floats apart, so
-            // at n = 512 all of them fall in 8 of the cache's 64 sets
             panel.reshape_for(dy.rows, len);
             for r in 0..dy.rows {
                 panel.row_mut(r).copy_from_slice(&dy.row(r)[j..j + len]);
