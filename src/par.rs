@@ -218,7 +218,13 @@ where
         return rayon::join(a, b);
     }
     let Some(w) = claim() else {
-        return (a(), b());
+        // no idle worker: both here, and `b` still runs if `a` panics
+        let ra = catch_unwind(AssertUnwindSafe(a));
+        let rb = catch_unwind(AssertUnwindSafe(b));
+        return match (ra, rb) {
+            (Ok(ra), Ok(rb)) => (ra, rb),
+            (Err(p), _) | (_, Err(p)) => resume_unwind(p),
+        };
     };
     let job = StackJob {
         f: UnsafeCell::new(Some(b)),
@@ -300,8 +306,22 @@ mod tests {
         assert_eq!(sum(&v), 10_000 * 9_999 / 2);
     }
 
+    /// Both with a worker to take the second half and with none idle (every worker
+    /// claimed here first), where both halves run on this thread.
     #[test]
     fn a_panic_on_either_side_reaches_the_caller_after_both_finish() {
+        panics_reach_the_caller_after_both_finish();
+        let mut held = Vec::new();
+        while let Some(w) = claim() {
+            held.push(w);
+        }
+        panics_reach_the_caller_after_both_finish();
+        for w in held {
+            w.claimed.store(false, Ordering::Release);
+        }
+    }
+
+    fn panics_reach_the_caller_after_both_finish() {
         for side in 0..2 {
             let other_finished = AtomicBool::new(false);
             let r = catch_unwind(AssertUnwindSafe(|| {
