@@ -14,6 +14,10 @@ use nnlab::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn, set_threads};
 use nnlab::{Rng, loss};
 use std::hint::black_box;
 
+/// Large buffers start on a cache line, as in the `nnlab` binary (`nnlab::alloc`).
+#[global_allocator]
+static ALLOC: nnlab::alloc::Aligned = nnlab::alloc::Aligned;
+
 fn filled(rows: usize, cols: usize, rng: &mut Rng) -> Matrix {
     Matrix::from_vec(rows, cols, (0..rows * cols).map(|_| rng.normal()).collect())
 }

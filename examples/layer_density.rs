@@ -14,6 +14,10 @@ use nnlab::tensor::sparse::MAX_DENSITY;
 use nnlab::tensor::{Matrix, on_pool, set_threads};
 use nnlab::train::{RunData, Trainer};
 
+/// Large buffers start on a cache line, as in the `nnlab` binary (`nnlab::alloc`).
+#[global_allocator]
+static ALLOC: nnlab::alloc::Aligned = nnlab::alloc::Aligned;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let preset = args.next().unwrap_or_else(|| "dropout".into());

@@ -14,6 +14,10 @@ use nnlab::tensor::sparse::{MAX_DENSITY, Nonzeros, sparse_matmul_tn};
 use nnlab::tensor::{Matrix, join_products, matmul_nt, matmul_tn, on_pool, set_threads};
 use std::time::Instant;
 
+/// Large buffers start on a cache line, as in the `nnlab` binary (`nnlab::alloc`).
+#[global_allocator]
+static ALLOC: nnlab::alloc::Aligned = nnlab::alloc::Aligned;
+
 fn filled(rows: usize, cols: usize, rng: &mut Rng) -> Matrix {
     Matrix::from_vec(rows, cols, (0..rows * cols).map(|_| rng.normal()).collect())
 }

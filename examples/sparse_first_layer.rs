@@ -16,6 +16,10 @@ use nnlab::tensor::sparse::{Nonzeros, sparse_matmul_nn_acc, sparse_matmul_tn};
 use nnlab::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn, on_pool, set_threads, transpose};
 use std::time::Instant;
 
+/// Large buffers start on a cache line, as in the `nnlab` binary (`nnlab::alloc`).
+#[global_allocator]
+static ALLOC: nnlab::alloc::Aligned = nnlab::alloc::Aligned;
+
 fn main() {
     set_threads(0);
     let mut args = std::env::args().skip(1);

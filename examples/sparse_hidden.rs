@@ -10,6 +10,10 @@ use nnlab::tensor::sparse::{Nonzeros, sparse_matmul_nn_acc, sparse_matmul_tn};
 use nnlab::tensor::{Matrix, matmul_nn, matmul_tn, on_pool, set_threads};
 use std::time::Instant;
 
+/// Large buffers start on a cache line, as in the `nnlab` binary (`nnlab::alloc`).
+#[global_allocator]
+static ALLOC: nnlab::alloc::Aligned = nnlab::alloc::Aligned;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let inp: usize = args.next().map_or(512, |s| s.parse().expect("IN"));

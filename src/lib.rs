@@ -45,8 +45,9 @@
 //! pre-training), [`ensemble`], [`io`] (safetensors model files, checkpoints, image
 //! input), [`report`] (pictures), [`study`] (the lecture's claims as experiments),
 //! [`bench`](mod@bench), [`gradcheck`], [`simd`] (run-time AVX2 builds of nnlab's
-//! own kernels).
+//! own kernels), [`alloc`] (the cache-line aligned allocator the binary installs).
 
+pub mod alloc;
 pub mod bench;
 pub mod config;
 pub mod data;

@@ -5,6 +5,10 @@ mod commands;
 
 use clap::Parser;
 
+/// Every large buffer starts on a cache line (`nnlab::alloc`).
+#[global_allocator]
+static ALLOC: nnlab::alloc::Aligned = nnlab::alloc::Aligned;
+
 fn main() {
     // Rust ignores SIGPIPE; restore the default so a closed pipe ends the process
     // quietly, as for any Unix tool.
