@@ -498,10 +498,14 @@ mod tests {
         }
     }
 
+    /// Held by the tests that change the global product split, or need it left alone.
+    static SPLIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     /// Every layout at every awkward size (0..9 in each dim, plus a few large ones),
     /// overwrite and accumulate, one and two threads, against the naive product.
     #[test]
     fn all_layouts_match_naive() {
+        let _one_at_a_time = SPLIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let mut rng = Rng::new(5);
         let mut sizes: Vec<(usize, usize, usize)> = Vec::new();
         for m in 0..9 {
@@ -556,6 +560,9 @@ mod tests {
     /// alone on one thread, at every thread count, and leave the thread count as it was.
     #[test]
     fn paired_products_match_single_thread() {
+        // (`all_layouts_match_naive` switches to `gemm`'s own threading, whose sums
+        // may run in another order)
+        let _one_at_a_time = SPLIT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let mut rng = Rng::new(9);
         for (inp, out) in [(512, 512), (256, 256), (512, 10), (37, 513)] {
             let x = random(100, inp, &mut rng);
