@@ -10,7 +10,7 @@ use crate::layers::{
 use crate::loss::{softmax, softmax_cross_entropy};
 use crate::optim::Optimizer;
 use crate::rng::Rng;
-use crate::tensor::Matrix;
+use crate::tensor::{Matrix, for_each_piece};
 
 /// Builds one layer (or block) of an explicit layer list for an input of `width`.
 /// The spec was validated by `ModelConfig::validate`.
@@ -222,8 +222,10 @@ impl Model {
         while start < data.len() {
             let n = EVAL_BATCH.min(data.len() - start);
             x.reshape_for(n, feat);
-            x.data
-                .copy_from_slice(&data.images.data[start * feat..(start + n) * feat]);
+            let images = &data.images.data[start * feat..(start + n) * feat];
+            for_each_piece(&mut x.data, &|at, x| {
+                x.copy_from_slice(&images[at..at + x.len()])
+            });
             let logits = self.net.run(&x, Mode::Eval, &mut rng);
             f(start, logits, &mut scratch);
             start += n;

@@ -5,7 +5,7 @@
 use super::{Layer, Mode, Param};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
-use crate::tensor::Matrix;
+use crate::tensor::{Matrix, for_each_piece};
 use std::fmt;
 
 /// An elementwise nonlinearity.
@@ -219,14 +219,20 @@ impl Layer for ActivationLayer {
     /// # Shapes
     /// `x, y: (batch, dim)`.
     fn forward(&mut self, x: &Matrix, y: &mut Matrix, _mode: Mode, _rng: &mut Rng) {
-        self.act.forward_slice(&x.data, &mut y.data);
+        let act = self.act;
+        for_each_piece(&mut y.data, &|at, y| {
+            act.forward_slice(&x.data[at..at + y.len()], y)
+        });
     }
 
     /// `dx = dy ⊙ f'(x)`.
     fn backward(&mut self, x: &Matrix, y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>) {
         if let Some(dx) = dx {
-            self.act
-                .backward_slice(&x.data, &y.data, &dy.data, &mut dx.data);
+            let act = self.act;
+            for_each_piece(&mut dx.data, &|at, dx| {
+                let r = at..at + dx.len();
+                act.backward_slice(&x.data[r.clone()], &y.data[r.clone()], &dy.data[r], dx)
+            });
         }
     }
 

@@ -5,7 +5,7 @@
 
 use super::{Layer, Mode, Param};
 use crate::rng::Rng;
-use crate::tensor::Matrix;
+use crate::tensor::{Matrix, for_each_piece};
 
 /// A dropout layer.
 #[derive(Clone, Debug)]
@@ -74,7 +74,9 @@ impl Layer for Dropout {
     fn forward(&mut self, x: &Matrix, y: &mut Matrix, mode: Mode, rng: &mut Rng) {
         self.last_mode = mode;
         if mode == Mode::Eval || self.keep >= 1.0 {
-            y.data.copy_from_slice(&x.data);
+            for_each_piece(&mut y.data, &|at, y| {
+                y.copy_from_slice(&x.data[at..at + y.len()])
+            });
             self.last_mode = Mode::Eval;
             return;
         }

@@ -60,7 +60,7 @@ pub fn threads() -> usize {
 }
 
 /// Runs `f` with this thread's product thread count set to `n`, then restores it.
-fn with_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
+pub(super) fn with_threads<R>(n: usize, f: impl FnOnce() -> R) -> R {
     let _restore = Restore::set(&LOCAL_THREADS, n);
     f()
 }

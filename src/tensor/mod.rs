@@ -88,6 +88,38 @@ impl Matrix {
     }
 }
 
+/// Buffers shorter than this (in elements) are passed over on one thread by
+/// [`for_each_piece`]: a training batch's activations (100 x 512 = 51,200) stay on
+/// one thread, where a fork would cost about what it saves; an evaluation batch's
+/// (1,000 x 512) are cut up.
+pub const PIECE_MIN: usize = 1 << 16;
+
+/// Runs `f(at, piece)` over `out` cut into one piece per thread (`piece` is
+/// `out[at .. at + piece.len()]`), in parallel, when `out` has at least
+/// [`PIECE_MIN`] elements; otherwise `f(0, out)` here. For elementwise passes, whose
+/// results do not depend on the cut; `f` reads its inputs at the same offsets.
+pub fn for_each_piece(out: &mut [f32], f: &(impl Fn(usize, &mut [f32]) + Sync)) {
+    fn split(at: usize, out: &mut [f32], pieces: usize, f: &(impl Fn(usize, &mut [f32]) + Sync)) {
+        if pieces <= 1 {
+            return f(at, out);
+        }
+        let half = pieces / 2;
+        // cut on a cache line (16 floats), in proportion to the pieces each side gets
+        let mid = (out.len() * half / pieces) / 16 * 16;
+        let (a, b) = out.split_at_mut(mid);
+        crate::par::join(
+            || split(at, a, half, f),
+            || split(at + mid, b, pieces - half, f),
+        );
+    }
+    let pieces = if out.len() < PIECE_MIN {
+        1
+    } else {
+        threads().max(1)
+    };
+    split(0, out, pieces, f)
+}
+
 /// Index of the largest element (first on ties); 0 for an empty slice.
 pub fn argmax(xs: &[f32]) -> usize {
     let mut best = 0;
@@ -97,4 +129,33 @@ pub fn argmax(xs: &[f32]) -> usize {
         }
     }
     best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pieces cover the buffer exactly once, each told its offset, at every
+    /// thread count, for short buffers (one piece) and long ones (one per thread).
+    #[test]
+    fn pieces_cover_the_buffer_once_at_their_offsets() {
+        for len in [0, 1, 1000, PIECE_MIN - 1, PIECE_MIN, 3 * PIECE_MIN + 7] {
+            for t in [1, 2, 3, 4] {
+                let mut out = vec![-1.0f32; len];
+                let calls = std::sync::atomic::AtomicUsize::new(0);
+                matmul::with_threads(t, || {
+                    for_each_piece(&mut out, &|at, piece| {
+                        calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        for (i, v) in piece.iter_mut().enumerate() {
+                            assert_eq!(*v, -1.0, "written twice");
+                            *v = (at + i) as f32;
+                        }
+                    })
+                });
+                assert!(out.iter().enumerate().all(|(i, &v)| v == i as f32));
+                let want = if len < PIECE_MIN { 1 } else { t };
+                assert_eq!(calls.into_inner(), want, "{len} elements, {t} threads");
+            }
+        }
+    }
 }
