@@ -2,7 +2,9 @@
 //! reports as inference, but on a fully trained model), three ways, alternating: the
 //! sparse products at the best SIMD level (AVX-512 where the CPU has it), the sparse
 //! products capped at AVX2, and dense products only; prints each way's best and
-//! median of ROUNDS.
+//! median of ROUNDS. Then, with the sparse products at the best level, each layer's
+//! share: the mean time of its forward over the test set in batches of 1,000 (as
+//! `Model::evaluate` runs it), and the share of nonzero entries in its input.
 //!
 //! `cargo run --release --example inference MODEL.safetensors [ROUNDS]`
 //! (e.g. from `nnlab lab dropout --save-dir DIR`)
@@ -10,9 +12,10 @@
 use nnlab::data::fetch::default_data_dir;
 use nnlab::data::{DatasetRef, FetchOptions};
 use nnlab::io::load_model;
+use nnlab::layers::Mode;
 use nnlab::simd::{Level, detected, set_level};
 use nnlab::tensor::sparse::set_sparse;
-use nnlab::tensor::{on_pool, set_threads};
+use nnlab::tensor::{Matrix, on_pool, set_threads};
 use std::time::Instant;
 
 /// Large buffers start on a cache line, as in the `nnlab` binary (`nnlab::alloc`).
@@ -66,4 +69,51 @@ fn main() {
             acc[i]
         );
     }
+    per_layer(&mut m, &s.test, rounds);
+}
+
+/// Each layer's mean forward time over the test set in batches of 1,000, and the
+/// share of nonzero entries in its input.
+fn per_layer(m: &mut nnlab::Model, test: &nnlab::data::Dataset, rounds: usize) {
+    set_sparse(true);
+    let layers = &mut m.net.layers;
+    let feat = test.features();
+    let mut outs: Vec<Matrix> = layers
+        .iter()
+        .map(|l| Matrix::zeros(1000, l.out_dim()))
+        .collect();
+    let mut x = Matrix::zeros(1000, feat);
+    let (mut secs, mut nonzero) = (vec![0f64; layers.len()], vec![0usize; layers.len()]);
+    let mut rng = nnlab::Rng::new(0);
+    on_pool(|| {
+        for round in 0..rounds {
+            for batch in test.images.data.chunks_exact(1000 * feat) {
+                x.data.copy_from_slice(batch);
+                for i in 0..layers.len() {
+                    let (before, rest) = outs.split_at_mut(i);
+                    let input = if i == 0 { &x } else { &before[i - 1] };
+                    if round == 0 {
+                        nonzero[i] += input.data.iter().filter(|&&v| v != 0.0).count();
+                    }
+                    let t = Instant::now();
+                    layers[i].forward(input, &mut rest[0], Mode::Eval, &mut rng);
+                    secs[i] += t.elapsed().as_secs_f64();
+                }
+            }
+        }
+    });
+    println!("per layer, sparse products on, mean of {rounds} passes over the test images:");
+    for (i, l) in layers.iter().enumerate() {
+        let inputs = test.len() * l.in_dim();
+        println!(
+            "  {:28} {:6.2} ms   input {:4.1}% nonzero",
+            l.describe(),
+            secs[i] / rounds as f64 * 1e3,
+            100.0 * nonzero[i] as f64 / inputs as f64
+        );
+    }
+    println!(
+        "  all layers                   {:6.2} ms",
+        secs.iter().sum::<f64>() / rounds as f64 * 1e3
+    );
 }
