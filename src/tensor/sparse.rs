@@ -719,6 +719,8 @@ mod tests {
             (250, 300, 10),
             (64, 30, 3),
             (90, 60, 77),
+            (300, 150, 200),
+            (257, 70, 130),
         ];
         let levels = [Level::Baseline, Level::Avx2, Level::Avx512];
         for (&(m, k, n), level) in shapes.iter().flat_map(|s| levels.map(|l| (s, l))) {
