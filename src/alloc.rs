@@ -1,10 +1,10 @@
 //! A global allocator that starts every large buffer on a cache line.
 //!
-//! The system allocator returns 16-byte aligned blocks; a large one (glibc maps it
-//! with `mmap`) starts 16 bytes past a page. A `Matrix` is a `Vec<f32>`, so its rows
-//! start 16 bytes into a 64-byte cache line, and every 64-byte load of a row (an
-//! AVX-512 register; every other 32-byte one with AVX2) spans two lines, which costs
-//! the core two loads. [`Aligned`] gives every block of [`LARGE`] bytes or more
+//! The system allocator (glibc) aligns blocks to 16 bytes only; one it maps with
+//! `mmap` starts 16 bytes past a page. A `Matrix` is a `Vec<f32>`, so its rows
+//! usually start 16, 32 or 48 bytes into a 64-byte cache line, and every 64-byte load
+//! of a row (an AVX-512 register; every other 32-byte one with AVX2) spans two lines,
+//! which costs the core two loads. [`Aligned`] gives every block of [`LARGE`] bytes or more
 //! 64-byte alignment and leaves smaller ones as they are. It changes no result (no
 //! kernel's arithmetic depends on where its data lies); it makes the sparse products
 //! about a fifth faster (BENCHMARKS.md).
