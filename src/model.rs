@@ -226,7 +226,7 @@ impl Model {
             for_each_piece(&mut x.data, &|at, x| {
                 x.copy_from_slice(&images[at..at + x.len()])
             });
-            let logits = self.net.run(&x, Mode::Eval, &mut rng);
+            let logits = self.net.infer(&x, &mut rng);
             f(start, logits, &mut scratch);
             start += n;
         }

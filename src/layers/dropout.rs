@@ -86,6 +86,10 @@ impl Layer for Dropout {
         multiply(&x.data, &self.mask.data, &mut y.data);
     }
 
+    fn passes_through(&self, mode: Mode) -> bool {
+        mode == Mode::Eval || self.keep >= 1.0
+    }
+
     /// `dx = dy ⊙ mask` (the same mask as forward).
     fn backward(&mut self, _x: &Matrix, _y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>) {
         let Some(dx) = dx else { return };

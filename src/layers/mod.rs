@@ -147,6 +147,11 @@ pub trait Layer: Send {
     fn out_dim(&self) -> usize;
     /// `y = f(x)`. Random layers draw from `rng` in `Mode::Train` only.
     fn forward(&mut self, x: &Matrix, y: &mut Matrix, mode: Mode, rng: &mut Rng);
+    /// Whether `forward` in `mode` copies `x` to `y` unchanged (dropout in evaluation),
+    /// so that `Sequential::infer` may skip the layer.
+    fn passes_through(&self, _mode: Mode) -> bool {
+        false
+    }
     /// Given the `x` and `y` of the last forward and `dy = dL/dy`, overwrites the
     /// parameter gradients and, when `dx` is given, `dx = dL/dx`.
     fn backward(&mut self, x: &Matrix, y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>);

@@ -76,6 +76,27 @@ impl Sequential {
         self.output()
     }
 
+    /// `run` in evaluation mode for a forward with no backward after it: a layer that
+    /// passes its input through unchanged (dropout) is skipped, and the next layer
+    /// reads the input it would have copied. The output has the same bits as `run`'s;
+    /// the skipped layers' `outputs()` are left as they were, so no `backprop` may
+    /// follow.
+    pub fn infer<'a>(&'a mut self, x: &'a Matrix, rng: &mut Rng) -> &'a Matrix {
+        // the buffer that holds the current value: None for `x`, Some(i) for acts[i]
+        let mut at = None;
+        for i in 0..self.layers.len() {
+            if self.layers[i].passes_through(Mode::Eval) {
+                continue;
+            }
+            let (before, rest) = self.acts.split_at_mut(i);
+            let input = at.map_or(x, |j: usize| &before[j]);
+            rest[0].set_rows(x.rows);
+            self.layers[i].forward(input, &mut rest[0], Mode::Eval, rng);
+            at = Some(i);
+        }
+        at.map_or(x, |j| &self.acts[j])
+    }
+
     fn forward_inner(&mut self, x: &Matrix, mode: Mode, rng: &mut Rng) {
         for i in 0..self.layers.len() {
             let (before, rest) = self.acts.split_at_mut(i);
