@@ -73,7 +73,8 @@ fn main() {
 }
 
 /// Each layer's mean forward time over the test set in batches of 1,000, and the
-/// share of nonzero entries in its input.
+/// share of nonzero entries in its input; layers that evaluation skips (dropout) are
+/// listed as such and left out of the total.
 fn per_layer(m: &mut nnlab::Model, test: &nnlab::data::Dataset, rounds: usize) {
     set_sparse(true);
     let layers = &mut m.net.layers;
@@ -103,7 +104,13 @@ fn per_layer(m: &mut nnlab::Model, test: &nnlab::data::Dataset, rounds: usize) {
         }
     });
     println!("per layer, sparse products on, mean of {rounds} passes over the test images:");
+    let mut total = 0.0;
     for (i, l) in layers.iter().enumerate() {
+        if l.passes_through(Mode::Eval) {
+            // (run here all the same, as a copy, so the next layer's input is there)
+            println!("  {:28} skipped by Model::evaluate", l.describe());
+            continue;
+        }
         let inputs = test.len() * l.in_dim();
         println!(
             "  {:28} {:6.2} ms   input {:4.1}% nonzero",
@@ -111,9 +118,10 @@ fn per_layer(m: &mut nnlab::Model, test: &nnlab::data::Dataset, rounds: usize) {
             secs[i] / rounds as f64 * 1e3,
             100.0 * nonzero[i] as f64 / inputs as f64
         );
+        total += secs[i];
     }
     println!(
         "  all layers                   {:6.2} ms",
-        secs.iter().sum::<f64>() / rounds as f64 * 1e3
+        total / rounds as f64 * 1e3
     );
 }
