@@ -44,24 +44,34 @@ fn weights(net: &mut dyn Layer) -> Vec<u32> {
     w
 }
 
-/// `Sequential::infer` (what evaluation runs: dropout layers skipped) gives the same
-/// logits, bit for bit, as an evaluation-mode `run` through every layer, and the model
-/// still trains after it.
+/// `Sequential::infer` (what evaluation runs: dropout layers skipped, each ReLU folded
+/// into the dense layer before it) gives the same logits, bit for bit, as an
+/// evaluation-mode `run` through every layer, on dense inputs and on mostly-zero ones
+/// (the sparse products), and the model still trains after it.
 #[test]
-fn infer_skips_dropout_with_the_same_bits() {
+fn infer_skips_dropout_and_folds_relu_with_the_same_bits() {
+    let mut r = Rng::new(4);
+    let mostly_zero = Matrix::from_vec(
+        37,
+        784,
+        (0..37 * 784)
+            .map(|_| if r.uniform() < 0.8 { 0.0 } else { r.uniform() })
+            .collect(),
+    );
     for preset in ["xavier", "dropout", "deep-bn"] {
         let (_, mut m) = small_model(preset);
-        let x = inputs(37);
-        let want = m.net.run(&x, Mode::Eval, &mut Rng::new(0)).clone();
-        let got = m.net.infer(&x, &mut Rng::new(0)).clone();
-        assert_eq!(
-            got.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-            want.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-            "{preset}"
-        );
-        // a training forward after it still works
-        let t = m.forward(&x, Mode::Train, &mut Rng::new(1)).clone();
-        assert!(t.data.iter().all(|v| v.is_finite()));
+        for x in [inputs(37), mostly_zero.clone()] {
+            let want = m.net.run(&x, Mode::Eval, &mut Rng::new(0)).clone();
+            let got = m.net.infer(&x, &mut Rng::new(0)).clone();
+            assert_eq!(
+                got.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                want.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{preset}"
+            );
+            // a training forward after it still works
+            let t = m.forward(&x, Mode::Train, &mut Rng::new(1)).clone();
+            assert!(t.data.iter().all(|v| v.is_finite()));
+        }
     }
 }
 

@@ -225,6 +225,10 @@ impl Layer for ActivationLayer {
         });
     }
 
+    fn is_relu(&self) -> bool {
+        self.act == Activation::Relu
+    }
+
     /// `dx = dy ⊙ f'(x)`.
     fn backward(&mut self, x: &Matrix, y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>) {
         if let Some(dx) = dx {

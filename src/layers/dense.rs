@@ -10,9 +10,11 @@ use super::{Layer, Mode, Param, broadcast_rows, column_sums, visit_affine};
 use crate::init::Init;
 use crate::rng::Rng;
 use crate::tensor::sparse::{
-    MAX_DENSITY, Nonzeros, sparse_affine, sparse_enabled, sparse_matmul_tn,
+    MAX_DENSITY, Nonzeros, sparse_affine, sparse_affine_relu, sparse_enabled, sparse_matmul_tn,
 };
-use crate::tensor::{Matrix, join_products, matmul_nn, matmul_nt, matmul_tn, transpose};
+use crate::tensor::{
+    Matrix, for_each_piece, join_products, matmul_nn, matmul_nt, matmul_tn, transpose,
+};
 
 /// An affine layer.
 #[derive(Clone, Debug)]
@@ -85,6 +87,24 @@ impl Layer for Dense {
             broadcast_rows(y, &self.b); // y = b
             matmul_nn(x, &self.w, y, true); // y += x W
         }
+    }
+
+    /// `y = max(0, x W + b)` in evaluation: on the sparse path the ReLU is applied to
+    /// each row of `y` as it is stored; on the dense path in a pass after the product.
+    fn forward_eval_relu(&mut self, x: &Matrix, y: &mut Matrix) -> bool {
+        self.sparse = sparse_enabled() && self.entries.gather_rows(x, MAX_DENSITY);
+        if self.sparse {
+            sparse_affine_relu(&self.entries, &self.w, &self.b, y);
+        } else {
+            broadcast_rows(y, &self.b);
+            matmul_nn(x, &self.w, y, true);
+            for_each_piece(&mut y.data, &|_, y| {
+                for v in y {
+                    *v = v.max(0.0); // as `Activation::Relu`
+                }
+            });
+        }
+        true
     }
 
     /// `dW = xᵀ dy`, `db = Σ_batch dy`, `dx = dy Wᵀ`. When both products are dense

@@ -152,6 +152,17 @@ pub trait Layer: Send {
     fn passes_through(&self, _mode: Mode) -> bool {
         false
     }
+    /// Whether this layer is a ReLU (`y = max(0, x)`), which `Sequential::infer` may
+    /// fold into the layer before it.
+    fn is_relu(&self) -> bool {
+        false
+    }
+    /// An evaluation-mode `forward` followed by a ReLU, in one pass, if this layer can
+    /// (a dense layer applies it as it stores its output); returns false, with `y`
+    /// untouched, if it cannot. The same bits as `forward` then the ReLU.
+    fn forward_eval_relu(&mut self, _x: &Matrix, _y: &mut Matrix) -> bool {
+        false
+    }
     /// Given the `x` and `y` of the last forward and `dy = dL/dy`, overwrites the
     /// parameter gradients and, when `dx` is given, `dx = dL/dx`.
     fn backward(&mut self, x: &Matrix, y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>);

@@ -78,21 +78,32 @@ impl Sequential {
 
     /// `run` in evaluation mode for a forward with no backward after it: a layer that
     /// passes its input through unchanged (dropout) is skipped, and the next layer
-    /// reads the input it would have copied. The output has the same bits as `run`'s;
-    /// the skipped layers' `outputs()` are left as they were, so no `backprop` may
-    /// follow.
+    /// reads the input it would have copied; a ReLU is folded into the layer before it
+    /// where that layer can (`Layer::forward_eval_relu`: a dense layer). The output has
+    /// the same bits as `run`'s; the skipped layers' `outputs()` are left as they
+    /// were, so no `backprop` may follow.
     pub fn infer<'a>(&'a mut self, x: &'a Matrix, rng: &mut Rng) -> &'a Matrix {
+        let n = self.layers.len();
+        let kept = |layers: &[Box<dyn Layer>], from: usize| {
+            (from..n).find(|&j| !layers[j].passes_through(Mode::Eval))
+        };
         // the buffer that holds the current value: None for `x`, Some(i) for acts[i]
         let mut at = None;
-        for i in 0..self.layers.len() {
-            if self.layers[i].passes_through(Mode::Eval) {
-                continue;
-            }
+        let mut next = kept(&self.layers, 0);
+        while let Some(i) = next {
             let (before, rest) = self.acts.split_at_mut(i);
             let input = at.map_or(x, |j: usize| &before[j]);
             rest[0].set_rows(x.rows);
-            self.layers[i].forward(input, &mut rest[0], Mode::Eval, rng);
             at = Some(i);
+            next = kept(&self.layers, i + 1);
+            if let Some(j) = next
+                && self.layers[j].is_relu()
+                && self.layers[i].forward_eval_relu(input, &mut rest[0])
+            {
+                next = kept(&self.layers, j + 1); // the ReLU is done
+                continue;
+            }
+            self.layers[i].forward(input, &mut rest[0], Mode::Eval, rng);
         }
         at.map_or(x, |j| &self.acts[j])
     }
