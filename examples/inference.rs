@@ -77,65 +77,41 @@ fn main() {
 /// into the dense layer before it), and the share of nonzero entries in its input.
 fn per_layer(m: &mut nnlab::Model, test: &nnlab::data::Dataset, rounds: usize) {
     set_sparse(true);
-    let layers = &mut m.net.layers;
-    let n = layers.len();
+    let net = &mut m.net;
+    let n = net.layers.len();
     let feat = test.features();
-    let mut outs: Vec<Matrix> = layers
-        .iter()
-        .map(|l| Matrix::zeros(1000, l.out_dim()))
-        .collect();
     let mut x = Matrix::zeros(1000, feat);
-    let (mut secs, mut nonzero) = (vec![0f64; n], vec![0usize; n]);
-    let mut how = vec![""; n];
+    let (mut secs, mut nonzero, mut ran) = (vec![0f64; n], vec![0usize; n], vec![false; n]);
     let mut rng = nnlab::Rng::new(0);
     on_pool(|| {
         for round in 0..rounds {
             for batch in test.images.data.chunks_exact(1000 * feat) {
                 x.data.copy_from_slice(batch);
-                let mut at: Option<usize> = None; // which buffer holds the current value
-                let mut i = 0;
-                while i < n {
-                    if layers[i].passes_through(Mode::Eval) {
-                        how[i] = "skipped";
-                        i += 1;
-                        continue;
-                    }
-                    let (before, rest) = outs.split_at_mut(i);
-                    let input = at.map_or(&x, |j| &before[j]);
+                net.infer_observed(&x, &mut rng, &mut |i, input, run| {
                     if round == 0 {
                         nonzero[i] += input.data.iter().filter(|&&v| v != 0.0).count();
                     }
-                    let next = (i + 1..n).find(|&j| !layers[j].passes_through(Mode::Eval));
                     let t = Instant::now();
-                    let folded = next.is_some_and(|j| layers[j].is_relu())
-                        && layers[i].forward_eval_relu(input, &mut rest[0]);
-                    if !folded {
-                        layers[i].forward(input, &mut rest[0], Mode::Eval, &mut rng);
-                    }
+                    run();
                     secs[i] += t.elapsed().as_secs_f64();
-                    at = Some(i);
-                    i += 1;
-                    if folded {
-                        let j = next.unwrap();
-                        how[i..j].fill("skipped");
-                        how[j] = "folded";
-                        i = j + 1;
-                    }
-                }
+                    ran[i] = true;
+                });
             }
         }
     });
     println!("per layer, sparse products on, mean of {rounds} passes over the test images:");
-    for (i, l) in layers.iter().enumerate() {
-        match how[i] {
-            "skipped" => println!("  {:28} skipped", l.describe()),
-            "folded" => println!("  {:28} folded into the layer before", l.describe()),
-            _ => println!(
+    for (i, l) in net.layers.iter().enumerate() {
+        if ran[i] {
+            println!(
                 "  {:28} {:6.2} ms   input {:4.1}% nonzero",
                 l.describe(),
                 secs[i] / rounds as f64 * 1e3,
                 100.0 * nonzero[i] as f64 / (test.len() * l.in_dim()) as f64
-            ),
+            );
+        } else if l.passes_through(Mode::Eval) {
+            println!("  {:28} skipped", l.describe());
+        } else {
+            println!("  {:28} folded into the layer before", l.describe());
         }
     }
     println!(

@@ -21,9 +21,10 @@
 //! machines (KVM guests) a pool spinning on PAUSE instructions fell, in most 15-epoch
 //! xavier runs, into phases where the whole process ran at half speed for seconds
 //! (epochs of 0.9-1.1 s instead of 0.4-0.5), which interleaved rayon runs did not
-//! show; without the hint, 7 of 8 runs had none (BENCHMARKS.md). KVM's pause-loop
-//! exiting, which takes the core from a guest CPU that runs PAUSE back to back, is the
-//! likely cause; it was not confirmed (this machine has no performance counters).
+//! show; without the hint, 7 of 8 runs had none that day. Later runs had such phases
+//! again without it (6 of 16 xavier runs, against 0 of 13 with rayon; none on the deep
+//! and dropout nets), with shorter waits too, so PAUSE was not the whole cause; what is
+//! remains open (BENCHMARKS.md, "Slow phases are back"). `NNLAB_POOL=rayon` avoids them.
 //!
 //! `NNLAB_POOL=rayon` switches [`join`] back to `rayon::join` (for comparison). The
 //! results are the same bits either way: only where the halves run changes.
@@ -220,11 +221,7 @@ where
     let Some(w) = claim() else {
         // no idle worker: both here, and `b` still runs if `a` panics
         let ra = catch_unwind(AssertUnwindSafe(a));
-        let rb = catch_unwind(AssertUnwindSafe(b));
-        return match (ra, rb) {
-            (Ok(ra), Ok(rb)) => (ra, rb),
-            (Err(p), _) | (_, Err(p)) => resume_unwind(p),
-        };
+        return both(ra, catch_unwind(AssertUnwindSafe(b)));
     };
     let job = StackJob {
         f: UnsafeCell::new(Some(b)),
@@ -270,6 +267,11 @@ where
         }
         job.result.into_inner().expect("the worker stored a result")
     };
+    both(ra, rb)
+}
+
+/// Both results, or the first panic raised again.
+fn both<RA, RB>(ra: std::thread::Result<RA>, rb: std::thread::Result<RB>) -> (RA, RB) {
     match (ra, rb) {
         (Ok(ra), Ok(rb)) => (ra, rb),
         (Err(p), _) | (_, Err(p)) => resume_unwind(p),

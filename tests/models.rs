@@ -47,7 +47,7 @@ fn weights(net: &mut dyn Layer) -> Vec<u32> {
 /// `Sequential::infer` (what evaluation runs: dropout layers skipped, each ReLU folded
 /// into the dense layer before it) gives the same logits, bit for bit, as an
 /// evaluation-mode `run` through every layer, on dense inputs and on mostly-zero ones
-/// (the sparse products), and the model still trains after it.
+/// (the sparse products), and a training forward still works after it.
 #[test]
 fn infer_skips_dropout_and_folds_relu_with_the_same_bits() {
     let mut r = Rng::new(4);

@@ -56,6 +56,32 @@ impl Dense {
     pub fn last_input_was_sparse(&self) -> bool {
         self.sparse
     }
+
+    /// `y = x W + b`, then `max(0, y)` if `relu`; from `x`'s nonzero entries alone
+    /// when at most `MAX_DENSITY` of them are nonzero.
+    fn affine(&mut self, x: &Matrix, y: &mut Matrix, mode: Mode, relu: bool) {
+        // (evaluation needs no weight gradient, so no by-column lists)
+        self.sparse = sparse_enabled()
+            && match mode {
+                Mode::Train => self.entries.gather(x, MAX_DENSITY),
+                Mode::Eval => self.entries.gather_rows(x, MAX_DENSITY),
+            };
+        if self.sparse && relu {
+            sparse_affine_relu(&self.entries, &self.w, &self.b, y); // y = max(0, b + x W)
+        } else if self.sparse {
+            sparse_affine(&self.entries, &self.w, &self.b, y); // y = b + x W
+        } else {
+            broadcast_rows(y, &self.b); // y = b
+            matmul_nn(x, &self.w, y, true); // y += x W
+            if relu {
+                for_each_piece(&mut y.data, &|_, y| {
+                    for v in y {
+                        *v = v.max(0.0); // as `Activation::Relu`
+                    }
+                });
+            }
+        }
+    }
 }
 
 impl Layer for Dense {
@@ -75,35 +101,13 @@ impl Layer for Dense {
     /// # Shapes
     /// `x: (batch, in)`, `w: (in, out)`, `y: (batch, out)`.
     fn forward(&mut self, x: &Matrix, y: &mut Matrix, mode: Mode, _rng: &mut Rng) {
-        // (evaluation needs no weight gradient, so no by-column lists)
-        self.sparse = sparse_enabled()
-            && match mode {
-                Mode::Train => self.entries.gather(x, MAX_DENSITY),
-                Mode::Eval => self.entries.gather_rows(x, MAX_DENSITY),
-            };
-        if self.sparse {
-            sparse_affine(&self.entries, &self.w, &self.b, y); // y = b + x W
-        } else {
-            broadcast_rows(y, &self.b); // y = b
-            matmul_nn(x, &self.w, y, true); // y += x W
-        }
+        self.affine(x, y, mode, false);
     }
 
     /// `y = max(0, x W + b)` in evaluation: on the sparse path the ReLU is applied to
     /// each row of `y` as it is stored; on the dense path in a pass after the product.
     fn forward_eval_relu(&mut self, x: &Matrix, y: &mut Matrix) -> bool {
-        self.sparse = sparse_enabled() && self.entries.gather_rows(x, MAX_DENSITY);
-        if self.sparse {
-            sparse_affine_relu(&self.entries, &self.w, &self.b, y);
-        } else {
-            broadcast_rows(y, &self.b);
-            matmul_nn(x, &self.w, y, true);
-            for_each_piece(&mut y.data, &|_, y| {
-                for v in y {
-                    *v = v.max(0.0); // as `Activation::Relu`
-                }
-            });
-        }
+        self.affine(x, y, Mode::Eval, true);
         true
     }
 

@@ -6,6 +6,10 @@ use super::{Layer, Mode, Param};
 use crate::rng::Rng;
 use crate::tensor::Matrix;
 
+/// What `Sequential::infer_observed` calls for each layer it runs: `(layer index, its
+/// input, run it)`.
+pub type Observer<'o> = dyn FnMut(usize, &Matrix, &mut dyn FnMut()) + 'o;
+
 /// Layers applied one after another; itself a `Layer`, so blocks can nest.
 pub struct Sequential {
     pub layers: Vec<Box<dyn Layer>>,
@@ -83,6 +87,19 @@ impl Sequential {
     /// the same bits as `run`'s; the skipped layers' `outputs()` are left as they
     /// were, so no `backprop` may follow.
     pub fn infer<'a>(&'a mut self, x: &'a Matrix, rng: &mut Rng) -> &'a Matrix {
+        self.infer_observed(x, rng, &mut |_, _, run| run())
+    }
+
+    /// `infer`, calling `observe(i, input, run)` for each layer it runs: `run()` runs
+    /// layer `i` on `input` (with the ReLU after it folded in, where it can). Layers
+    /// it is not called for were skipped or folded. For per-layer timing
+    /// (`examples/inference.rs`).
+    pub fn infer_observed<'a>(
+        &'a mut self,
+        x: &'a Matrix,
+        rng: &mut Rng,
+        observe: &mut Observer<'_>,
+    ) -> &'a Matrix {
         let n = self.layers.len();
         let kept = |layers: &[Box<dyn Layer>], from: usize| {
             (from..n).find(|&j| !layers[j].passes_through(Mode::Eval))
@@ -93,17 +110,23 @@ impl Sequential {
         while let Some(i) = next {
             let (before, rest) = self.acts.split_at_mut(i);
             let input = at.map_or(x, |j: usize| &before[j]);
-            rest[0].set_rows(x.rows);
+            let out = &mut rest[0];
+            out.set_rows(x.rows);
+            let after = kept(&self.layers, i + 1);
+            let relu = after.filter(|&j| self.layers[j].is_relu());
+            let layer = &mut self.layers[i];
+            let mut folded = false;
+            observe(i, input, &mut || {
+                folded = relu.is_some() && layer.forward_eval_relu(input, out);
+                if !folded {
+                    layer.forward(input, out, Mode::Eval, rng);
+                }
+            });
             at = Some(i);
-            next = kept(&self.layers, i + 1);
-            if let Some(j) = next
-                && self.layers[j].is_relu()
-                && self.layers[i].forward_eval_relu(input, &mut rest[0])
-            {
-                next = kept(&self.layers, j + 1); // the ReLU is done
-                continue;
-            }
-            self.layers[i].forward(input, &mut rest[0], Mode::Eval, rng);
+            next = match relu {
+                Some(j) if folded => kept(&self.layers, j + 1), // the ReLU is done
+                _ => after,
+            };
         }
         at.map_or(x, |j| &self.acts[j])
     }
