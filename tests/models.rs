@@ -75,6 +75,86 @@ fn infer_skips_dropout_and_folds_relu_with_the_same_bits() {
     }
 }
 
+/// A net with wide hidden layers (so that a dense layer lists its output's nonzero
+/// entries for the next one, `layers::Handoff`), its biases lowered by `shift`, which
+/// makes its ReLUs' outputs sparser.
+fn wide_model(shift: f32) -> Model {
+    let mut cfg = TrainConfig::preset("dropout").unwrap();
+    cfg.model.hidden = vec![512, 256, 192];
+    let mut m = Model::build(&cfg.model, 784, 10, &mut Rng::new(5)).unwrap();
+    m.net.visit_params(&mut |p| {
+        if p.name.ends_with("bias") {
+            p.value.iter_mut().for_each(|v| *v -= shift);
+        }
+    });
+    m
+}
+
+/// The share of nonzero entries in each ReLU's output after an evaluation `run`.
+fn relu_densities(m: &mut Model, x: &Matrix) -> Vec<f64> {
+    m.net.run(x, Mode::Eval, &mut Rng::new(0));
+    let relus: Vec<usize> = (0..m.net.layers.len())
+        .filter(|&i| m.net.layers[i].describe().starts_with("relu"))
+        .collect();
+    relus
+        .iter()
+        .map(|&i| {
+            let y = &m.net.outputs()[i];
+            y.data.iter().filter(|v| **v != 0.0).count() as f64 / y.data.len() as f64
+        })
+        .collect()
+}
+
+/// Where a dense layer's input entries come listed by the dense layer before it (the
+/// hidden layers here), `infer` still gives `run`'s logits bit for bit: with sparse
+/// hidden outputs (read from the lists) and with dense ones (the lists are too full,
+/// and the next layer takes the dense product instead). And `infer` on a batch cut
+/// into chunks of rows gives each row the same bits as on the whole batch, as
+/// `Model::evaluate` relies on.
+#[test]
+fn infer_reads_listed_entries_and_chunks_with_the_same_bits() {
+    let mut r = Rng::new(11);
+    let x = Matrix::from_vec(
+        300,
+        784,
+        (0..300 * 784)
+            .map(|_| if r.uniform() < 0.8 { 0.0 } else { r.uniform() })
+            .collect(),
+    );
+    let bits = |m: &Matrix| m.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for (shift, sparse_hidden) in [(0.0, false), (1.0, true)] {
+        let mut m = wide_model(shift);
+        let dens = relu_densities(&mut m, &x);
+        assert_eq!(dens.len(), 3);
+        // the case this is meant to cover: hidden outputs within the sparse limit or not
+        let within = dens[..2].iter().all(|&d| d > 0.0 && d <= 0.3);
+        assert_eq!(within, sparse_hidden, "densities {dens:?}");
+        for xs in [x.clone(), inputs(300)] {
+            let want = m.net.run(&xs, Mode::Eval, &mut Rng::new(0)).clone();
+            let got = m.net.infer(&xs, &mut Rng::new(0)).clone();
+            assert!(bits(&got) == bits(&want), "shift {shift}");
+            // (300 rows cut into pieces of these sizes; no piece of one row, where the
+            // dense product takes another path, as evaluation's chunks never are
+            // unless the whole batch is one row)
+            for chunk in [150, 100, 64, 37, 16, 15, 11, 9, 8, 7, 5, 4, 3, 2] {
+                assert_ne!(xs.rows % chunk, 1);
+                let mut pieces = Vec::new();
+                for r0 in (0..xs.rows).step_by(chunk) {
+                    let rows = chunk.min(xs.rows - r0);
+                    let c =
+                        Matrix::from_vec(rows, 784, xs.data[r0 * 784..(r0 + rows) * 784].to_vec());
+                    pieces.extend(bits(m.net.infer(&c, &mut Rng::new(0))));
+                }
+                let first = pieces.iter().zip(bits(&want)).position(|(a, b)| *a != b);
+                assert_eq!(
+                    first, None,
+                    "shift {shift}, chunks of {chunk}: first difference"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn save_load_round_trip_gives_identical_logits() {
     for preset in ["xavier", "dropout"] {

@@ -6,11 +6,12 @@
 //! stored this way so that a mostly-zero input, such as an MNIST image, can skip its
 //! zeros: each nonzero `x[r, k]` then adds a whole row `W[k, :]` (see `tensor::sparse`).
 
-use super::{Layer, Mode, Param, broadcast_rows, column_sums, visit_affine};
+use super::{Handoff, Layer, Mode, Param, broadcast_rows, column_sums, visit_affine};
 use crate::init::Init;
 use crate::rng::Rng;
 use crate::tensor::sparse::{
-    MAX_DENSITY, Nonzeros, sparse_affine, sparse_affine_relu, sparse_enabled, sparse_matmul_tn,
+    MAX_DENSITY, Nonzeros, sparse_affine, sparse_affine_relu, sparse_affine_relu_listing,
+    sparse_enabled, sparse_matmul_tn,
 };
 use crate::tensor::{
     Matrix, for_each_piece, join_products, matmul_nn, matmul_nt, matmul_tn, transpose,
@@ -71,15 +72,20 @@ impl Dense {
         } else if self.sparse {
             sparse_affine(&self.entries, &self.w, &self.b, y); // y = b + x W
         } else {
-            broadcast_rows(y, &self.b); // y = b
-            matmul_nn(x, &self.w, y, true); // y += x W
-            if relu {
-                for_each_piece(&mut y.data, &|_, y| {
-                    for v in y {
-                        *v = v.max(0.0); // as `Activation::Relu`
-                    }
-                });
-            }
+            self.dense_affine(x, y, relu);
+        }
+    }
+
+    /// `y = x W + b`, then `max(0, y)` if `relu`, through the dense product.
+    fn dense_affine(&self, x: &Matrix, y: &mut Matrix, relu: bool) {
+        broadcast_rows(y, &self.b); // y = b
+        matmul_nn(x, &self.w, y, true); // y += x W
+        if relu {
+            for_each_piece(&mut y.data, &|_, y| {
+                for v in y {
+                    *v = v.max(0.0); // as `Activation::Relu`
+                }
+            });
         }
     }
 }
@@ -104,10 +110,43 @@ impl Layer for Dense {
         self.affine(x, y, mode, false);
     }
 
-    /// `y = max(0, x W + b)` in evaluation: on the sparse path the ReLU is applied to
-    /// each row of `y` as it is stored; on the dense path in a pass after the product.
-    fn forward_eval_relu(&mut self, x: &Matrix, y: &mut Matrix) -> bool {
-        self.affine(x, y, Mode::Eval, true);
+    /// `y = x W + b`, then `max(0, y)` if `relu` (always applied: returns `relu`). On
+    /// the sparse path the ReLU is applied to each row of `y` as it is stored, and
+    /// `y`'s nonzero entries are listed for the next layer if `io` asks; on the dense
+    /// path it is a pass after the product. `x`'s entries are read from `io` if the
+    /// layer before listed them, else gathered.
+    fn infer(
+        &mut self,
+        x: &Matrix,
+        y: &mut Matrix,
+        relu: bool,
+        io: &mut Handoff,
+        _rng: &mut Rng,
+    ) -> bool {
+        let given = io.given && sparse_enabled();
+        debug_assert!(!given || (io.input.rows, io.input.cols) == x.shape());
+        // `entries` and `sparse` describe `x` only when gathered here (a backward
+        // after this would need them; `Sequential::infer` allows none)
+        self.sparse = !given && sparse_enabled() && self.entries.gather_rows(x, MAX_DENSITY);
+        let e = if given && io.input.within(MAX_DENSITY) {
+            &io.input
+        } else if self.sparse {
+            &self.entries
+        } else {
+            self.dense_affine(x, y, relu);
+            return relu;
+        };
+        if relu && io.wanted {
+            io.listed = sparse_affine_relu_listing(e, &self.w, &self.b, y, &mut io.output);
+        } else if relu {
+            sparse_affine_relu(e, &self.w, &self.b, y);
+        } else {
+            sparse_affine(e, &self.w, &self.b, y);
+        }
+        relu
+    }
+
+    fn takes_entries(&self) -> bool {
         true
     }
 

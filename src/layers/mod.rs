@@ -28,6 +28,36 @@ pub use sequential::Sequential;
 
 use crate::rng::Rng;
 use crate::tensor::Matrix;
+use crate::tensor::sparse::Nonzeros;
+
+/// The nonzero entries `Sequential::infer` passes from one layer to the next. A dense
+/// layer followed by a ReLU and another dense layer lists its output's entries as it
+/// stores each row (`tensor::sparse::sparse_affine_relu_listing`), so that the next
+/// one does not gather them from the output in two more passes over it.
+#[derive(Clone, Debug, Default)]
+pub struct Handoff {
+    /// The input's entries, when `given`.
+    pub input: Nonzeros,
+    /// Whether `input` holds the entries of the `x` passed to `Layer::infer` with it.
+    pub given: bool,
+    /// Where a layer lists its output's entries, when `wanted`.
+    pub output: Nonzeros,
+    /// Whether the next layer would read them.
+    pub wanted: bool,
+    /// Whether the layer listed them in `output` (set by the layer).
+    pub listed: bool,
+}
+
+impl Handoff {
+    /// Called after each layer: what it listed becomes the next layer's input entries;
+    /// if it listed nothing, the next layer is given none.
+    pub fn pass_on(&mut self) {
+        if self.listed {
+            std::mem::swap(&mut self.input, &mut self.output);
+        }
+        (self.given, self.listed, self.wanted) = (self.listed, false, false);
+    }
+}
 
 /// Training or evaluation: dropout drops and batch norm uses batch statistics only
 /// in training.
@@ -157,10 +187,26 @@ pub trait Layer: Send {
     fn is_relu(&self) -> bool {
         false
     }
-    /// An evaluation-mode `forward` followed by a ReLU, in one pass, if this layer can
-    /// (a dense layer applies it as it stores its output); returns false, with `y`
-    /// untouched, if it cannot. The same bits as `forward` then the ReLU.
-    fn forward_eval_relu(&mut self, _x: &Matrix, _y: &mut Matrix) -> bool {
+    /// The evaluation-mode `forward` that `Sequential::infer` runs. If `relu`, the
+    /// layer may apply the ReLU after it in the same pass (a dense layer does, as it
+    /// stores its output) and returns whether it did. `io` may hold `x`'s nonzero
+    /// entries, listed by the layer before, and may ask for `y`'s (see [`Handoff`]).
+    /// The same bits as `forward`, then the ReLU where it was applied.
+    fn infer(
+        &mut self,
+        x: &Matrix,
+        y: &mut Matrix,
+        relu: bool,
+        io: &mut Handoff,
+        rng: &mut Rng,
+    ) -> bool {
+        let _ = (relu, io);
+        self.forward(x, y, Mode::Eval, rng);
+        false
+    }
+    /// Whether `infer` reads its input's nonzero entries from a [`Handoff`] when they
+    /// are given (a dense layer), so that the layer before should list them.
+    fn takes_entries(&self) -> bool {
         false
     }
     /// Given the `x` and `y` of the last forward and `dy = dL/dy`, overwrites the

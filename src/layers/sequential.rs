@@ -2,7 +2,7 @@
 //! and `dacts[i]` the gradient of the loss with respect to it. Buffers grow to the
 //! largest batch seen and are then reused, so steady-state steps do not allocate.
 
-use super::{Layer, Mode, Param};
+use super::{Handoff, Layer, Mode, Param};
 use crate::rng::Rng;
 use crate::tensor::Matrix;
 
@@ -22,6 +22,8 @@ pub struct Sequential {
     names: Vec<Vec<String>>,
     /// buffer_names[i]: the same for layer i's buffers
     buffer_names: Vec<Vec<String>>,
+    /// The nonzero entries `infer` passes between layers (buffers kept for reuse).
+    handoff: Handoff,
 }
 
 impl Sequential {
@@ -34,6 +36,7 @@ impl Sequential {
             in_dim,
             names: Vec::new(),
             buffer_names: Vec::new(),
+            handoff: Handoff::default(),
         }
     }
 
@@ -83,7 +86,8 @@ impl Sequential {
     /// `run` in evaluation mode for a forward with no backward after it: a layer that
     /// passes its input through unchanged (dropout) is skipped, and the next layer
     /// reads the input it would have copied; a ReLU is folded into the layer before it
-    /// where that layer can (`Layer::forward_eval_relu`: a dense layer). The output has
+    /// where that layer can (`Layer::infer`: a dense layer), and a dense layer after it
+    /// reads its input's nonzero entries as the layer before listed them (`Handoff`). The output has
     /// the same bits as `run`'s; the skipped layers' `outputs()` are left as they
     /// were, so no `backprop` may follow.
     pub fn infer<'a>(&'a mut self, x: &'a Matrix, rng: &mut Rng) -> &'a Matrix {
@@ -107,6 +111,8 @@ impl Sequential {
         // the buffer that holds the current value: None for `x`, Some(i) for acts[i]
         let mut at = None;
         let mut next = kept(&self.layers, 0);
+        let io = &mut self.handoff;
+        io.given = false;
         while let Some(i) = next {
             let (before, rest) = self.acts.split_at_mut(i);
             let input = at.map_or(x, |j: usize| &before[j]);
@@ -114,14 +120,16 @@ impl Sequential {
             out.set_rows(x.rows);
             let after = kept(&self.layers, i + 1);
             let relu = after.filter(|&j| self.layers[j].is_relu());
+            // the layer after the ReLU may read this one's output entries
+            io.wanted = relu
+                .and_then(|j| kept(&self.layers, j + 1))
+                .is_some_and(|j| self.layers[j].takes_entries());
             let layer = &mut self.layers[i];
             let mut folded = false;
             observe(i, input, &mut || {
-                folded = relu.is_some() && layer.forward_eval_relu(input, out);
-                if !folded {
-                    layer.forward(input, out, Mode::Eval, rng);
-                }
+                folded = layer.infer(input, out, relu.is_some(), io, rng);
             });
+            io.pass_on();
             at = Some(i);
             next = match relu {
                 Some(j) if folded => kept(&self.layers, j + 1), // the ReLU is done

@@ -21,6 +21,11 @@
 //! `y`); `dW[k, j]` adds `x[r, k] · dy[r, j]` over `r` ascending from 0. This order
 //! holds however the work is split over threads, so results do not depend on the
 //! thread count (a test pins the order). They differ from the dense products' only in rounding.
+//!
+//! In evaluation, a layer followed by a ReLU and another dense layer lists its
+//! output's nonzero entries as it stores each row (`sparse_affine_relu_listing`), and
+//! the next layer reads them from that list instead of gathering them from the output
+//! (`layers::Handoff`): the same entries in the same order, so the same bits.
 
 use super::Matrix;
 use super::matmul::{ProductTimer, SendPtr, fork_blocks, threads};
@@ -90,6 +95,55 @@ pub struct Nonzeros {
     columns: bool,
     /// The weight gradient's per-piece copies of a `dy` panel (`weight_grad_rows`).
     panels: Vec<Matrix>,
+    /// The entries as a forward listed them while storing its output
+    /// (`sparse_affine_relu_listing`), used instead of the by-row lists when `listed > 0`:
+    /// one part per block of columns a thread computed, each listing its block's entries
+    /// row by row. Row `r`'s entries are part 0's, then part 1's, and so on: columns
+    /// ascending, as the by-row lists hold them.
+    parts: Vec<Part>,
+    /// How many of `parts` hold the entries (0: the by-row lists do).
+    listed: usize,
+}
+
+/// One block of columns' entries, listed row by row (see `Nonzeros::parts`).
+#[derive(Clone, Debug, Default)]
+struct Part {
+    /// (rows + 1,): row `r`'s entries are `col[i]`, `val[i]` for `i` in
+    /// `row_start[r] .. row_start[r + 1]`.
+    row_start: Vec<u32>,
+    /// Room for every entry of the block (rows x its columns).
+    col: Vec<u32>,
+    val: Vec<f32>,
+}
+
+/// The most parts a listing forward cuts its output into (its thread count, capped:
+/// each row's entries are read as at most this many runs).
+const MAX_PARTS: usize = 8;
+
+/// A row's entries as runs of `(columns, values)`, columns ascending through the
+/// runs: one run from the by-row lists, or one per part from a listing forward.
+#[derive(Clone, Copy)]
+struct Runs<'a> {
+    len: usize,
+    runs: [(&'a [u32], &'a [f32]); MAX_PARTS],
+}
+
+impl<'a> Runs<'a> {
+    fn one(run: (&'a [u32], &'a [f32])) -> Self {
+        let mut runs = [(&[][..], &[][..]); MAX_PARTS];
+        runs[0] = run;
+        Runs { len: 1, runs }
+    }
+
+    fn as_slice(&self) -> &[(&'a [u32], &'a [f32])] {
+        &self.runs[..self.len]
+    }
+}
+
+/// The most nonzero entries a `(rows, cols)` matrix may have for the sparse products at
+/// `max_density`.
+fn most_entries(max_density: f32, rows: usize, cols: usize) -> usize {
+    (max_density.clamp(0.0, 1.0) as f64 * (rows * cols) as f64) as usize
 }
 
 /// Makes room in `v` for `n` elements in all, so growing it to `n` will not allocate.
@@ -126,6 +180,7 @@ impl Nonzeros {
         let (n, d) = (x.rows, x.cols);
         (self.rows, self.cols) = (n, d);
         self.columns = false;
+        self.listed = 0;
         self.per = n.div_ceil(pieces.clamp(1, n.div_ceil(16).max(1))).max(1);
         let pieces = n.div_ceil(self.per);
         self.cursor.clear();
@@ -148,7 +203,7 @@ impl Nonzeros {
         let nnz = *self.piece_start.last().unwrap() as usize;
         // Room for as many entries as any accepted matrix of this shape can have, so a
         // later batch that is sparse when this one was not does not allocate.
-        let most = (max_density.clamp(0.0, 1.0) as f64 * (n * d) as f64) as usize;
+        let most = most_entries(max_density, n, d);
         room(&mut self.row, most);
         room(&mut self.by_row_col, most);
         room(&mut self.val, most);
@@ -213,16 +268,43 @@ impl Nonzeros {
         self.columns
     }
 
-    /// How many nonzero entries were gathered.
+    /// How many nonzero entries were gathered (or listed).
     pub fn nonzeros(&self) -> usize {
-        self.by_row_col.len()
+        if self.listed == 0 {
+            return self.by_row_col.len();
+        }
+        let rows = self.rows;
+        self.parts[..self.listed]
+            .iter()
+            .map(|p| p.row_start[rows] as usize)
+            .sum()
     }
 
-    /// Row `r`'s entries as `(columns, values)`.
-    #[inline]
-    fn row(&self, r: usize) -> (&[u32], &[f32]) {
-        let (a, b) = (self.row_start[r] as usize, self.row_start[r + 1] as usize);
-        (&self.by_row_col[a..b], &self.by_row_val[a..b])
+    /// Whether at most `max_density` of the entries are nonzero, the test `gather` applies.
+    pub fn within(&self, max_density: f32) -> bool {
+        self.nonzeros() <= most_entries(max_density, self.rows, self.cols)
+    }
+
+    /// Whether the entries were listed by a forward (`sparse_affine_relu_listing`)
+    /// rather than gathered.
+    pub fn was_listed(&self) -> bool {
+        self.listed > 0
+    }
+
+    /// Row `r`'s entries as runs of `(columns, values)`.
+    #[inline(always)]
+    fn row(&self, r: usize) -> Runs<'_> {
+        if self.listed == 0 {
+            let (a, b) = (self.row_start[r] as usize, self.row_start[r + 1] as usize);
+            return Runs::one((&self.by_row_col[a..b], &self.by_row_val[a..b]));
+        }
+        let mut runs = Runs::one((&[], &[]));
+        for (run, p) in runs.runs.iter_mut().zip(&self.parts[..self.listed]) {
+            let (a, b) = (p.row_start[r] as usize, p.row_start[r + 1] as usize);
+            *run = (&p.col[a..b], &p.val[a..b]);
+        }
+        runs.len = self.listed;
+        runs
     }
 
     /// Column `k`'s entries as `(rows, values)` (built by `gather`, not `gather_rows`).
@@ -312,6 +394,47 @@ unsafe fn list_piece(
     }
 }
 
+/// `list_row` with AVX-512, 16 columns at a time with no branch per entry: a compress
+/// packs the nonzero values (and, from a vector of column numbers, their columns) to
+/// the front of a register, which is stored whole at the next free entry; the next
+/// store overwrites what lies past the nonzeros. (Entry by entry, the branches
+/// mispredict: listing took about as long as the gathering it replaced.)
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn list_row_avx512(
+    part: &mut Part,
+    r: usize,
+    out: &[f32],
+    j0: usize,
+    mut q: usize,
+) -> usize {
+    use std::arch::x86_64::*;
+    part.row_start[r] = q as u32;
+    // a store at entry q writes 16 entries; entries before q + out.len() are this
+    // row's at most, and `make_parts` left 16 of room past the block's last
+    assert!(q + out.len().next_multiple_of(16) <= part.col.len().min(part.val.len()));
+    let (col, val) = (part.col.as_mut_ptr(), part.val.as_mut_ptr());
+    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let mut c = 0;
+    while c < out.len() {
+        let left = out.len() - c;
+        let inside: __mmask16 = if left >= 16 { !0 } else { (1 << left) - 1 };
+        // SAFETY: the load reads only the lanes in `inside`, which lie in `out`; the
+        // stores write entries q .. q + 16, inside the room asserted above.
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(inside, out.as_ptr().add(c));
+            // NaN counts as nonzero, as in `gather`
+            let nz = _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(inside, v, _mm512_setzero_ps());
+            let cols = _mm512_add_epi32(lanes, _mm512_set1_epi32((j0 + c) as i32));
+            _mm512_storeu_ps(val.add(q), _mm512_maskz_compress_ps(nz, v));
+            _mm512_storeu_si512(col.add(q).cast(), _mm512_maskz_compress_epi32(nz, cols));
+            q += nz.count_ones() as usize;
+        }
+        c += 16;
+    }
+    q
+}
+
 /// Bit `j` set where `chunk[j] != 0` (`chunk` at most 32 long; NaN counts as nonzero).
 #[inline(always)]
 fn nonzero_mask(chunk: &[f32]) -> u32 {
@@ -351,7 +474,7 @@ fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
 /// # Shapes
 /// `x: (m, k)` (as `e`), `w: (k, n)`, `out: (m, n)`.
 pub fn sparse_matmul_nn_acc(e: &Nonzeros, w: &Matrix, out: &mut Matrix) {
-    sparse_forward(e, w, Start::Out, false, out);
+    sparse_forward(e, w, Start::Out, false, out, None);
 }
 
 /// `out = b + x · w` (every row of `out` overwritten), with `x` given by its gathered
@@ -363,7 +486,7 @@ pub fn sparse_matmul_nn_acc(e: &Nonzeros, w: &Matrix, out: &mut Matrix) {
 /// `x: (m, k)` (as `e`), `w: (k, n)`, `b: (n,)`, `out: (m, n)`.
 pub fn sparse_affine(e: &Nonzeros, w: &Matrix, b: &[f32], out: &mut Matrix) {
     assert_eq!(b.len(), w.cols, "sparse_affine: bias length");
-    sparse_forward(e, w, Start::Bias(b), false, out);
+    sparse_forward(e, w, Start::Bias(b), false, out, None);
 }
 
 /// `out = max(0, b + x · w)`: `sparse_affine` followed by a ReLU, applied to each row
@@ -374,11 +497,40 @@ pub fn sparse_affine(e: &Nonzeros, w: &Matrix, b: &[f32], out: &mut Matrix) {
 /// `x: (m, k)` (as `e`), `w: (k, n)`, `b: (n,)`, `out: (m, n)`.
 pub fn sparse_affine_relu(e: &Nonzeros, w: &Matrix, b: &[f32], out: &mut Matrix) {
     assert_eq!(b.len(), w.cols, "sparse_affine_relu: bias length");
-    sparse_forward(e, w, Start::Bias(b), true, out);
+    sparse_forward(e, w, Start::Bias(b), true, out, None);
 }
 
-/// `out = start + x · w`, then `max(0, out)` if `relu`.
-fn sparse_forward(e: &Nonzeros, w: &Matrix, start: Start<'_>, relu: bool, out: &mut Matrix) {
+/// `sparse_affine_relu`, also listing the nonzero entries of `out` in `list` as each
+/// row is stored (still in the core's first-level cache), so that the next layer's
+/// forward can read them from `list` instead of gathering them from `out`: the same
+/// entries in the same order, so the same bits. It lists when the layer's columns are
+/// shared out between the threads (a hidden layer, not a 10-class output), in at most
+/// `MAX_PARTS` blocks; returns whether it did (if not, `list` is left as it was).
+///
+/// # Shapes
+/// `x: (m, k)` (as `e`), `w: (k, n)`, `b: (n,)`, `out: (m, n)`; `list` then holds
+/// `(m, n)`.
+pub fn sparse_affine_relu_listing(
+    e: &Nonzeros,
+    w: &Matrix,
+    b: &[f32],
+    out: &mut Matrix,
+    list: &mut Nonzeros,
+) -> bool {
+    assert_eq!(b.len(), w.cols, "sparse_affine_relu_listing: bias length");
+    sparse_forward(e, w, Start::Bias(b), true, out, Some(list))
+}
+
+/// `out = start + x · w`, then `max(0, out)` if `relu`; lists `out`'s entries in
+/// `list` where it can (see `sparse_affine_relu_listing`), and returns whether it did.
+fn sparse_forward(
+    e: &Nonzeros,
+    w: &Matrix,
+    start: Start<'_>,
+    relu: bool,
+    out: &mut Matrix,
+    list: Option<&mut Nonzeros>,
+) -> bool {
     assert_eq!(w.rows, e.cols, "sparse forward product: inner dims");
     assert_eq!(
         (out.rows, out.cols),
@@ -392,15 +544,79 @@ fn sparse_forward(e: &Nonzeros, w: &Matrix, start: Start<'_>, relu: bool, out: &
     if n.div_ceil(PANEL) >= t {
         // each thread a block of whole panels, over every row
         let per = n.div_ceil(t).div_ceil(PANEL) * PANEL;
-        let block = |j0: usize, nb: usize| forward_block(e, w, start, relu, dst, 0..m, j0..j0 + nb);
+        let parts = list
+            .filter(|_| relu && n.div_ceil(per) <= MAX_PARTS)
+            .map(|list| list.make_parts(m, n, per));
+        let block = |j0: usize, nb: usize| {
+            // SAFETY: the block starting at column j0 is block j0 / per, which
+            // `make_parts` made a part for; no other block writes it.
+            let part = parts.map(|p| unsafe { &mut *p.ptr().add(j0 / per) });
+            forward_block(e, w, start, relu, dst, 0..m, j0..j0 + nb, part)
+        };
         fork_blocks(0, n, per, &block);
+        parts.is_some()
     } else {
         // too few columns to share out (a 10-class output layer): each thread a block
         // of rows, every column
         let per = m.div_ceil(t).max(16);
-        let block = |r0: usize, rb: usize| forward_block(e, w, start, relu, dst, r0..r0 + rb, 0..n);
+        let block =
+            |r0: usize, rb: usize| forward_block(e, w, start, relu, dst, r0..r0 + rb, 0..n, None);
         fork_blocks(0, m, per, &block);
+        false
     }
+}
+
+impl Nonzeros {
+    /// Makes this hold the (to be listed) entries of an `(m, n)` matrix in parts of
+    /// `per` columns, each with room for all of its block's entries, and returns the
+    /// parts for the blocks to fill.
+    fn make_parts(&mut self, m: usize, n: usize, per: usize) -> SendPtr<Part> {
+        let blocks = n.div_ceil(per);
+        (self.rows, self.cols, self.columns) = (m, n, false);
+        if self.parts.len() < blocks {
+            self.parts.resize_with(blocks, Part::default);
+        }
+        for (b, p) in self.parts[..blocks].iter_mut().enumerate() {
+            // every entry of the block, and 16 more for `list_row_avx512`'s last store
+            let room = m * per.min(n - b * per) + 16;
+            p.row_start.resize(m + 1, 0);
+            if p.col.len() < room {
+                p.col.resize(room, 0);
+                p.val.resize(room, 0.0);
+            }
+        }
+        self.listed = blocks;
+        SendPtr(self.parts.as_mut_ptr())
+    }
+}
+
+/// Lists the nonzero entries of `out`, row `r`'s columns `j0 ..`, in `part` from
+/// entry `q` on; returns where the next row's entries start.
+#[inline(always)]
+fn list_row(part: &mut Part, r: usize, out: &[f32], j0: usize, q: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() == crate::simd::Level::Avx512 {
+        // SAFETY: `level()` never exceeds what the CPU has.
+        return unsafe { list_row_avx512(part, r, out, j0, q) };
+    }
+    list_row_bits(part, r, out, j0, q)
+}
+
+/// `list_row` one entry at a time, from a bit mask of each 32 columns' nonzeros.
+#[inline(always)]
+fn list_row_bits(part: &mut Part, r: usize, out: &[f32], j0: usize, mut q: usize) -> usize {
+    part.row_start[r] = q as u32;
+    for (c, chunk) in out.chunks(32).enumerate() {
+        let mut mask = nonzero_mask(chunk);
+        while mask != 0 {
+            let j = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            part.col[q] = (j0 + c * 32 + j) as u32;
+            part.val[q] = chunk[j];
+            q += 1;
+        }
+    }
+    q
 }
 
 /// What a sum of scaled rows starts from: zero, what `out` holds, or a bias row
@@ -426,6 +642,7 @@ simd_fn_wide! {
     /// alternating, on the same inputs, it was 15-25% slower: every update loads and
     /// stores its sums, where here only `w` is loaded; `examples/sparse_hidden.rs`,
     /// BENCHMARKS.md. Both give the same bits.)
+    #[allow(clippy::too_many_arguments)]
     fn forward_block(
         e: &Nonzeros,
         w: &Matrix,
@@ -434,24 +651,29 @@ simd_fn_wide! {
         dst: SendPtr,
         rows: std::ops::Range<usize>,
         cols: std::ops::Range<usize>,
+        list: Option<&mut Part>,
     ) {
+        let mut list = list;
         let (n, j0, nb) = (w.cols, cols.start, cols.len());
         // 128 columns in eight 512-bit registers, 64 in eight 256-bit ones
         let wide = crate::simd::level() == crate::simd::Level::Avx512;
-        for r in rows {
+        let mut q = 0;
+        for r in rows.clone() {
             // SAFETY: r < out.rows and `j0 .. j0 + nb` lies inside `out`'s columns;
             // blocks on other threads write other columns or other rows.
             let out = unsafe { std::slice::from_raw_parts_mut(dst.0.add(r * n + j0), nb) };
+            let runs = e.row(r);
             if wide {
-                sum_scaled_rows::<{ 2 * PANEL }>(e.row(r), w, j0, out, start);
+                sum_scaled_rows::<{ 2 * PANEL }, true>(runs.as_slice(), w, j0, out, start, relu);
             } else {
-                sum_scaled_rows::<PANEL>(e.row(r), w, j0, out, start);
+                sum_scaled_rows::<PANEL, true>(runs.as_slice(), w, j0, out, start, relu);
             }
-            if relu {
-                for o in out.iter_mut() {
-                    *o = o.max(0.0); // as `Activation::Relu`
-                }
+            if let Some(part) = list.as_deref_mut() {
+                q = list_row(part, r, out, j0, q);
             }
+        }
+        if let Some(part) = list {
+            part.row_start[rows.end] = q as u32;
         }
     }
 }
@@ -460,27 +682,45 @@ simd_fn_wide! {
 /// two panels at once, in 8 AVX-512 registers).
 const PANEL: usize = 64;
 
-/// `out = start + Σ_i vals[i] · m[rows[i], j0 .. j0 + out.len()]`. Each panel of
+/// `out = start + Σ_i vals[i] · m[rows[i], j0 .. j0 + out.len()]`, the entries
+/// `(rows, vals)` given as runs read one after another. Each panel of
 /// `WIDE` (then 64) columns is summed in registers from 0 over all the entries (in
 /// their order), then added to `start` and stored once; the last `len % 64` columns
 /// start from `start` and add the entries' products to it one by one (`sum_tail`).
 /// Every column gets the same sum in the same order whatever the panel width, so
-/// `WIDE` does not change the bits.
+/// `WIDE` does not change the bits. With `FETCH` (the forward, whose rows of `m` come
+/// from the second-level cache) each entry also asks for the row `PREFETCH` entries
+/// ahead; the weight gradient's panel is already in the first-level cache.
 #[inline(always)]
-fn sum_scaled_rows<const WIDE: usize>(
-    (rows, vals): (&[u32], &[f32]),
+fn sum_scaled_rows<const WIDE: usize, const FETCH: bool>(
+    runs: &[(&[u32], &[f32])],
     m: &Matrix,
     j0: usize,
     out: &mut [f32],
     start: Start<'_>,
+    relu: bool,
 ) {
+    assert!(
+        j0 + out.len() <= m.cols,
+        "sum_scaled_rows: columns past the matrix"
+    );
+    assert!(
+        runs.iter()
+            .all(|(rows, _)| rows.iter().all(|&k| (k as usize) < m.rows)),
+        "sum_scaled_rows: row past the matrix"
+    );
     let wide = out.len() / WIDE * WIDE;
     let narrow = out.len() / PANEL * PANEL;
     let (head, rest) = out.split_at_mut(narrow);
     let (wide_part, narrow_part) = head.split_at_mut(wide);
-    sum_panels::<WIDE>((rows, vals), m, j0, wide_part, start);
-    sum_panels::<PANEL>((rows, vals), m, j0 + wide, narrow_part, start);
-    sum_tail((rows, vals), m, j0 + narrow, rest, start);
+    sum_panels::<WIDE, FETCH>(runs, m, j0, wide_part, start, relu);
+    sum_panels::<PANEL, FETCH>(runs, m, j0 + wide, narrow_part, start, relu);
+    sum_tail(runs, m, j0 + narrow, rest, start);
+    if relu {
+        for o in rest {
+            *o = o.max(0.0); // as `Activation::Relu`
+        }
+    }
 }
 
 /// The last `len % 64` (< 64) columns of `sum_scaled_rows`, `j ..`: each column's
@@ -490,15 +730,12 @@ fn sum_scaled_rows<const WIDE: usize>(
 /// the same order, to the same bits. (A 10-class output layer is all tail; adding
 /// in place in `out`, entry by entry, it took 5.6 ms of a 10,000-image evaluation.)
 #[inline(always)]
-fn sum_tail(
-    (rows, vals): (&[u32], &[f32]),
-    m: &Matrix,
-    j: usize,
-    out: &mut [f32],
-    start: Start<'_>,
-) {
+fn sum_tail(runs: &[(&[u32], &[f32])], m: &Matrix, j: usize, out: &mut [f32], start: Start<'_>) {
     const LANES: usize = 8;
     let (n, len) = (m.cols, out.len());
+    if len == 0 {
+        return;
+    }
     let mut from = [0f32; PANEL];
     match start {
         Start::Zero => {}
@@ -507,7 +744,7 @@ fn sum_tail(
     }
     if len < LANES {
         out.copy_from_slice(&from[..len]);
-        for (&k, &v) in rows.iter().zip(vals) {
+        for (&k, &v) in runs.iter().flat_map(|(rows, vals)| rows.iter().zip(*vals)) {
             let at = k as usize * n + j;
             axpy(out, v, &m.data[at..at + len]);
         }
@@ -518,7 +755,7 @@ fn sum_tail(
     while c < len {
         let c0 = c.min(len - LANES);
         let mut acc: [f32; LANES] = from[c0..c0 + LANES].try_into().unwrap();
-        for (&k, &v) in rows.iter().zip(vals) {
+        for (&k, &v) in runs.iter().flat_map(|(rows, vals)| rows.iter().zip(*vals)) {
             let mk: &[f32; LANES] = m.data[k as usize * n + j + c0..][..LANES]
                 .try_into()
                 .unwrap();
@@ -532,33 +769,68 @@ fn sum_tail(
     out.copy_from_slice(&sums[..len]);
 }
 
-/// `sum_scaled_rows` over `out.len()` (a multiple of `P`) columns, `P` at a time.
+/// How many entries ahead `sum_panels` asks for the row it will read. Measured on one
+/// thread, the forward alone on random inputs, against the same build without the
+/// prefetch (a probe, not kept; BENCHMARKS.md): 784 -> 512 at 19% nonzero, 3.52
+/// against 3.56-3.63 ms per 1,000 rows; 512 -> 512 at 16%, 1.89-1.92 against
+/// 1.98-2.01 (2 ahead: the same within the noise; 8 ahead: slower).
+const PREFETCH: usize = 4;
+
+/// Asks the core to bring the `P` floats from `p` into its first-level cache (a hint:
+/// no fault if `p` lies outside any buffer).
 #[inline(always)]
-fn sum_panels<const P: usize>(
-    (rows, vals): (&[u32], &[f32]),
+fn prefetch_row<const P: usize>(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    for line in 0..P / 16 {
+        // SAFETY: a prefetch reads nothing the program can see and cannot fault.
+        unsafe {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(16 * line) as *const i8);
+        }
+    }
+}
+
+/// `sum_scaled_rows` over `out.len()` (a multiple of `P`) columns, `P` at a time.
+///
+/// The caller (`sum_scaled_rows`) has checked that every entry's row lies in `m` and
+/// the columns `j0 .. j0 + out.len()` too.
+#[inline(always)]
+fn sum_panels<const P: usize, const FETCH: bool>(
+    runs: &[(&[u32], &[f32])],
     m: &Matrix,
     j0: usize,
     out: &mut [f32],
     start: Start<'_>,
+    relu: bool,
 ) {
     let n = m.cols;
+    let base = m.data.as_ptr();
     let mut j = j0;
     for op in out.chunks_exact_mut(P) {
         let mut acc = [0f32; P];
-        for (&k, &v) in rows.iter().zip(vals) {
-            let mk: &[f32; P] = m.data[k as usize * n + j..][..P].try_into().unwrap();
-            for (a, &x) in acc.iter_mut().zip(mk) {
-                *a += v * x;
+        for &(rows, vals) in runs {
+            for (i, (&k, &v)) in rows.iter().zip(vals).enumerate() {
+                if FETCH && let Some(&ahead) = rows.get(i + PREFETCH) {
+                    prefetch_row::<P>(base.wrapping_add(ahead as usize * n + j));
+                }
+                // SAFETY: k < m.rows and j + P <= n (checked by the caller), so the
+                // P floats from k * n + j lie in `m.data`.
+                let mk = unsafe { &*(base.add(k as usize * n + j) as *const [f32; P]) };
+                for (a, &x) in acc.iter_mut().zip(mk) {
+                    *a += v * x;
+                }
             }
         }
+        // the ReLU (as `Activation::Relu`) on the sums in registers, before the store
+        let end = |v: f32| if relu { v.max(0.0) } else { v };
         match start {
-            Start::Zero => op.copy_from_slice(&acc),
-            Start::Out => op.iter_mut().zip(acc).for_each(|(o, a)| *o += a),
+            Start::Zero => op.iter_mut().zip(acc).for_each(|(o, a)| *o = end(a)),
+            Start::Out => op.iter_mut().zip(acc).for_each(|(o, a)| *o = end(*o + a)),
             Start::Bias(b) => {
                 let b: &[f32; P] = b[j..j + P].try_into().unwrap();
                 op.iter_mut()
                     .zip(b.iter().zip(acc))
-                    .for_each(|(o, (&b, a))| *o = b + a);
+                    .for_each(|(o, (&b, a))| *o = end(b + a));
             }
         }
         j += P;
@@ -622,7 +894,7 @@ simd_fn_wide! {
                 // SAFETY: k < dw.rows and j + len <= n; blocks on other threads own
                 // other rows.
                 let dk = unsafe { std::slice::from_raw_parts_mut(dst.0.add(k * n + j), len) };
-                sum_scaled_rows::<PANEL>(e.column(k), panel, 0, dk, Start::Zero);
+                sum_scaled_rows::<PANEL, false>(&[e.column(k)], panel, 0, dk, Start::Zero, false);
             }
             j += len;
         }
@@ -817,6 +1089,82 @@ mod tests {
         // no columns at all, in several pieces
         assert!(e.gather_in_pieces(&Matrix::zeros(40, 0), 0.3, 2, true));
         assert_eq!(e.nonzeros(), 0);
+    }
+
+    /// A forward that lists its output's entries lists exactly what gathering them from
+    /// the output finds, in the same order, so the next layer's forward from the list
+    /// has the same bits; with any thread count (one part per thread's block of
+    /// columns) and at every SIMD level. A 10-class layer (rows shared out) lists nothing.
+    #[test]
+    fn listing_forward_lists_what_gathering_finds() {
+        use crate::simd::{LEVEL_LOCK, Level, detected, set_level};
+        let _one_at_a_time = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rng = Rng::new(21);
+        let bits = |a: &Matrix| a.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for &(m, k, n, threads) in &[
+            (100, 512, 512, 2),
+            (37, 784, 256, 3),
+            (300, 200, 200, 2),
+            (5, 64, 130, 1),
+            (64, 96, 1000, 8),
+            (40, 30, 10, 2),
+        ] {
+            for level in [Level::Baseline, Level::Avx2, Level::Avx512] {
+                set_level(level);
+                let x = sparse(m, k, 0.2, &mut rng);
+                let w = Matrix::from_vec(k, n, (0..k * n).map(|_| rng.normal()).collect());
+                // biases below zero, so that the ReLU leaves a fifth or so nonzero
+                let b: Vec<f32> = (0..n).map(|_| rng.normal() - 1.0).collect();
+                let n2 = 70;
+                let w2 = Matrix::from_vec(n, n2, (0..n * n2).map(|_| rng.normal()).collect());
+                let b2: Vec<f32> = (0..n2).map(|_| rng.normal()).collect();
+                let mut e = Nonzeros::default();
+                assert!(e.gather_rows(&x, 1.0));
+                let (mut y, mut want_y) = (Matrix::zeros(m, n), Matrix::zeros(m, n));
+                let mut list = Nonzeros::default();
+                let listed = super::super::matmul::with_threads(threads, || {
+                    sparse_affine_relu_listing(&e, &w, &b, &mut y, &mut list)
+                });
+                sparse_affine_relu(&e, &w, &b, &mut want_y);
+                assert_eq!(bits(&y), bits(&want_y), "{m}x{k}x{n} at {level:?}");
+                assert_eq!(listed, n >= 64 * threads, "{m}x{k}x{n}, {threads} threads");
+                if !listed {
+                    assert!(!list.was_listed());
+                    continue;
+                }
+                let mut gathered = Nonzeros::default();
+                assert!(gathered.gather_rows(&y, 1.0));
+                assert_eq!(list.nonzeros(), gathered.nonzeros());
+                assert!(list.was_listed() && !list.has_columns());
+                assert_eq!((list.rows, list.cols), (m, n));
+                for r in 0..m {
+                    let runs = list.row(r);
+                    let cols: Vec<u32> =
+                        runs.as_slice().iter().flat_map(|r| r.0).copied().collect();
+                    let vals: Vec<f32> =
+                        runs.as_slice().iter().flat_map(|r| r.1).copied().collect();
+                    let want = gathered.row(r);
+                    assert_eq!((&cols[..], &vals[..]), want.as_slice()[0], "row {r}");
+                }
+                // the next layer's forward from the list, against from gathering
+                let (mut z, mut want_z) = (Matrix::zeros(m, n2), Matrix::zeros(m, n2));
+                sparse_affine(&list, &w2, &b2, &mut z);
+                sparse_affine(&gathered, &w2, &b2, &mut want_z);
+                assert_eq!(
+                    bits(&z),
+                    bits(&want_z),
+                    "next layer, {m}x{k}x{n} at {level:?}"
+                );
+                assert_eq!(
+                    list.within(0.3),
+                    gathered.nonzeros() <= (0.3 * (m * n) as f64) as usize
+                );
+                // a gather after a listing holds the gathered entries again
+                assert!(list.gather_rows(&y, 1.0) && !list.was_listed());
+                assert_eq!(list.row(0).as_slice()[0], gathered.row(0).as_slice()[0]);
+            }
+        }
+        set_level(detected());
     }
 
     /// Gathering by row only gives the same row lists, so the same forward product,
