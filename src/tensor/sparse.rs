@@ -355,18 +355,15 @@ unsafe fn list_piece(
     let d = x.cols;
     let mut q = q0;
     for r in r0..r0 + nb {
-        unsafe { *out.row_start.0.add(r) = q as u32 };
-        for (c, chunk) in x.row(r).chunks(32).enumerate() {
-            let mut mask = nonzero_mask(chunk);
-            while mask != 0 {
-                let j = mask.trailing_zeros() as usize;
-                mask &= mask - 1;
-                unsafe {
-                    *out.by_row_col.0.add(q) = (c * 32 + j) as u32;
-                    *out.by_row_val.0.add(q) = chunk[j];
-                }
-                q += 1;
-            }
+        unsafe {
+            *out.row_start.0.add(r) = q as u32;
+            // the counts left room for each of the row's nonzeros from q on
+            q += list_nonzeros(
+                x.row(r),
+                0,
+                out.by_row_col.0.add(q),
+                out.by_row_val.0.add(q),
+            );
         }
     }
     if !columns {
@@ -394,41 +391,64 @@ unsafe fn list_piece(
     }
 }
 
-/// `list_row` with AVX-512, 16 columns at a time with no branch per entry: a compress
-/// packs the nonzero values (and, from a vector of column numbers, their columns) to
-/// the front of a register, which is stored whole at the next free entry; the next
-/// store overwrites what lies past the nonzeros. (Entry by entry, the branches
-/// mispredict: listing took about as long as the gathering it replaced.)
+/// Writes the nonzero entries of `v` (NaN counts as nonzero), columns ascending
+/// from `first`, at `col` and `val`; returns how many.
+///
+/// # Safety
+/// `col` and `val` must have room for as many entries as `v` has nonzeros.
+#[inline(always)]
+unsafe fn list_nonzeros(v: &[f32], first: usize, col: *mut u32, val: *mut f32) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if crate::simd::level() == crate::simd::Level::Avx512 {
+        // SAFETY: `level()` never exceeds what the CPU has; the caller gives the room.
+        return unsafe { list_nonzeros_avx512(v, first, col, val) };
+    }
+    let mut q = 0;
+    for (c, chunk) in v.chunks(32).enumerate() {
+        let mut mask = nonzero_mask(chunk);
+        while mask != 0 {
+            let j = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            // SAFETY: q counts the nonzeros so far, within the room the caller gives.
+            unsafe {
+                *col.add(q) = (first + c * 32 + j) as u32;
+                *val.add(q) = chunk[j];
+            }
+            q += 1;
+        }
+    }
+    q
+}
+
+/// `list_nonzeros` with AVX-512, 16 entries at a time with no branch per entry: a
+/// compress packs the nonzero values (and, from a vector of column numbers, their
+/// columns) to the front of a register, and a masked store writes just those. (Entry
+/// by entry, the branches mispredict: listing a layer's output that way took about as
+/// long as the gathering it replaced.)
+///
+/// # Safety
+/// As `list_nonzeros`, on a CPU with AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn list_row_avx512(
-    part: &mut Part,
-    r: usize,
-    out: &[f32],
-    j0: usize,
-    mut q: usize,
-) -> usize {
+unsafe fn list_nonzeros_avx512(v: &[f32], first: usize, col: *mut u32, val: *mut f32) -> usize {
     use std::arch::x86_64::*;
-    part.row_start[r] = q as u32;
-    // a store at entry q writes 16 entries; entries before q + out.len() are this
-    // row's at most, and `make_parts` left 16 of room past the block's last
-    assert!(q + out.len().next_multiple_of(16) <= part.col.len().min(part.val.len()));
-    let (col, val) = (part.col.as_mut_ptr(), part.val.as_mut_ptr());
     let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    let mut c = 0;
-    while c < out.len() {
-        let left = out.len() - c;
+    let (mut q, mut c) = (0, 0);
+    while c < v.len() {
+        let left = v.len() - c;
         let inside: __mmask16 = if left >= 16 { !0 } else { (1 << left) - 1 };
-        // SAFETY: the load reads only the lanes in `inside`, which lie in `out`; the
-        // stores write entries q .. q + 16, inside the room asserted above.
+        // SAFETY: the load reads only the lanes in `inside`, which lie in `v`; the
+        // stores write the next `count` entries, within the room the caller gives.
         unsafe {
-            let v = _mm512_maskz_loadu_ps(inside, out.as_ptr().add(c));
-            // NaN counts as nonzero, as in `gather`
-            let nz = _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(inside, v, _mm512_setzero_ps());
-            let cols = _mm512_add_epi32(lanes, _mm512_set1_epi32((j0 + c) as i32));
-            _mm512_storeu_ps(val.add(q), _mm512_maskz_compress_ps(nz, v));
-            _mm512_storeu_si512(col.add(q).cast(), _mm512_maskz_compress_epi32(nz, cols));
-            q += nz.count_ones() as usize;
+            let x = _mm512_maskz_loadu_ps(inside, v.as_ptr().add(c));
+            let nz = _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(inside, x, _mm512_setzero_ps());
+            let count = nz.count_ones() as usize;
+            let head = ((1u32 << count) - 1) as __mmask16;
+            let cols = _mm512_add_epi32(lanes, _mm512_set1_epi32((first + c) as i32));
+            _mm512_mask_storeu_ps(val.add(q), head, _mm512_maskz_compress_ps(nz, x));
+            let packed = _mm512_maskz_compress_epi32(nz, cols);
+            _mm512_mask_storeu_epi32(col.add(q).cast(), head, packed);
+            q += count;
         }
         c += 16;
     }
@@ -577,8 +597,7 @@ impl Nonzeros {
             self.parts.resize_with(blocks, Part::default);
         }
         for (b, p) in self.parts[..blocks].iter_mut().enumerate() {
-            // every entry of the block, and 16 more for `list_row_avx512`'s last store
-            let room = m * per.min(n - b * per) + 16;
+            let room = m * per.min(n - b * per); // every entry of the block
             p.row_start.resize(m + 1, 0);
             if p.col.len() < room {
                 p.col.resize(room, 0);
@@ -594,29 +613,13 @@ impl Nonzeros {
 /// entry `q` on; returns where the next row's entries start.
 #[inline(always)]
 fn list_row(part: &mut Part, r: usize, out: &[f32], j0: usize, q: usize) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    if crate::simd::level() == crate::simd::Level::Avx512 {
-        // SAFETY: `level()` never exceeds what the CPU has.
-        return unsafe { list_row_avx512(part, r, out, j0, q) };
-    }
-    list_row_bits(part, r, out, j0, q)
-}
-
-/// `list_row` one entry at a time, from a bit mask of each 32 columns' nonzeros.
-#[inline(always)]
-fn list_row_bits(part: &mut Part, r: usize, out: &[f32], j0: usize, mut q: usize) -> usize {
     part.row_start[r] = q as u32;
-    for (c, chunk) in out.chunks(32).enumerate() {
-        let mut mask = nonzero_mask(chunk);
-        while mask != 0 {
-            let j = mask.trailing_zeros() as usize;
-            mask &= mask - 1;
-            part.col[q] = (j0 + c * 32 + j) as u32;
-            part.val[q] = chunk[j];
-            q += 1;
-        }
-    }
-    q
+    // the rows before left at most their columns' worth each, so there is room for
+    // every column of this one
+    assert!(q + out.len() <= part.col.len().min(part.val.len()));
+    let (col, val) = (part.col[q..].as_mut_ptr(), part.val[q..].as_mut_ptr());
+    // SAFETY: as asserted, room for `out.len()` entries from q on.
+    q + unsafe { list_nonzeros(out, j0, col, val) }
 }
 
 /// What a sum of scaled rows starts from: zero, what `out` holds, or a bias row
