@@ -3,8 +3,8 @@
 //! sparse products at the best SIMD level (AVX-512 where the CPU has it), the sparse
 //! products capped at AVX2, and dense products only; prints each way's best and
 //! median of ROUNDS. Then, with the sparse products at the best level, each layer's
-//! share: the mean time of its forward over the test set in batches of 1,000 (as
-//! `Model::evaluate` runs it), and the share of nonzero entries in its input.
+//! share: the mean time of its forward over the test set in chunks of rows, as
+//! `Model::evaluate` runs it, and the share of nonzero entries in its input.
 //!
 //! `cargo run --release --example inference MODEL.safetensors [ROUNDS]`
 //! (e.g. from `nnlab lab dropout --save-dir DIR`)
@@ -72,21 +72,24 @@ fn main() {
     per_layer(&mut m, &s.test, rounds);
 }
 
-/// Each layer's mean forward time over the test set in batches of 1,000, as
-/// `Model::evaluate` runs them (`Sequential::infer`: dropout skipped, each ReLU folded
-/// into the dense layer before it), and the share of nonzero entries in its input.
+/// Each layer's mean forward time over the test set in chunks of rows as
+/// `Model::evaluate` runs them (`Model::eval_chunk_rows`; `Sequential::infer`: dropout
+/// skipped, each ReLU folded into the dense layer before it, nonzeros passed from a
+/// dense layer to the next), and the share of nonzero entries in its input.
 fn per_layer(m: &mut nnlab::Model, test: &nnlab::data::Dataset, rounds: usize) {
     set_sparse(true);
+    let rows = m.eval_chunk_rows();
     let net = &mut m.net;
     let n = net.layers.len();
     let feat = test.features();
-    let mut x = Matrix::zeros(1000, feat);
+    let mut x = Matrix::zeros(rows, feat);
     let (mut secs, mut nonzero, mut ran) = (vec![0f64; n], vec![0usize; n], vec![false; n]);
     let mut rng = nnlab::Rng::new(0);
     on_pool(|| {
         for round in 0..rounds {
-            for batch in test.images.data.chunks_exact(1000 * feat) {
-                x.data.copy_from_slice(batch);
+            for chunk in test.images.data.chunks(rows * feat) {
+                x.reshape_for(chunk.len() / feat, feat);
+                x.data.copy_from_slice(chunk);
                 net.infer_observed(&x, &mut rng, &mut |i, input, run| {
                     if round == 0 {
                         nonzero[i] += input.data.iter().filter(|&&v| v != 0.0).count();
@@ -99,7 +102,10 @@ fn per_layer(m: &mut nnlab::Model, test: &nnlab::data::Dataset, rounds: usize) {
             }
         }
     });
-    println!("per layer, sparse products on, mean of {rounds} passes over the test images:");
+    println!(
+        "per layer, sparse products on, mean of {rounds} passes over the test images \
+         in chunks of {rows} rows:"
+    );
     for (i, l) in net.layers.iter().enumerate() {
         if ran[i] {
             println!(

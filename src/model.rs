@@ -231,14 +231,20 @@ impl Model {
         out
     }
 
+    /// The most rows evaluation sends through the net at once: `eval_chunk_floats`
+    /// over the widest layer's output, at least 16 and at most `EVAL_BATCH`.
+    pub fn eval_chunk_rows(&self) -> usize {
+        let widest = self.net.layers.iter().map(|l| l.out_dim()).max();
+        (self.eval_chunk_floats / widest.unwrap_or(1).max(1)).clamp(16, EVAL_BATCH)
+    }
+
     /// Runs evaluation-mode forward passes over `data` in batches of `EVAL_BATCH`,
     /// calling `f(first_index, logits, scratch)` for each; each batch goes through the
-    /// net in chunks of rows (see `EVAL_CHUNK_FLOATS`; at least 16, at most a batch).
+    /// net in chunks of at most `eval_chunk_rows()` rows (see `EVAL_CHUNK_FLOATS`).
     fn for_each_batch(&mut self, data: &Dataset, mut f: impl FnMut(usize, &Matrix, &mut Matrix)) {
         let mut rng = Rng::new(0); // evaluation draws nothing
         let feat = data.features();
-        let widest = self.net.layers.iter().map(|l| l.out_dim()).max();
-        let most = (self.eval_chunk_floats / widest.unwrap_or(1).max(1)).clamp(16, EVAL_BATCH);
+        let most = self.eval_chunk_rows();
         let mut scratch = std::mem::take(&mut self.dlogits);
         let mut x = std::mem::take(&mut self.eval_x);
         let mut logits = std::mem::take(&mut self.eval_logits);
