@@ -774,7 +774,7 @@ fn sum_tail(runs: &[(&[u32], &[f32])], m: &Matrix, j: usize, out: &mut [f32], st
 
 /// How many entries ahead `sum_panels` asks for the row it will read. Measured on one
 /// thread, the forward alone on random inputs, against the same build without the
-/// prefetch (a probe, not kept; BENCHMARKS.md): 784 -> 512 at 19% nonzero, 3.52
+/// prefetch (a probe, not kept; BENCHMARKS.md): 784 -> 512 at 19% nonzero, 3.52-3.54
 /// against 3.56-3.63 ms per 1,000 rows; 512 -> 512 at 16%, 1.89-1.92 against
 /// 1.98-2.01 (2 ahead: the same within the noise; 8 ahead: slower).
 const PREFETCH: usize = 4;
