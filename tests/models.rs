@@ -38,6 +38,16 @@ fn inputs(rows: usize) -> Matrix {
     Matrix::from_vec(rows, 784, (0..rows * 784).map(|_| r.uniform()).collect())
 }
 
+/// `rows` MNIST-sized inputs, 80% of them exact zeros like an image's background (the
+/// sparse products' case).
+fn mostly_zero(rows: usize, seed: u64) -> Matrix {
+    let mut r = Rng::new(seed);
+    let data = (0..rows * 784)
+        .map(|_| if r.uniform() < 0.8 { 0.0 } else { r.uniform() })
+        .collect();
+    Matrix::from_vec(rows, 784, data)
+}
+
 fn weights(net: &mut dyn Layer) -> Vec<u32> {
     let mut w = Vec::new();
     net.visit_params(&mut |p| w.extend(p.value.iter().map(|v| v.to_bits())));
@@ -50,14 +60,7 @@ fn weights(net: &mut dyn Layer) -> Vec<u32> {
 /// (the sparse products), and a training forward still works after it.
 #[test]
 fn infer_skips_dropout_and_folds_relu_with_the_same_bits() {
-    let mut r = Rng::new(4);
-    let mostly_zero = Matrix::from_vec(
-        37,
-        784,
-        (0..37 * 784)
-            .map(|_| if r.uniform() < 0.8 { 0.0 } else { r.uniform() })
-            .collect(),
-    );
+    let mostly_zero = mostly_zero(37, 4);
     for preset in ["xavier", "dropout", "deep-bn"] {
         let (_, mut m) = small_model(preset);
         for x in [inputs(37), mostly_zero.clone()] {
@@ -113,14 +116,7 @@ fn relu_densities(m: &mut Model, x: &Matrix) -> Vec<f64> {
 /// `Model::evaluate` relies on.
 #[test]
 fn infer_reads_listed_entries_and_chunks_with_the_same_bits() {
-    let mut r = Rng::new(11);
-    let x = Matrix::from_vec(
-        300,
-        784,
-        (0..300 * 784)
-            .map(|_| if r.uniform() < 0.8 { 0.0 } else { r.uniform() })
-            .collect(),
-    );
+    let x = mostly_zero(300, 11);
     let bits = |m: &Matrix| m.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     for (shift, sparse_hidden) in [(0.0, false), (1.0, true)] {
         let mut m = wide_model(shift);
