@@ -86,10 +86,10 @@ impl Sequential {
     /// `run` in evaluation mode for a forward with no backward after it: a layer that
     /// passes its input through unchanged (dropout) is skipped, and the next layer
     /// reads the input it would have copied; a ReLU is folded into the layer before it
-    /// where that layer can (`Layer::infer`: a dense layer), and a dense layer after it
-    /// reads its input's nonzero entries as the layer before listed them (`Handoff`). The output has
-    /// the same bits as `run`'s; the skipped layers' `outputs()` are left as they
-    /// were, so no `backprop` may follow.
+    /// where that layer can (`Layer::infer`: a dense layer); and a dense layer reads
+    /// its input's nonzero entries as the dense layer before it listed them
+    /// (`Handoff`). The output has the same bits as `run`'s; the skipped layers'
+    /// `outputs()` are left as they were, so no `backprop` may follow.
     pub fn infer<'a>(&'a mut self, x: &'a Matrix, rng: &mut Rng) -> &'a Matrix {
         self.infer_observed(x, rng, &mut |_, _, run| run())
     }
