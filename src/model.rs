@@ -65,9 +65,11 @@ pub const EVAL_BATCH: usize = 1000;
 /// layer's weights (each thread's half of a 512 x 512 weight is 512 kB), which 1,000
 /// rows at once push out. Each row's logits are the same bits whatever the chunk (a
 /// test checks). Measured on the dropout net, 10,000 test images, alternating in one
-/// process, best of 10 (`examples/eval_chunks.rs`; BENCHMARKS.md): 1,000 rows 0.0623 s;
-/// 400: 0.0567; 300: 0.0549; 250: 0.0548; 200: 0.0546; 100: 0.0553. On the 256-wide
-/// xavier net (512 rows a chunk) 1,000 and 500 rows are within the noise of each other.
+/// process, best of 10 (a build reading the size from the environment;
+/// `examples/eval_chunks.rs` reruns the comparison; BENCHMARKS.md): 1,000 rows
+/// 0.0623 s; 400: 0.0567; 300: 0.0549; 250: 0.0548; 200: 0.0546; 100: 0.0553. On the
+/// 256-wide xavier net (512 rows a chunk) 1,000 and 500 rows are within the noise of
+/// each other.
 pub const EVAL_CHUNK_FLOATS: usize = 1 << 17;
 
 /// A network that maps `(batch, in_dim)` inputs to `(batch, classes)` logits.

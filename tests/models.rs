@@ -151,6 +151,35 @@ fn infer_reads_listed_entries_and_chunks_with_the_same_bits() {
     }
 }
 
+/// `Model::evaluate` and `predict_proba` cut each batch of 1,000 into chunks of rows
+/// (`Model::eval_chunk_rows`); the results are the same bits as with one chunk a
+/// batch, over 1,003 images (a batch of 1,000 in 4 chunks, then one of 3).
+#[test]
+fn evaluation_in_chunks_gives_the_same_bits() {
+    let x = mostly_zero(1003, 12);
+    let data = nnlab::data::Dataset {
+        name: "mostly zero".into(),
+        images: x,
+        labels: (0..1003).map(|i| (i % 10) as u8).collect(),
+        height: 28,
+        width: 28,
+        class_names: (0..10).map(|c| c.to_string()).collect(),
+    };
+    let mut m = wide_model(1.0);
+    assert_eq!(m.eval_chunk_rows(), 256);
+    let chunked = (m.evaluate(&data), m.predict_proba(&data));
+    m.eval_chunk_floats = usize::MAX; // one chunk a batch
+    assert_eq!(m.eval_chunk_rows(), 1000);
+    let whole = (m.evaluate(&data), m.predict_proba(&data));
+    assert_eq!(chunked.0.predictions, whole.0.predictions);
+    assert_eq!(
+        (chunked.0.accuracy.to_bits(), chunked.0.loss.to_bits()),
+        (whole.0.accuracy.to_bits(), whole.0.loss.to_bits())
+    );
+    let bits = |m: &Matrix| m.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert!(bits(&chunked.1) == bits(&whole.1), "probabilities differ");
+}
+
 #[test]
 fn save_load_round_trip_gives_identical_logits() {
     for preset in ["xavier", "dropout"] {

@@ -90,8 +90,8 @@ impl Matrix {
 
 /// Buffers shorter than this (in elements) are passed over on one thread by
 /// [`for_each_piece`]: a training batch's activations (100 x 512 = 51,200) stay on
-/// one thread, where a fork would cost about what it saves; an evaluation batch's
-/// (1,000 x 512) are cut up.
+/// one thread, where a fork would cost about what it saves; an evaluation chunk's
+/// (256 x 512, see `model::EVAL_CHUNK_FLOATS`) are cut up.
 pub const PIECE_MIN: usize = 1 << 16;
 
 /// Runs `f(at, piece)` over `out` cut into one piece per thread (`piece` is

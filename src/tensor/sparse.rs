@@ -285,12 +285,6 @@ impl Nonzeros {
         self.nonzeros() <= most_entries(max_density, self.rows, self.cols)
     }
 
-    /// Whether the entries were listed by a forward (`sparse_affine_relu_listing`)
-    /// rather than gathered.
-    pub fn was_listed(&self) -> bool {
-        self.listed > 0
-    }
-
     /// Row `r`'s entries as runs of `(columns, values)`.
     #[inline(always)]
     fn row(&self, r: usize) -> Runs<'_> {
@@ -509,9 +503,9 @@ pub fn sparse_affine(e: &Nonzeros, w: &Matrix, b: &[f32], out: &mut Matrix) {
     sparse_forward(e, w, Start::Bias(b), false, out, None);
 }
 
-/// `out = max(0, b + x · w)`: `sparse_affine` followed by a ReLU, applied to each row
-/// right after it is stored (still in the core's first-level cache), which saves the
-/// activation layer's pass over `out` in evaluation. The same bits as the two apart.
+/// `out = max(0, b + x · w)`: `sparse_affine` followed by a ReLU, applied to the sums
+/// in registers before each row is stored, which saves the activation layer's pass
+/// over `out` in evaluation. The same bits as the two apart.
 ///
 /// # Shapes
 /// `x: (m, k)` (as `e`), `w: (k, n)`, `b: (n,)`, `out: (m, n)`.
@@ -1132,13 +1126,13 @@ mod tests {
                 assert_eq!(bits(&y), bits(&want_y), "{m}x{k}x{n} at {level:?}");
                 assert_eq!(listed, n >= 64 * threads, "{m}x{k}x{n}, {threads} threads");
                 if !listed {
-                    assert!(!list.was_listed());
+                    assert_eq!(list.listed, 0);
                     continue;
                 }
                 let mut gathered = Nonzeros::default();
                 assert!(gathered.gather_rows(&y, 1.0));
                 assert_eq!(list.nonzeros(), gathered.nonzeros());
-                assert!(list.was_listed() && !list.has_columns());
+                assert!(list.listed > 0 && !list.has_columns());
                 assert_eq!((list.rows, list.cols), (m, n));
                 for r in 0..m {
                     let runs = list.row(r);
@@ -1163,7 +1157,7 @@ mod tests {
                     gathered.nonzeros() <= (0.3 * (m * n) as f64) as usize
                 );
                 // a gather after a listing holds the gathered entries again
-                assert!(list.gather_rows(&y, 1.0) && !list.was_listed());
+                assert!(list.gather_rows(&y, 1.0) && list.listed == 0);
                 assert_eq!(list.row(0).as_slice()[0], gathered.row(0).as_slice()[0]);
             }
         }
