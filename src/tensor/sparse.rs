@@ -831,12 +831,21 @@ unsafe fn sum_tail_avx512(
 /// 1.98-2.01 (2 ahead: the same within the noise; 8 ahead: slower).
 const PREFETCH: usize = 4;
 
-/// Asks the core to bring the `P` floats from `p` into its first-level cache (a hint:
-/// no fault if `p` lies outside any buffer).
+/// `sum_panels` asks for one cache line in every `FETCH_EVERY` of the row it will read
+/// (one per 256 bytes); the core's own prefetchers bring the lines between. Asking for
+/// every line cost a load slot per 64 bytes loaded: a trained dropout net's 10,000-image
+/// evaluation won 25 of 40 alternating rounds against every line (best 0.0766 against
+/// 0.0779 s in a busy hour; in a quiet one, medians 0.0545 against 0.0599), every
+/// second line was about as fast, no prefetch as slow as every line (a probe build,
+/// not kept; BENCHMARKS.md).
+const FETCH_EVERY: usize = 4;
+
+/// Asks the core to bring the `P` floats from `p` into its first-level cache, one line
+/// in every `FETCH_EVERY` (a hint: no fault if `p` lies outside any buffer).
 #[inline(always)]
 fn prefetch_row<const P: usize>(p: *const f32) {
     #[cfg(target_arch = "x86_64")]
-    for line in 0..P / 16 {
+    for line in (0..P / 16).step_by(FETCH_EVERY) {
         // SAFETY: a prefetch reads nothing the program can see and cannot fault.
         unsafe {
             use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
