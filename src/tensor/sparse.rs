@@ -97,23 +97,57 @@ pub struct Nonzeros {
     panels: Vec<Matrix>,
     /// The entries as a forward listed them while storing its output
     /// (`sparse_affine_relu_listing`), used instead of the by-row lists when `listed > 0`:
-    /// one part per block of columns a thread computed, each listing its block's entries
-    /// row by row. Row `r`'s entries are part 0's, then part 1's, and so on: columns
-    /// ascending, as the by-row lists hold them.
+    /// one part per block of columns, each holding its block's entries of each row in
+    /// a slot of that row's own. Row `r`'s entries are part 0's, then part 1's, and so
+    /// on: columns ascending, as the by-row lists hold them.
     parts: Vec<Part>,
     /// How many of `parts` hold the entries (0: the by-row lists do).
     listed: usize,
 }
 
-/// One block of columns' entries, listed row by row (see `Nonzeros::parts`).
+/// One block of columns' entries, each row's in a slot of its own (see
+/// `Nonzeros::parts`), so that rows can be listed in any order, by any thread.
 #[derive(Clone, Debug, Default)]
 struct Part {
-    /// (rows + 1,): row `r`'s entries are `col[i]`, `val[i]` for `i` in
-    /// `row_start[r] .. row_start[r + 1]`.
-    row_start: Vec<u32>,
-    /// Room for every entry of the block (rows x its columns).
+    /// The block's columns: row `r`'s slot is `col[r * width ..][.. width]` (room for
+    /// every entry), its entries the first `len[r]`.
+    width: usize,
+    /// (rows,)
+    len: Vec<u32>,
+    /// (rows * width,)
     col: Vec<u32>,
     val: Vec<f32>,
+}
+
+impl Part {
+    /// Where a forward writes this part's rows (see `list_row`).
+    fn slots(&mut self, rows: usize) -> Slots {
+        assert!(self.len.len() >= rows && self.col.len().min(self.val.len()) >= rows * self.width);
+        Slots {
+            rows,
+            width: self.width,
+            len: SendPtr(self.len.as_mut_ptr()),
+            col: SendPtr(self.col.as_mut_ptr()),
+            val: SendPtr(self.val.as_mut_ptr()),
+        }
+    }
+
+    /// Row `r`'s entries.
+    #[inline(always)]
+    fn row(&self, r: usize) -> (&[u32], &[f32]) {
+        let (a, len) = (r * self.width, self.len[r] as usize);
+        (&self.col[a..a + len], &self.val[a..a + len])
+    }
+}
+
+/// A `Part`'s buffers, for the threads that list its rows (each row by one thread).
+#[derive(Clone, Copy)]
+struct Slots {
+    rows: usize,
+    width: usize,
+    len: SendPtr<u32>,
+    col: SendPtr<u32>,
+    val: SendPtr<f32>,
 }
 
 /// The most parts a listing forward cuts its output into (its thread count, capped:
@@ -276,7 +310,7 @@ impl Nonzeros {
         let rows = self.rows;
         self.parts[..self.listed]
             .iter()
-            .map(|p| p.row_start[rows] as usize)
+            .map(|p| p.len[..rows].iter().map(|&l| l as usize).sum::<usize>())
             .sum()
     }
 
@@ -294,8 +328,7 @@ impl Nonzeros {
         }
         let mut runs = Runs::one((&[], &[]));
         for (run, p) in runs.runs.iter_mut().zip(&self.parts[..self.listed]) {
-            let (a, b) = (p.row_start[r] as usize, p.row_start[r + 1] as usize);
-            *run = (&p.col[a..b], &p.val[a..b]);
+            *run = p.row(r);
         }
         runs.len = self.listed;
         runs
@@ -537,6 +570,16 @@ pub fn sparse_affine_relu_listing(
 
 /// `out = start + x · w`, then `max(0, out)` if `relu`; lists `out`'s entries in
 /// `list` where it can (see `sparse_affine_relu_listing`), and returns whether it did.
+///
+/// The columns are cut into one block per thread, and each thread takes its block's
+/// rows `CLAIM_ROWS` at a time; when they are gone it takes the rows left of the other
+/// blocks. Each row's sums are the same whoever computes them; only the split of the
+/// work follows the threads' speed. (With each block's rows all on its own thread, one
+/// thread often waited for the other: on this project's machines one of the two
+/// cores is often slower by 20-25% for seconds at a time, a probe of the pool found
+/// (BENCHMARKS.md). Taking rows as they go, a trained dropout net's 10,000-image
+/// evaluation won 29 of 30 rounds against fixed blocks, alternating in one process,
+/// median 0.0882 against 0.0930 s in a busy minute.)
 fn sparse_forward(
     e: &Nonzeros,
     w: &Matrix,
@@ -556,19 +599,57 @@ fn sparse_forward(
     let t = threads().max(1);
     let dst = SendPtr(out.data.as_mut_ptr());
     if n.div_ceil(PANEL) >= t {
-        // each thread a block of whole panels, over every row
+        // each thread a block of whole panels, and the block's rows a few at a time;
+        // a thread done with its own block's rows takes the others' that are left
         let per = n.div_ceil(t).div_ceil(PANEL) * PANEL;
-        let parts = list
-            .filter(|_| relu && n.div_ceil(per) <= MAX_PARTS)
-            .map(|list| list.make_parts(m, n, per));
-        let block = |j0: usize, nb: usize| {
-            // SAFETY: the block starting at column j0 is block j0 / per, which
-            // `make_parts` made a part for; no other block writes it.
-            let part = parts.map(|p| unsafe { &mut *p.ptr().add(j0 / per) });
-            forward_block(e, w, start, relu, dst, 0..m, j0..j0 + nb, part)
+        let blocks = n.div_ceil(per);
+        let mut slots = [None; MAX_PARTS];
+        let listing = relu && blocks <= MAX_PARTS && list.is_some();
+        if let Some(list) = list.filter(|_| listing) {
+            list.make_parts(m, n, per);
+            for (s, p) in slots.iter_mut().zip(&mut list.parts[..blocks]) {
+                *s = Some(p.slots(m));
+            }
+        }
+        let claims: [Claim; MAX_CLAIMS] = Default::default();
+        let stealing = blocks <= MAX_CLAIMS;
+        let block = |b0: usize, nb: usize| {
+            let run = |b: usize, rows: std::ops::Range<usize>| {
+                let cols = b * per..n.min((b + 1) * per);
+                forward_block(
+                    e,
+                    w,
+                    start,
+                    relu,
+                    dst,
+                    rows,
+                    cols,
+                    slots.get(b).copied().flatten(),
+                )
+            };
+            if !stealing {
+                return (b0..b0 + nb).for_each(|b| run(b, 0..m));
+            }
+            #[cfg(test)]
+            if tests::STALL.load(Ordering::Relaxed) == b0 {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            for b in (b0..blocks).chain(0..b0) {
+                loop {
+                    let r0 = claims[b].0.fetch_add(CLAIM_ROWS, Ordering::Relaxed);
+                    if r0 >= m {
+                        break;
+                    }
+                    #[cfg(test)]
+                    if b != b0 {
+                        tests::STOLEN.fetch_add(1, Ordering::Relaxed);
+                    }
+                    run(b, r0..m.min(r0 + CLAIM_ROWS));
+                }
+            }
         };
-        fork_blocks(0, n, per, &block);
-        parts.is_some()
+        fork_blocks(0, blocks, 1, &block);
+        listing
     } else {
         // too few columns to share out (a 10-class output layer): each thread a block
         // of rows, every column
@@ -580,40 +661,56 @@ fn sparse_forward(
     }
 }
 
+/// Rows a thread takes at a time from a block of columns in `sparse_forward`.
+const CLAIM_ROWS: usize = 8;
+
+/// The most blocks of columns whose rows `sparse_forward` shares out as they go (more
+/// blocks, more threads than that: each block's rows on its own thread).
+const MAX_CLAIMS: usize = 16;
+
+/// The next row of a block of columns to take, on a cache line of its own (each is
+/// taken from mostly by one thread).
+#[derive(Default)]
+#[repr(align(128))]
+struct Claim(std::sync::atomic::AtomicUsize);
+
 impl Nonzeros {
     /// Makes this hold the (to be listed) entries of an `(m, n)` matrix in parts of
-    /// `per` columns, each with room for all of its block's entries, and returns the
-    /// parts for the blocks to fill.
-    fn make_parts(&mut self, m: usize, n: usize, per: usize) -> SendPtr<Part> {
+    /// `per` columns, each with a slot a row for all of its block's entries.
+    fn make_parts(&mut self, m: usize, n: usize, per: usize) {
         let blocks = n.div_ceil(per);
         (self.rows, self.cols, self.columns) = (m, n, false);
         if self.parts.len() < blocks {
             self.parts.resize_with(blocks, Part::default);
         }
         for (b, p) in self.parts[..blocks].iter_mut().enumerate() {
-            let room = m * per.min(n - b * per); // every entry of the block
-            p.row_start.resize(m + 1, 0);
+            p.width = per.min(n - b * per);
+            p.len.resize(m, 0);
+            let room = m * p.width; // every entry of the block
             if p.col.len() < room {
                 p.col.resize(room, 0);
                 p.val.resize(room, 0.0);
             }
         }
         self.listed = blocks;
-        SendPtr(self.parts.as_mut_ptr())
     }
 }
 
-/// Lists the nonzero entries of `out`, row `r`'s columns `j0 ..`, in `part` from
-/// entry `q` on; returns where the next row's entries start.
+/// Lists the nonzero entries of `out` (row `r`'s columns `j0 ..` of a block) in the
+/// row's slot of `slots`.
+///
+/// # Safety
+/// No other thread may touch row `r`'s slot meanwhile.
 #[inline(always)]
-fn list_row(part: &mut Part, r: usize, out: &[f32], j0: usize, q: usize) -> usize {
-    part.row_start[r] = q as u32;
-    // the rows before left at most their columns' worth each, so there is room for
-    // every column of this one
-    assert!(q + out.len() <= part.col.len().min(part.val.len()));
-    let (col, val) = (part.col[q..].as_mut_ptr(), part.val[q..].as_mut_ptr());
-    // SAFETY: as asserted, room for `out.len()` entries from q on.
-    q + unsafe { list_nonzeros(out, j0, col, val) }
+unsafe fn list_row(slots: Slots, r: usize, out: &[f32], j0: usize) {
+    assert!(r < slots.rows && out.len() <= slots.width);
+    let at = r * slots.width;
+    // SAFETY: `Part::slots` checked the buffers hold `rows` slots of `width` entries;
+    // the row's slot has room for every column of `out`.
+    unsafe {
+        let count = list_nonzeros(out, j0, slots.col.0.add(at), slots.val.0.add(at));
+        *slots.len.0.add(r) = count as u32;
+    }
 }
 
 /// What a sum of scaled rows starts from: zero, what `out` holds, or a bias row
@@ -648,14 +745,12 @@ simd_fn_wide! {
         dst: SendPtr,
         rows: std::ops::Range<usize>,
         cols: std::ops::Range<usize>,
-        list: Option<&mut Part>,
+        list: Option<Slots>,
     ) {
-        let mut list = list;
         let (n, j0, nb) = (w.cols, cols.start, cols.len());
         // 128 columns in eight 512-bit registers, 64 in eight 256-bit ones
         let wide = crate::simd::level() == crate::simd::Level::Avx512;
-        let mut q = 0;
-        for r in rows.clone() {
+        for r in rows {
             // SAFETY: r < out.rows and `j0 .. j0 + nb` lies inside `out`'s columns;
             // blocks on other threads write other columns or other rows.
             let out = unsafe { std::slice::from_raw_parts_mut(dst.0.add(r * n + j0), nb) };
@@ -665,12 +760,11 @@ simd_fn_wide! {
             } else {
                 sum_scaled_rows::<PANEL, true>(runs.as_slice(), w, j0, out, start, relu);
             }
-            if let Some(part) = list.as_deref_mut() {
-                q = list_row(part, r, out, j0, q);
+            if let Some(slots) = list {
+                // SAFETY: this block owns row r of its columns' part, as it owns its
+                // columns of row r of `out`.
+                unsafe { list_row(slots, r, out, j0) };
             }
-        }
-        if let Some(part) = list {
-            part.row_start[rows.end] = q as u32;
         }
     }
 }
@@ -992,8 +1086,15 @@ fn fork_by_entries(
 
 #[cfg(test)]
 mod tests {
+    use super::super::matmul::with_threads;
     use super::*;
     use crate::rng::Rng;
+    use std::sync::atomic::AtomicUsize;
+
+    /// The block whose thread `sparse_forward` holds back (a slow core), if any.
+    pub(super) static STALL: AtomicUsize = AtomicUsize::new(usize::MAX);
+    /// How many claims of rows threads have taken from other threads' blocks.
+    pub(super) static STOLEN: AtomicUsize = AtomicUsize::new(0);
     use crate::tensor::naive_matmul;
     use crate::tensor::transpose;
 
@@ -1159,6 +1260,46 @@ mod tests {
     /// the output finds, in the same order, so the next layer's forward from the list
     /// has the same bits; with any thread count (one part per thread's block of
     /// columns) and at every SIMD level. A 10-class layer (rows shared out) lists nothing.
+    /// A thread done with its own block's rows takes what is left of the others':
+    /// with the first block's thread held back, the other does that block's rows, to
+    /// the same sums and the same lists as one thread doing everything.
+    #[test]
+    fn rows_taken_from_a_slow_block_give_the_same_bits() {
+        let mut rng = Rng::new(33);
+        let (m, k, n) = (200, 300, 256);
+        let bits = |a: &Matrix| a.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let x = sparse(m, k, 0.2, &mut rng);
+        let w = Matrix::from_vec(k, n, (0..k * n).map(|_| rng.normal()).collect());
+        let b: Vec<f32> = (0..n).map(|_| rng.normal() - 1.0).collect();
+        let mut e = Nonzeros::default();
+        assert!(e.gather_rows(&x, 1.0));
+        let (mut want, mut want_list) = (Matrix::zeros(m, n), Nonzeros::default());
+        assert!(with_threads(1, || {
+            sparse_affine_relu_listing(&e, &w, &b, &mut want, &mut want_list)
+        }));
+        let (mut y, mut list) = (Matrix::zeros(m, n), Nonzeros::default());
+        STOLEN.store(0, Ordering::Relaxed);
+        STALL.store(0, Ordering::Relaxed);
+        let listed = with_threads(2, || {
+            sparse_affine_relu_listing(&e, &w, &b, &mut y, &mut list)
+        });
+        STALL.store(usize::MAX, Ordering::Relaxed);
+        assert!(listed && list.listed == 2);
+        assert!(STOLEN.load(Ordering::Relaxed) > 0, "no rows were taken");
+        assert_eq!(bits(&y), bits(&want));
+        assert_eq!(list.nonzeros(), want_list.nonzeros());
+        for r in 0..m {
+            let flat = |l: &Nonzeros| {
+                let runs = l.row(r);
+                let s = runs.as_slice();
+                let cols: Vec<u32> = s.iter().flat_map(|r| r.0).copied().collect();
+                let vals: Vec<u32> = s.iter().flat_map(|r| r.1).map(|v| v.to_bits()).collect();
+                (cols, vals)
+            };
+            assert_eq!(flat(&list), flat(&want_list), "row {r}");
+        }
+    }
+
     #[test]
     fn listing_forward_lists_what_gathering_finds() {
         use crate::simd::{LEVEL_LOCK, Level, detected, set_level};
