@@ -631,18 +631,21 @@ fn sparse_forward(
                 return (b0..b0 + nb).for_each(|b| run(b, 0..m));
             }
             #[cfg(test)]
-            if tests::STALL.load(Ordering::Relaxed) == b0 {
+            let stalled = b0 == 0 && tests::STALL.get();
+            #[cfg(test)]
+            if stalled {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             for b in (b0..blocks).chain(0..b0) {
                 loop {
                     let r0 = claims[b].0.fetch_add(CLAIM_ROWS, Ordering::Relaxed);
+                    #[cfg(test)]
+                    if stalled && ((b == b0 && r0 > 0) || (b != b0 && r0 < m)) {
+                        // another thread took rows of this block, or this one another's
+                        tests::TAKEN.set(true);
+                    }
                     if r0 >= m {
                         break;
-                    }
-                    #[cfg(test)]
-                    if b != b0 {
-                        tests::STOLEN.fetch_add(1, Ordering::Relaxed);
                     }
                     run(b, r0..m.min(r0 + CLAIM_ROWS));
                 }
@@ -761,8 +764,9 @@ simd_fn_wide! {
                 sum_scaled_rows::<PANEL, true>(runs.as_slice(), w, j0, out, start, relu);
             }
             if let Some(slots) = list {
-                // SAFETY: this block owns row r of its columns' part, as it owns its
-                // columns of row r of `out`.
+                // SAFETY: whoever claimed row r of this block (`sparse_forward`) owns
+                // that row of the block's part, as it owns the block's columns of row r
+                // of `out`.
                 unsafe { list_row(slots, r, out, j0) };
             }
         }
@@ -1089,12 +1093,17 @@ mod tests {
     use super::super::matmul::with_threads;
     use super::*;
     use crate::rng::Rng;
-    use std::sync::atomic::AtomicUsize;
+    use std::cell::Cell;
 
-    /// The block whose thread `sparse_forward` holds back (a slow core), if any.
-    pub(super) static STALL: AtomicUsize = AtomicUsize::new(usize::MAX);
-    /// How many claims of rows threads have taken from other threads' blocks.
-    pub(super) static STOLEN: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        /// Whether `sparse_forward` holds back the first block's thread when that is
+        /// this thread (a slow core). Per thread, so that tests running meanwhile on
+        /// other threads are neither held back nor counted.
+        pub(super) static STALL: Cell<bool> = const { Cell::new(false) };
+        /// Set by that held-back thread if rows changed hands: another thread took rows
+        /// of its block, or it took rows of another's.
+        pub(super) static TAKEN: Cell<bool> = const { Cell::new(false) };
+    }
     use crate::tensor::naive_matmul;
     use crate::tensor::transpose;
 
@@ -1256,10 +1265,6 @@ mod tests {
         assert_eq!(e.nonzeros(), 0);
     }
 
-    /// A forward that lists its output's entries lists exactly what gathering them from
-    /// the output finds, in the same order, so the next layer's forward from the list
-    /// has the same bits; with any thread count (one part per thread's block of
-    /// columns) and at every SIMD level. A 10-class layer (rows shared out) lists nothing.
     /// A thread done with its own block's rows takes what is left of the others':
     /// with the first block's thread held back, the other does that block's rows, to
     /// the same sums and the same lists as one thread doing everything.
@@ -1278,14 +1283,14 @@ mod tests {
             sparse_affine_relu_listing(&e, &w, &b, &mut want, &mut want_list)
         }));
         let (mut y, mut list) = (Matrix::zeros(m, n), Nonzeros::default());
-        STOLEN.store(0, Ordering::Relaxed);
-        STALL.store(0, Ordering::Relaxed);
+        STALL.set(true);
+        TAKEN.set(false);
         let listed = with_threads(2, || {
             sparse_affine_relu_listing(&e, &w, &b, &mut y, &mut list)
         });
-        STALL.store(usize::MAX, Ordering::Relaxed);
+        STALL.set(false);
         assert!(listed && list.listed == 2);
-        assert!(STOLEN.load(Ordering::Relaxed) > 0, "no rows were taken");
+        assert!(TAKEN.get(), "no rows changed hands");
         assert_eq!(bits(&y), bits(&want));
         assert_eq!(list.nonzeros(), want_list.nonzeros());
         for r in 0..m {
@@ -1300,6 +1305,10 @@ mod tests {
         }
     }
 
+    /// A forward that lists its output's entries lists exactly what gathering them from
+    /// the output finds, in the same order, so the next layer's forward from the list
+    /// has the same bits; with any thread count (one part per thread's block of
+    /// columns) and at every SIMD level. A 10-class layer (rows shared out) lists nothing.
     #[test]
     fn listing_forward_lists_what_gathering_finds() {
         use crate::simd::{LEVEL_LOCK, Level, detected, set_level};
