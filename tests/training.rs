@@ -89,6 +89,33 @@ fn simd_level_does_not_change_results() {
     }
 }
 
+/// Evaluation lists each dense layer's input by pairs of like rows (with AVX-512) and
+/// sums both rows of a pair at once; the loss, the accuracy and every probability have
+/// the bits of one row at a time.
+#[test]
+fn pairing_rows_does_not_change_results() {
+    use nnlab::tensor::sparse::set_pairing;
+    let m = common::mnist();
+    let small = m.train.slice(0..3000, "small");
+    let test = m.test.slice(0..1001, "test"); // an odd row out in the last chunk
+    let mut cfg = TrainConfig::preset("dropout").unwrap();
+    cfg.model.hidden = vec![512, 256, 100]; // paired panels, and a tail of 36 columns
+    cfg.epochs = 1;
+    let mut t = Trainer::new(&cfg, 784, 10).unwrap();
+    common::fit(&mut t, &small).unwrap();
+    let mut run = |pairs: bool| {
+        set_pairing(pairs);
+        let e = t.model.evaluate(&test);
+        let p = t.model.predict_proba(&test);
+        set_pairing(true);
+        let bits: Vec<u32> = p.data.iter().map(|v| v.to_bits()).collect();
+        (e.loss.to_bits(), e.accuracy.to_bits(), bits)
+    };
+    let (paired, one_by_one) = (run(true), run(false));
+    assert!(f32::from_bits(paired.1) > 0.5, "the net learned something");
+    assert!(paired == one_by_one, "pairing rows changed the results");
+}
+
 /// A learning rate far too large makes training diverge: it stops with an error that
 /// names the epoch and batch and suggests a fix.
 #[test]

@@ -10,8 +10,8 @@ use super::{Handoff, Layer, Mode, Param, broadcast_rows, column_sums, visit_affi
 use crate::init::Init;
 use crate::rng::Rng;
 use crate::tensor::sparse::{
-    MAX_DENSITY, Nonzeros, sparse_affine, sparse_affine_relu, sparse_affine_relu_listing,
-    sparse_enabled, sparse_matmul_tn,
+    MAX_DENSITY, Nonzeros, pairs_used, sparse_affine, sparse_affine_relu,
+    sparse_affine_relu_listing, sparse_enabled, sparse_matmul_tn,
 };
 use crate::tensor::{
     Matrix, for_each_piece, join_products, matmul_nn, matmul_nt, matmul_tn, transpose,
@@ -112,9 +112,11 @@ impl Layer for Dense {
 
     /// `y = x W + b`, then `max(0, y)` if `relu` (always applied: returns `relu`). On
     /// the sparse path the ReLU is applied to each row of `y` as it is stored, and
-    /// `y`'s nonzero entries are listed for the next layer if `io` asks; on the dense
-    /// path it is a pass after the product. `x`'s entries are read from `io` if the
-    /// layer before listed them, else gathered.
+    /// `y`'s nonzero entries are listed for the next layer if `io` asks: by pairs of
+    /// like rows where the forward sums pairs (`Nonzeros::gather_pairs`), else one row
+    /// at a time as each is stored. On the dense path it is a pass after the product.
+    /// `x`'s entries are read from `io` if the layer before listed them, else gathered
+    /// (by pairs where they can be).
     fn infer(
         &mut self,
         x: &Matrix,
@@ -127,7 +129,7 @@ impl Layer for Dense {
         debug_assert!(!given || (io.input.rows, io.input.cols) == x.shape());
         // `entries` and `sparse` describe `x` only when gathered here (a backward
         // after this would need them; `Sequential::infer` allows none)
-        self.sparse = !given && sparse_enabled() && self.entries.gather_rows(x, MAX_DENSITY);
+        self.sparse = !given && sparse_enabled() && self.entries.gather_pairs(x, MAX_DENSITY);
         let e = if given && io.input.within(MAX_DENSITY) {
             &io.input
         } else if self.sparse {
@@ -136,7 +138,12 @@ impl Layer for Dense {
             self.dense_affine(x, y, relu);
             return relu;
         };
-        if relu && io.wanted {
+        if relu && io.wanted && pairs_used() {
+            // the next layer reads `y`'s entries by pairs of like rows, listed after the
+            // product (which rows pair up depends on them all)
+            sparse_affine_relu(e, &self.w, &self.b, y);
+            io.listed = io.output.gather_pairs(y, MAX_DENSITY);
+        } else if relu && io.wanted {
             io.listed = sparse_affine_relu_listing(e, &self.w, &self.b, y, &mut io.output);
         } else if relu {
             sparse_affine_relu(e, &self.w, &self.b, y);

@@ -31,9 +31,11 @@ use crate::tensor::Matrix;
 use crate::tensor::sparse::Nonzeros;
 
 /// The nonzero entries `Sequential::infer` passes from one layer to the next. A dense
-/// layer followed by a ReLU and another dense layer lists its output's entries as it
-/// stores each row (`tensor::sparse::sparse_affine_relu_listing`), so that the next
-/// one does not gather them from the output in two more passes over it.
+/// layer followed by a ReLU and another dense layer lists its output's entries for the
+/// next one: by pairs of like rows (`tensor::sparse::Nonzeros::gather_pairs`), or, where
+/// the rows are not paired, as it stores each row
+/// (`tensor::sparse::sparse_affine_relu_listing`), so that the next one does not gather
+/// them from the output in two more passes over it.
 #[derive(Clone, Debug, Default)]
 pub struct Handoff {
     /// The input's entries, when `given`.

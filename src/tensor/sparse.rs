@@ -22,10 +22,15 @@
 //! holds however the work is split over threads, so results do not depend on the
 //! thread count (a test pins the order). They differ from the dense products' only in rounding.
 //!
-//! In evaluation, a layer followed by a ReLU and another dense layer lists its
-//! output's nonzero entries as it stores each row (`sparse_affine_relu_listing`), and
-//! the next layer reads them from that list instead of gathering them from the output
-//! (`layers::Handoff`): the same entries in the same order, so the same bits.
+//! In evaluation (with AVX-512), each dense layer's input is listed by pairs of like
+//! rows (`Nonzeros::gather_pairs`): the columns where either row is nonzero, with both
+//! rows' values, so that the forward reads each row of `W` once for two rows of `y`.
+//! A row's missing entries are zeros in its pair's list, and adding their zero
+//! products leaves every sum's bits as they were. Without pairs, a layer followed by a
+//! ReLU and another dense layer lists its output's nonzero entries as it stores each
+//! row (`sparse_affine_relu_listing`), and the next layer reads them from that list
+//! instead of gathering them from the output (`layers::Handoff`): the same entries in
+//! the same order, so the same bits.
 
 use super::Matrix;
 use super::matmul::{ProductTimer, SendPtr, fork_blocks, threads};
@@ -61,11 +66,42 @@ pub fn set_sparse(on: bool) {
     ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
 }
 
+/// 0 = not yet read, 1 = on, 2 = off.
+static PAIRING: AtomicU8 = AtomicU8::new(0);
+
+/// Whether evaluation's first dense layer lists its input by pairs of rows
+/// ([`Nonzeros::gather_pairs`]; default yes; `NNLAB_PAIRS=off` in the environment or
+/// [`set_pairing`] turns it off, for benchmarks and tests). The results are the same
+/// either way.
+pub fn pairing_enabled() -> bool {
+    match PAIRING.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let on = std::env::var("NNLAB_PAIRS").as_deref() != Ok("off");
+            PAIRING.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+            on
+        }
+    }
+}
+
+/// Turns the pairing of rows on or off for this process.
+pub fn set_pairing(on: bool) {
+    PAIRING.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+}
+
+/// Whether [`Nonzeros::gather_pairs`] pairs rows: [`pairing_enabled`] and the forward
+/// can sum pairs (AVX-512); otherwise it lists them one by one, as `gather_rows`.
+pub fn pairs_used() -> bool {
+    crate::simd::level() == crate::simd::Level::Avx512 && pairing_enabled()
+}
+
 /// The nonzero entries of a `(rows, cols)` matrix, listed twice: by row (columns
 /// ascending; row `r`'s are `by_row_col[i]`, `by_row_val[i]` for `i` in
 /// `row_start[r]..row_start[r + 1]`) for the forward product, and by column (rows
 /// ascending; column `k`'s are `row[i]`, `val[i]` for `i` in `start[k]..start[k + 1]`)
-/// for the weight gradient. Its buffers are reused, so gathering a batch of the same
+/// for the weight gradient. (Or, for evaluation, by row as a forward listed them, or
+/// by pairs of rows: `parts`, `pairs`.) Its buffers are reused, so gathering a batch of the same
 /// size again does not allocate.
 #[derive(Clone, Debug, Default)]
 pub struct Nonzeros {
@@ -103,6 +139,36 @@ pub struct Nonzeros {
     parts: Vec<Part>,
     /// How many of `parts` hold the entries (0: the by-row lists do).
     listed: usize,
+    /// The entries as `gather_pairs` lists them, by pairs of rows, used instead of the
+    /// by-row lists when `pairs.on`.
+    pairs: Pairs,
+}
+
+/// A matrix's rows in pairs of like rows, each pair's entries listed once for both
+/// (`Nonzeros::gather_pairs`): the columns where either row is nonzero, with each
+/// row's values there, zero where that row has none.
+#[derive(Clone, Debug, Default)]
+struct Pairs {
+    /// Whether these hold the entries.
+    on: bool,
+    /// (pairs,): each pair's rows; with an odd number of rows the last is paired with
+    /// itself.
+    rows: Vec<[u32; 2]>,
+    /// (rows,): row `r` is side `of[r] & 1` of pair `of[r] >> 1`.
+    of: Vec<u32>,
+    /// Pair `i`'s columns are `col[i * width ..][.. len[i]]`, its rows' values
+    /// `val[side][i * width ..][.. len[i]]` (`width`: the matrix's columns, room for
+    /// every one).
+    width: usize,
+    /// (pairs,)
+    len: Vec<u32>,
+    /// (pairs * width,)
+    col: Vec<u32>,
+    val: [Vec<f32>; 2],
+    /// (rows,): each row's signature (high half) and row number, sorted to pair them.
+    keys: Vec<u64>,
+    /// How many nonzero entries the rows have (their own, not the pairs' columns).
+    nonzeros: usize,
 }
 
 /// One block of columns' entries, each row's in a slot of its own (see
@@ -212,19 +278,8 @@ impl Nonzeros {
         columns: bool,
     ) -> bool {
         let (n, d) = (x.rows, x.cols);
-        (self.rows, self.cols) = (n, d);
-        self.columns = false;
-        self.listed = 0;
-        self.per = n.div_ceil(pieces.clamp(1, n.div_ceil(16).max(1))).max(1);
-        let pieces = n.div_ceil(self.per);
-        self.cursor.clear();
-        self.cursor.resize(pieces * d, 0);
-        let (counts, per) = (SendPtr(self.cursor.as_mut_ptr()), self.per);
-        fork_blocks(0, n, per, &|r0, nb| {
-            // SAFETY: piece r0 / per owns counts[(r0 / per) * d ..][.. d].
-            let c = unsafe { std::slice::from_raw_parts_mut(counts.ptr().add(r0 / per * d), d) };
-            count_nonzeros(x, r0, nb, c)
-        });
+        let pieces = self.count_by_piece(x, pieces);
+        let per = self.per;
         // Each piece's start in the by-row lists; the last is the number of nonzeros.
         room(&mut self.piece_start, pieces + 1);
         self.piece_start.clear();
@@ -296,6 +351,139 @@ impl Nonzeros {
         true
     }
 
+    /// Takes `x`'s shape and counts its nonzeros per column in pieces of rows, one per
+    /// thread (fewer if a piece would have under 16 rows): piece `p`'s counts are
+    /// `cursor[p * cols ..][.. cols]`. Forgets any earlier lists. Returns the number
+    /// of pieces (of `per` rows).
+    fn count_by_piece(&mut self, x: &Matrix, pieces: usize) -> usize {
+        let (n, d) = (x.rows, x.cols);
+        (self.rows, self.cols) = (n, d);
+        self.columns = false;
+        self.listed = 0;
+        self.pairs.on = false;
+        self.per = n.div_ceil(pieces.clamp(1, n.div_ceil(16).max(1))).max(1);
+        let pieces = n.div_ceil(self.per);
+        self.cursor.clear();
+        self.cursor.resize(pieces * d, 0);
+        let (counts, per) = (SendPtr(self.cursor.as_mut_ptr()), self.per);
+        fork_blocks(0, n, per, &|r0, nb| {
+            // SAFETY: piece r0 / per owns counts[(r0 / per) * d ..][.. d].
+            let c = unsafe { std::slice::from_raw_parts_mut(counts.ptr().add(r0 / per * d), d) };
+            count_nonzeros(x, r0, nb, c)
+        });
+        pieces
+    }
+
+    /// `gather_rows` by pairs of like rows, for evaluation (each dense layer's input):
+    /// each pair's entries listed once, at the columns where either row is nonzero,
+    /// with both rows' values (zero where a row has none). The forward then sums a
+    /// pair's two rows together, reading each row of `w` once for both
+    /// (`forward_pairs`). Adding a zero product leaves a sum's bits as they were (see
+    /// `sum_pair_panels` and `sum_tail`), so the results are those of `gather_rows`, bit
+    /// for bit.
+    ///
+    /// It pays when a pair's columns are few against its rows' nonzeros: each of the
+    /// pair's columns costs about 1.3 times one row's nonzero. Rows are paired by a
+    /// signature: whether each is nonzero in the `SIGNATURE` columns that are nonzero
+    /// in nearest half the rows, sorted. On MNIST's test images in chunks of 256 a
+    /// pair's columns number 1.37 times a row's nonzeros (neighbouring rows: 1.50);
+    /// on the trained dropout net's hidden layers 1.56, 1.40 and 1.21, the deeper
+    /// layers' rows more alike (a probe in numpy; BENCHMARKS.md).
+    ///
+    /// Only where [`pairs_used`]; else this is `gather_rows`.
+    pub fn gather_pairs(&mut self, x: &Matrix, max_density: f32) -> bool {
+        if !pairs_used() || x.rows < 2 {
+            return self.gather_rows(x, max_density);
+        }
+        let (n, d) = (x.rows, x.cols);
+        let pieces = self.count_by_piece(x, threads());
+        let count = n.div_ceil(2);
+        let p = &mut self.pairs;
+        // room for any batch of this shape, so later ones do not allocate
+        room(&mut p.rows, count);
+        room(&mut p.of, n);
+        room(&mut p.len, count);
+        room(&mut p.keys, n);
+        room(&mut p.col, count * d);
+        for v in &mut p.val {
+            room(v, count * d);
+        }
+        p.nonzeros = self.cursor.iter().map(|&c| c as usize).sum();
+        if p.nonzeros > most_entries(max_density, n, d) {
+            return false;
+        }
+        // the signature's columns: nonzero in nearest half the rows
+        let mut picked = [(usize::MAX, 0usize); SIGNATURE];
+        for k in 0..d {
+            let f: usize = (0..pieces).map(|q| self.cursor[q * d + k] as usize).sum();
+            let miss = (2 * f).abs_diff(n);
+            if miss < picked[SIGNATURE - 1].0 {
+                let mut i = SIGNATURE - 1;
+                while i > 0 && picked[i - 1].0 > miss {
+                    picked[i] = picked[i - 1];
+                    i -= 1;
+                }
+                picked[i] = (miss, k);
+            }
+        }
+        p.keys.clear();
+        p.keys.extend((0..n).map(|r| {
+            let row = x.row(r);
+            let sig = picked
+                .iter()
+                .enumerate()
+                .filter(|&(_, &(miss, k))| miss != usize::MAX && row[k] != 0.0)
+                .fold(0u64, |s, (i, _)| s | 1 << i);
+            sig << 32 | r as u64
+        }));
+        p.keys.sort_unstable();
+        p.rows.clear();
+        p.rows.extend(p.keys.chunks(2).map(|c| {
+            let a = c[0] as u32;
+            [a, c.get(1).map_or(a, |&b| b as u32)]
+        }));
+        p.of.clear();
+        p.of.resize(n, 0);
+        for (i, &[a, b]) in p.rows.iter().enumerate() {
+            p.of[b as usize] = 2 * i as u32 + 1;
+            p.of[a as usize] = 2 * i as u32;
+        }
+        p.width = d;
+        p.len.clear();
+        p.len.resize(count, 0);
+        if p.col.len() < count * d {
+            // (never shrunk: a short last batch would have the next one refill them)
+            p.col.resize(count * d, 0);
+            for v in &mut p.val {
+                v.resize(count * d, 0.0);
+            }
+        }
+        let (len, col) = (SendPtr(p.len.as_mut_ptr()), SendPtr(p.col.as_mut_ptr()));
+        let [v0, v1] = &mut p.val;
+        let val = [SendPtr(v0.as_mut_ptr()), SendPtr(v1.as_mut_ptr())];
+        let rows = &p.rows;
+        fork_blocks(0, count, count.div_ceil(threads().max(1)), &|i0, nb| {
+            for (i, pair) in rows.iter().enumerate().skip(i0).take(nb) {
+                let [a, b] = pair.map(|r| x.row(r as usize));
+                // SAFETY: pair i's slot, written by this block alone, has room for
+                // every column; `pairs_used()` found the level at AVX-512, so the CPU
+                // has it (`level()` never exceeds what it has).
+                unsafe {
+                    let at = i * d;
+                    let q = list_pair_avx512(
+                        a,
+                        b,
+                        col.ptr().add(at),
+                        [val[0].ptr().add(at), val[1].ptr().add(at)],
+                    );
+                    *len.ptr().add(i) = q as u32;
+                }
+            }
+        });
+        p.on = true;
+        true
+    }
+
     /// Whether the by-column lists, which the weight gradient reads, were built
     /// (`gather`; `gather_rows` skips them).
     pub fn has_columns(&self) -> bool {
@@ -304,6 +492,9 @@ impl Nonzeros {
 
     /// How many nonzero entries were gathered (or listed).
     pub fn nonzeros(&self) -> usize {
+        if self.pairs.on {
+            return self.pairs.nonzeros;
+        }
         if self.listed == 0 {
             return self.by_row_col.len();
         }
@@ -322,6 +513,15 @@ impl Nonzeros {
     /// Row `r`'s entries as runs of `(columns, values)`.
     #[inline(always)]
     fn row(&self, r: usize) -> Runs<'_> {
+        if self.pairs.on {
+            // its pair's columns, with its own values (zeros where it has none)
+            let (i, side) = (self.pairs.of[r] as usize / 2, self.pairs.of[r] as usize % 2);
+            let (a, len) = (i * self.pairs.width, self.pairs.len[i] as usize);
+            return Runs::one((
+                &self.pairs.col[a..a + len],
+                &self.pairs.val[side][a..a + len],
+            ));
+        }
         if self.listed == 0 {
             let (a, b) = (self.row_start[r] as usize, self.row_start[r + 1] as usize);
             return Runs::one((&self.by_row_col[a..b], &self.by_row_val[a..b]));
@@ -482,6 +682,48 @@ unsafe fn list_nonzeros_avx512(v: &[f32], first: usize, col: *mut u32, val: *mut
     q
 }
 
+/// Columns `gather_pairs` pairs rows by (at most as many as the matrix has).
+const SIGNATURE: usize = 12;
+
+/// `list_nonzeros_avx512` for a pair of rows: writes the columns where `a` or `b` is
+/// nonzero (NaN counts as nonzero) ascending at `col`, and each row's values there at
+/// `val[0]` (`a`'s) and `val[1]` (`b`'s); returns how many.
+///
+/// # Safety
+/// On a CPU with AVX-512F; `a` and `b` have the same length, and `col` and both `val`
+/// have room for that many entries.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn list_pair_avx512(a: &[f32], b: &[f32], col: *mut u32, val: [*mut f32; 2]) -> usize {
+    use std::arch::x86_64::*;
+    assert_eq!(a.len(), b.len());
+    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let (mut q, mut c) = (0, 0);
+    while c < a.len() {
+        let left = a.len() - c;
+        let inside: __mmask16 = if left >= 16 { !0 } else { (1 << left) - 1 };
+        // SAFETY: the loads read only the lanes in `inside`, which lie in `a` and `b`;
+        // the stores write the next `count` entries, within the room the caller gives.
+        unsafe {
+            let x = _mm512_maskz_loadu_ps(inside, a.as_ptr().add(c));
+            let y = _mm512_maskz_loadu_ps(inside, b.as_ptr().add(c));
+            let zero = _mm512_setzero_ps();
+            let nz = _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(inside, x, zero)
+                | _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(inside, y, zero);
+            let count = nz.count_ones() as usize;
+            let head = ((1u32 << count) - 1) as __mmask16;
+            let cols = _mm512_add_epi32(lanes, _mm512_set1_epi32(c as i32));
+            _mm512_mask_storeu_ps(val[0].add(q), head, _mm512_maskz_compress_ps(nz, x));
+            _mm512_mask_storeu_ps(val[1].add(q), head, _mm512_maskz_compress_ps(nz, y));
+            let packed = _mm512_maskz_compress_epi32(nz, cols);
+            _mm512_mask_storeu_epi32(col.add(q).cast(), head, packed);
+            q += count;
+        }
+        c += 16;
+    }
+    q
+}
+
 /// Bit `j` set where `chunk[j] != 0` (`chunk` at most 32 long; NaN counts as nonzero).
 #[inline(always)]
 fn nonzero_mask(chunk: &[f32]) -> u32 {
@@ -613,19 +855,23 @@ fn sparse_forward(
         }
         let claims: [Claim; MAX_CLAIMS] = Default::default();
         let stealing = blocks <= MAX_CLAIMS;
+        // the units of work in a block: its rows, or pairs of rows (`gather_pairs`)
+        let paired = e.pairs.on && crate::simd::level() == crate::simd::Level::Avx512;
+        let (m, take) = if paired {
+            (e.pairs.rows.len(), CLAIM_ROWS / 2)
+        } else {
+            (m, CLAIM_ROWS)
+        };
         let block = |b0: usize, nb: usize| {
-            let run = |b: usize, rows: std::ops::Range<usize>| {
+            let run = |b: usize, units: std::ops::Range<usize>| {
                 let cols = b * per..n.min((b + 1) * per);
-                forward_block(
-                    e,
-                    w,
-                    start,
-                    relu,
-                    dst,
-                    rows,
-                    cols,
-                    slots.get(b).copied().flatten(),
-                )
+                let list = slots.get(b).copied().flatten();
+                #[cfg(target_arch = "x86_64")]
+                if paired {
+                    // SAFETY: the level is AVX-512, and `e.pairs.on`.
+                    return unsafe { forward_pairs(e, w, start, relu, dst, units, cols, list) };
+                }
+                forward_block(e, w, start, relu, dst, units, cols, list)
             };
             if !stealing {
                 return (b0..b0 + nb).for_each(|b| run(b, 0..m));
@@ -638,7 +884,7 @@ fn sparse_forward(
             }
             for b in (b0..blocks).chain(0..b0) {
                 loop {
-                    let r0 = claims[b].0.fetch_add(CLAIM_ROWS, Ordering::Relaxed);
+                    let r0 = claims[b].0.fetch_add(take, Ordering::Relaxed);
                     #[cfg(test)]
                     if stalled && ((b == b0 && r0 > 0) || (b != b0 && r0 < m)) {
                         // another thread took rows of this block, or this one another's
@@ -647,7 +893,7 @@ fn sparse_forward(
                     if r0 >= m {
                         break;
                     }
-                    run(b, r0..m.min(r0 + CLAIM_ROWS));
+                    run(b, r0..m.min(r0 + take));
                 }
             }
         };
@@ -696,6 +942,7 @@ impl Nonzeros {
             }
         }
         self.listed = blocks;
+        self.pairs.on = false;
     }
 }
 
@@ -750,25 +997,230 @@ simd_fn_wide! {
         cols: std::ops::Range<usize>,
         list: Option<Slots>,
     ) {
-        let (n, j0, nb) = (w.cols, cols.start, cols.len());
-        // 128 columns in eight 512-bit registers, 64 in eight 256-bit ones
-        let wide = crate::simd::level() == crate::simd::Level::Avx512;
         for r in rows {
-            // SAFETY: r < out.rows and `j0 .. j0 + nb` lies inside `out`'s columns;
-            // blocks on other threads write other columns or other rows.
-            let out = unsafe { std::slice::from_raw_parts_mut(dst.0.add(r * n + j0), nb) };
-            let runs = e.row(r);
-            if wide {
-                sum_scaled_rows::<{ 2 * PANEL }, true>(runs.as_slice(), w, j0, out, start, relu);
-            } else {
-                sum_scaled_rows::<PANEL, true>(runs.as_slice(), w, j0, out, start, relu);
+            forward_row(e, w, start, relu, dst, r, cols.clone(), list);
+        }
+    }
+}
+
+/// Row `r` of `forward_block`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn forward_row(
+    e: &Nonzeros,
+    w: &Matrix,
+    start: Start<'_>,
+    relu: bool,
+    dst: SendPtr,
+    r: usize,
+    cols: std::ops::Range<usize>,
+    list: Option<Slots>,
+) {
+    let (n, j0, nb) = (w.cols, cols.start, cols.len());
+    assert!(r < e.rows && cols.end <= n);
+    // SAFETY: r < out.rows and `j0 .. j0 + nb` lies inside `out`'s columns (out is
+    // (e.rows, w.cols), `sparse_forward` checked); blocks on other threads write other
+    // columns or other rows.
+    let out = unsafe { std::slice::from_raw_parts_mut(dst.0.add(r * n + j0), nb) };
+    let runs = e.row(r);
+    // 128 columns in eight 512-bit registers, 64 in eight 256-bit ones
+    if crate::simd::level() == crate::simd::Level::Avx512 {
+        sum_scaled_rows::<{ 2 * PANEL }, true>(runs.as_slice(), w, j0, out, start, relu);
+    } else {
+        sum_scaled_rows::<PANEL, true>(runs.as_slice(), w, j0, out, start, relu);
+    }
+    if let Some(slots) = list {
+        // SAFETY: whoever claimed row r of this block (`sparse_forward`) owns that row
+        // of the block's part, as it owns the block's columns of row r of `out`.
+        unsafe { list_row(slots, r, out, j0) };
+    }
+}
+
+/// `forward_block` for pairs `pairs` of `e`'s rows, listed by `gather_pairs`: both
+/// rows of a pair summed at once, 128 columns of each in sixteen registers, from the
+/// pair's entries, so that each row of `w` is read once for both. Each row's sums are
+/// those of `forward_block` (see `sum_pair_panels`); its output is listed on its own.
+///
+/// (On one thread over a block of 256 columns of `w`, for MNIST's 10,000 test images
+/// in chunks of 256, a probe kernel took 15.7 ms paired against 18.0 one row at a
+/// time; the trained dropout net's third and fourth layers 0.89 and 0.77 of the time,
+/// its second no faster; BENCHMARKS.md.)
+///
+/// # Safety
+/// On a CPU with AVX-512F; `e.pairs.on`, and otherwise as `forward_block`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn forward_pairs(
+    e: &Nonzeros,
+    w: &Matrix,
+    start: Start<'_>,
+    relu: bool,
+    dst: SendPtr,
+    pairs: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    list: Option<Slots>,
+) {
+    let (n, j0, nb) = (w.cols, cols.start, cols.len());
+    let p = &e.pairs;
+    assert!(p.on && cols.end <= n);
+    for i in pairs {
+        let [a, b] = p.rows[i].map(|r| r as usize);
+        if a == b {
+            // the odd row out
+            forward_row(e, w, start, relu, dst, a, cols.clone(), list);
+            continue;
+        }
+        assert!(a < e.rows && b < e.rows);
+        // SAFETY: a != b are rows of `out` ((e.rows, w.cols), `sparse_forward`
+        // checked), `j0 .. j0 + nb` inside its columns; whoever claimed pair i of this
+        // block owns these columns of both rows.
+        let (oa, ob) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(dst.0.add(a * n + j0), nb),
+                std::slice::from_raw_parts_mut(dst.0.add(b * n + j0), nb),
+            )
+        };
+        let (at, len) = (i * p.width, p.len[i] as usize);
+        let ks = &p.col[at..at + len];
+        let vals = [&p.val[0][at..at + len], &p.val[1][at..at + len]];
+        sum_scaled_pair(ks, vals, w, j0, [&mut *oa, &mut *ob], start, relu);
+        if let Some(slots) = list {
+            // SAFETY: as in `forward_row`, for both rows.
+            unsafe {
+                list_row(slots, a, oa, j0);
+                list_row(slots, b, ob, j0);
             }
-            if let Some(slots) = list {
-                // SAFETY: whoever claimed row r of this block (`sparse_forward`) owns
-                // that row of the block's part, as it owns the block's columns of row r
-                // of `out`.
-                unsafe { list_row(slots, r, out, j0) };
+        }
+    }
+}
+
+/// `sum_scaled_rows` for two rows at once, from their pair's entries: the columns
+/// `ks` where either row is nonzero, each row's values (zero where it has none) in
+/// `vals`. The panels sum both rows from each row of `m` as it is loaded; the last
+/// `len % 64` columns are summed a row at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn sum_scaled_pair(
+    ks: &[u32],
+    vals: [&[f32]; 2],
+    m: &Matrix,
+    j0: usize,
+    out: [&mut [f32]; 2],
+    start: Start<'_>,
+    relu: bool,
+) {
+    let [oa, ob] = out;
+    let len = oa.len();
+    assert!(ob.len() == len && vals.iter().all(|v| v.len() == ks.len()));
+    assert!(
+        j0 + len <= m.cols,
+        "sum_scaled_pair: columns past the matrix"
+    );
+    assert!(
+        ks.iter().all(|&k| (k as usize) < m.rows),
+        "sum_scaled_pair: row past the matrix"
+    );
+    const WIDE: usize = 2 * PANEL;
+    let (wide, narrow) = (len / WIDE * WIDE, len / PANEL * PANEL);
+    let (ha, ra) = oa.split_at_mut(narrow);
+    let (hb, rb) = ob.split_at_mut(narrow);
+    let (wa, na) = ha.split_at_mut(wide);
+    let (wb, nb) = hb.split_at_mut(wide);
+    sum_pair_panels::<WIDE>(ks, vals, m, j0, [wa, wb], start, relu);
+    sum_pair_panels::<PANEL>(ks, vals, m, j0 + wide, [na, nb], start, relu);
+    for (rest, v) in [ra, rb].into_iter().zip(vals) {
+        sum_tail(&[(ks, v)], m, j0 + narrow, rest, start);
+        if relu {
+            for o in rest {
+                *o = o.max(0.0); // as `Activation::Relu`
             }
+        }
+    }
+}
+
+/// `sum_panels` for two rows from their pair's entries (`sum_scaled_pair`): each
+/// panel's sums for both rows in registers, `x` (one load of a row of `m`) times each
+/// row's value added to its sums. A row's sums start from 0 and add its products in
+/// column order, with a product of 0 where it has no entry. Adding 0 (or -0) to a sum
+/// that started from 0 leaves its bits: `s + 0 = s` for every `s` but -0, and a sum
+/// started from +0 is never -0 (in round-to-nearest, `x + y` is -0 only when both
+/// are), so each row's sums are those of `sum_panels` over its own entries. (With
+/// finite `m`: a zero times an infinity would be NaN.) Written with intrinsics: from
+/// arrays, as `sum_panels` is, the compiler stored some of the 16 sums to memory
+/// after every entry.
+///
+/// The caller (`sum_scaled_pair`) has checked that every entry's row lies in `m`, the
+/// columns `j0 .. j0 + out.len()` too, and the lengths.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn sum_pair_panels<const P: usize>(
+    ks: &[u32],
+    vals: [&[f32]; 2],
+    m: &Matrix,
+    j0: usize,
+    out: [&mut [f32]; 2],
+    start: Start<'_>,
+    relu: bool,
+) {
+    use std::arch::x86_64::*;
+    const { assert!(P.is_multiple_of(16) && P <= 128) };
+    let n = m.cols;
+    let base = m.data.as_ptr();
+    let [oa, ob] = out;
+    let mut j = j0;
+    for (pa, pb) in oa.chunks_exact_mut(P).zip(ob.chunks_exact_mut(P)) {
+        let mut sa = [_mm512_setzero_ps(); 8];
+        let mut sb = [_mm512_setzero_ps(); 8];
+        for (i, (&k, (&va, &vb))) in ks.iter().zip(vals[0].iter().zip(vals[1])).enumerate() {
+            if let Some(&ahead) = ks.get(i + PREFETCH) {
+                prefetch_row::<P>(base.wrapping_add(ahead as usize * n + j));
+            }
+            let (xa, xb) = (_mm512_set1_ps(va), _mm512_set1_ps(vb));
+            for v in 0..P / 16 {
+                // SAFETY: k < m.rows and j + P <= n (checked by the caller), so the P
+                // floats from k * n + j lie in `m.data`.
+                let x = unsafe { _mm512_loadu_ps(base.add(k as usize * n + j + 16 * v)) };
+                sa[v] = _mm512_add_ps(sa[v], _mm512_mul_ps(xa, x));
+                sb[v] = _mm512_add_ps(sb[v], _mm512_mul_ps(xb, x));
+            }
+        }
+        let mut acc = [[0f32; P]; 2];
+        for v in 0..P / 16 {
+            // SAFETY: 16 * v + 16 <= P, inside each array.
+            unsafe {
+                _mm512_storeu_ps(acc[0].as_mut_ptr().add(16 * v), sa[v]);
+                _mm512_storeu_ps(acc[1].as_mut_ptr().add(16 * v), sb[v]);
+            }
+        }
+        store_panel(pa, &acc[0], start, j, relu);
+        store_panel(pb, &acc[1], start, j, relu);
+        j += P;
+    }
+}
+
+/// Stores a panel's sums `acc` (columns `j ..`) into `op`: added to `start`, then
+/// the ReLU if `relu`.
+#[inline(always)]
+fn store_panel<const P: usize>(
+    op: &mut [f32],
+    acc: &[f32; P],
+    start: Start<'_>,
+    j: usize,
+    relu: bool,
+) {
+    // the ReLU (as `Activation::Relu`) on the sums in registers, before the store
+    let end = |v: f32| if relu { v.max(0.0) } else { v };
+    match start {
+        Start::Zero => op.iter_mut().zip(acc).for_each(|(o, &a)| *o = end(a)),
+        Start::Out => op.iter_mut().zip(acc).for_each(|(o, &a)| *o = end(*o + a)),
+        Start::Bias(b) => {
+            let b: &[f32; P] = b[j..j + P].try_into().unwrap();
+            op.iter_mut()
+                .zip(b.iter().zip(acc))
+                .for_each(|(o, (&b, &a))| *o = end(b + a));
         }
     }
 }
@@ -824,6 +1276,8 @@ fn sum_scaled_rows<const WIDE: usize, const FETCH: bool>(
 /// columns of the eight before, which computes them again from the same start in
 /// the same order, to the same bits. (A 10-class output layer is all tail; adding
 /// in place in `out`, entry by entry, it took 5.6 ms of a 10,000-image evaluation.)
+/// Entries of value 0 (a paired row's missing ones, `gather_pairs`) are skipped, so
+/// that a start of -0 stays -0 as it would without them.
 #[inline(always)]
 fn sum_tail(runs: &[(&[u32], &[f32])], m: &Matrix, j: usize, out: &mut [f32], start: Start<'_>) {
     const LANES: usize = 8;
@@ -852,6 +1306,11 @@ fn sum_tail(runs: &[(&[u32], &[f32])], m: &Matrix, j: usize, out: &mut [f32], st
     if len < LANES {
         out.copy_from_slice(&from[..len]);
         for (&k, &v) in runs.iter().flat_map(|(rows, vals)| rows.iter().zip(*vals)) {
+            if v == 0.0 {
+                // a paired row's missing entry (`gather_pairs`) adds nothing: the
+                // start may be -0, which + 0 would turn to +0
+                continue;
+            }
             let at = k as usize * n + j;
             axpy(out, v, &m.data[at..at + len]);
         }
@@ -863,6 +1322,9 @@ fn sum_tail(runs: &[(&[u32], &[f32])], m: &Matrix, j: usize, out: &mut [f32], st
         let c0 = c.min(len - LANES);
         let mut acc: [f32; LANES] = from[c0..c0 + LANES].try_into().unwrap();
         for (&k, &v) in runs.iter().flat_map(|(rows, vals)| rows.iter().zip(*vals)) {
+            if v == 0.0 {
+                continue; // as above
+            }
             let mk: &[f32; LANES] = m.data[k as usize * n + j + c0..][..LANES]
                 .try_into()
                 .unwrap();
@@ -913,7 +1375,10 @@ unsafe fn sum_tail_avx512(
             for &(rows, vals) in runs {
                 for (&k, &v) in rows.iter().zip(vals) {
                     let x = _mm512_maskz_loadu_ps(inside, base.add(k as usize * n + j + c));
-                    acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(v), x));
+                    // a zero value (a pair's row without this entry) adds nothing:
+                    // the start may be -0, which + 0 would turn to +0
+                    let add = if v != 0.0 { inside } else { 0 };
+                    acc = _mm512_mask_add_ps(acc, add, acc, _mm512_mul_ps(_mm512_set1_ps(v), x));
                 }
             }
             _mm512_mask_storeu_ps(out.as_mut_ptr().add(c), inside, acc);
@@ -983,18 +1448,7 @@ fn sum_panels<const P: usize, const FETCH: bool>(
                 }
             }
         }
-        // the ReLU (as `Activation::Relu`) on the sums in registers, before the store
-        let end = |v: f32| if relu { v.max(0.0) } else { v };
-        match start {
-            Start::Zero => op.iter_mut().zip(acc).for_each(|(o, a)| *o = end(a)),
-            Start::Out => op.iter_mut().zip(acc).for_each(|(o, a)| *o = end(*o + a)),
-            Start::Bias(b) => {
-                let b: &[f32; P] = b[j..j + P].try_into().unwrap();
-                op.iter_mut()
-                    .zip(b.iter().zip(acc))
-                    .for_each(|(o, (&b, a))| *o = end(b + a));
-            }
-        }
+        store_panel(op, &acc, start, j, relu);
         j += P;
     }
 }
@@ -1414,5 +1868,162 @@ mod tests {
             sparse_matmul_tn(&mut rows, &dy, &mut Matrix::zeros(20, 4));
         });
         assert!(refused.is_err());
+    }
+
+    /// A row's entries, flattened from its runs: columns and value bits.
+    fn flat_row(e: &Nonzeros, r: usize) -> (Vec<u32>, Vec<u32>) {
+        let runs = e.row(r);
+        let s = runs.as_slice();
+        let cols = s.iter().flat_map(|r| r.0).copied().collect();
+        let vals = s.iter().flat_map(|r| r.1).map(|v| v.to_bits()).collect();
+        (cols, vals)
+    }
+
+    /// Gathering by pairs puts every row in one pair, and lists each pair at exactly
+    /// the columns where one of its rows is nonzero, ascending, with each row's own
+    /// values: its nonzero ones are `gather_rows`' entries of that row, the rest 0.
+    #[test]
+    fn pairs_list_every_row_once_with_its_own_entries() {
+        use crate::simd::{LEVEL_LOCK, Level, detected, set_level};
+        let _one_at_a_time = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        if detected() < Level::Avx512 {
+            return; // no pairs to check: `gather_pairs` is `gather_rows`
+        }
+        set_level(Level::Avx512);
+        set_pairing(true);
+        let mut rng = Rng::new(41);
+        for &(m, k) in &[(256, 784), (37, 300), (2, 5), (3, 20), (101, 7), (40, 0)] {
+            let x = sparse(m, k, 0.2, &mut rng);
+            let (mut pairs, mut rows) = (Nonzeros::default(), Nonzeros::default());
+            assert!(pairs.gather_pairs(&x, 1.0) && rows.gather_rows(&x, 1.0));
+            assert!(pairs.pairs.on && !pairs.has_columns());
+            assert_eq!(pairs.nonzeros(), rows.nonzeros());
+            let p = &pairs.pairs;
+            assert_eq!(p.rows.len(), m.div_ceil(2));
+            let mut seen = vec![0; m];
+            for (i, &[a, b]) in p.rows.iter().enumerate() {
+                seen[a as usize] += 1;
+                if b != a {
+                    seen[b as usize] += 1;
+                } else {
+                    assert!(m % 2 == 1, "a row paired with itself, {m} rows");
+                }
+                assert_eq!(p.of[a as usize], 2 * i as u32);
+                if a != b {
+                    assert_eq!(p.of[b as usize], 2 * i as u32 + 1);
+                }
+                let (ra, rb) = (x.row(a as usize), x.row(b as usize));
+                let either: Vec<u32> = (0..k as u32)
+                    .filter(|&j| ra[j as usize] != 0.0 || rb[j as usize] != 0.0)
+                    .collect();
+                assert_eq!(flat_row(&pairs, a as usize).0, either, "pair {i}'s columns");
+            }
+            assert!(seen.iter().all(|&c| c == 1), "{seen:?}");
+            for r in 0..m {
+                let (cols, vals) = flat_row(&pairs, r);
+                let own: (Vec<u32>, Vec<u32>) = cols
+                    .iter()
+                    .zip(&vals)
+                    .filter(|&(_, &v)| f32::from_bits(v) != 0.0)
+                    .map(|(&c, &v)| (c, v))
+                    .unzip();
+                assert_eq!(own, flat_row(&rows, r), "row {r}");
+                for (&c, &v) in cols.iter().zip(&vals) {
+                    assert_eq!(v, x.row(r)[c as usize].to_bits());
+                }
+            }
+            let dense = sparse(m, k, 0.9, &mut rng);
+            assert_eq!(
+                pairs.gather_pairs(&dense, MAX_DENSITY),
+                rows.gather_rows(&dense, MAX_DENSITY)
+            );
+        }
+        set_level(detected());
+    }
+
+    /// The forward from pairs gives the bits of the forward row by row, in every kind
+    /// of product (plain, affine, with the ReLU, listing its output), on every path:
+    /// the paired panels, the last `n % 64` columns, a 10-class layer's rows shared
+    /// out, and at AVX2 (one row at a time from the pairs' lists). The biases are -0
+    /// and one row is all zeros, paired with a row that is not: its sums over the
+    /// last columns must stay -0, not turn +0 by adding its missing entries' zeros.
+    #[test]
+    fn pairs_give_the_same_bits_as_rows() {
+        use crate::simd::{LEVEL_LOCK, Level, detected, set_level};
+        let _one_at_a_time = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        if detected() < Level::Avx512 {
+            return; // `gather_pairs` is `gather_rows` (the other tests cover it)
+        }
+        set_pairing(true);
+        let bits = |a: &Matrix| a.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let mut rng = Rng::new(43);
+        for &(m, k, n, threads) in &[
+            (256, 784, 512, 2),
+            (37, 300, 200, 3),
+            (101, 97, 10, 2),
+            (64, 50, 77, 1),
+            (3, 20, 130, 2),
+            (2, 40, 10, 2),
+            (2, 40, 300, 2),
+        ] {
+            let mut x = sparse(m, k, 0.2, &mut rng);
+            x.row_mut(0).fill(0.0);
+            x.row_mut(m - 1)[0] = 1.0;
+            let w = Matrix::from_vec(
+                k,
+                n,
+                (0..k * n)
+                    .map(|_| {
+                        if rng.uniform() < 0.1 {
+                            0.0
+                        } else {
+                            rng.normal()
+                        }
+                    })
+                    .collect(),
+            );
+            let b: Vec<f32> = (0..n)
+                .map(|j| if j % 3 == 0 { -0.0 } else { rng.normal() })
+                .collect();
+            let y0 = Matrix::from_vec(m, n, (0..m * n).map(|_| rng.normal()).collect());
+            set_level(Level::Avx512);
+            let (mut pairs, mut rows) = (Nonzeros::default(), Nonzeros::default());
+            assert!(pairs.gather_pairs(&x, 1.0) && rows.gather_rows(&x, 1.0));
+            assert!(pairs.pairs.on);
+            for level in [Level::Avx512, Level::Avx2] {
+                set_level(level);
+                let at = format!("{m}x{k}x{n}, {threads} threads, {level:?}");
+                let run = |e: &Nonzeros| {
+                    with_threads(threads, || {
+                        let mut acc = y0.clone();
+                        sparse_matmul_nn_acc(e, &w, &mut acc);
+                        let mut affine = Matrix::zeros(m, n);
+                        sparse_affine(e, &w, &b, &mut affine);
+                        let mut relu = Matrix::zeros(m, n);
+                        sparse_affine_relu(e, &w, &b, &mut relu);
+                        let (mut listed, mut list) = (Matrix::zeros(m, n), Nonzeros::default());
+                        let did = sparse_affine_relu_listing(e, &w, &b, &mut listed, &mut list);
+                        let lists: Vec<_> =
+                            (0..m).map(|r| did.then(|| flat_row(&list, r))).collect();
+                        [bits(&acc), bits(&affine), bits(&relu), bits(&listed)]
+                            .map(|v| (v, lists.clone()))
+                    })
+                };
+                let (got, want) = (run(&pairs), run(&rows));
+                for (kind, (g, w)) in ["acc", "affine", "relu", "listing"]
+                    .iter()
+                    .zip(got.iter().zip(&want))
+                {
+                    assert_eq!(g, w, "{kind}, {at}");
+                }
+                // the all-zero row's last columns: the bias, -0 where it is
+                if n % 64 != 0 {
+                    let j = n - n % 64;
+                    let j = (j..n).find(|j| j % 3 == 0).unwrap();
+                    assert_eq!(want[1].0[j], (-0.0f32).to_bits(), "{at}");
+                }
+            }
+        }
+        set_level(detected());
     }
 }
