@@ -32,8 +32,9 @@ pub enum Level {
     Baseline = 1,
     /// AVX2 (256-bit vectors).
     Avx2 = 2,
-    /// AVX-512 (512-bit vectors), used only by the kernels defined with
-    /// `simd_fn_wide!` (the sparse products); the rest run at AVX2 on such CPUs.
+    /// AVX-512 (512-bit vectors) and POPCNT, used only by the kernels defined with
+    /// `simd_fn_wide!` and the sparse products' listing; the rest run at AVX2 on such
+    /// CPUs.
     Avx512 = 3,
 }
 
@@ -44,7 +45,9 @@ static LEVEL: AtomicU8 = AtomicU8::new(0);
 pub fn detected() -> Level {
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx512f") {
+        // (POPCNT too, which the sparse products' listing counts entries with; every
+        // AVX-512 CPU has it)
+        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("popcnt") {
             return Level::Avx512;
         }
         if is_x86_feature_detected!("avx2") {

@@ -157,8 +157,8 @@ struct Pairs {
     /// (rows,): row `r` is side `of[r] & 1` of pair `of[r] >> 1`.
     of: Vec<u32>,
     /// Pair `i`'s columns are `col[i * width ..][.. len[i]]`, its rows' values
-    /// `val[side][i * width ..][.. len[i]]` (`width`: the matrix's columns, room for
-    /// every one).
+    /// `val[side][i * width ..][.. len[i]]` (`width`: the matrix's columns and 16 more,
+    /// room for every one and for `list_pair_avx512`'s whole-register stores).
     width: usize,
     /// (pairs,)
     len: Vec<u32>,
@@ -397,16 +397,16 @@ impl Nonzeros {
         }
         let (n, d) = (x.rows, x.cols);
         let pieces = self.count_by_piece(x, threads());
-        let count = n.div_ceil(2);
+        let (count, width) = (n.div_ceil(2), d + 16);
         let p = &mut self.pairs;
         // room for any batch of this shape, so later ones do not allocate
         room(&mut p.rows, count);
         room(&mut p.of, n);
         room(&mut p.len, count);
         room(&mut p.keys, n);
-        room(&mut p.col, count * d);
+        room(&mut p.col, count * width);
         for v in &mut p.val {
-            room(v, count * d);
+            room(v, count * width);
         }
         p.nonzeros = self.cursor.iter().map(|&c| c as usize).sum();
         if p.nonzeros > most_entries(max_density, n, d) {
@@ -448,14 +448,14 @@ impl Nonzeros {
             p.of[b as usize] = 2 * i as u32 + 1;
             p.of[a as usize] = 2 * i as u32;
         }
-        p.width = d;
+        p.width = width;
         p.len.clear();
         p.len.resize(count, 0);
-        if p.col.len() < count * d {
+        if p.col.len() < count * width {
             // (never shrunk: a short last batch would have the next one refill them)
-            p.col.resize(count * d, 0);
+            p.col.resize(count * width, 0);
             for v in &mut p.val {
-                v.resize(count * d, 0.0);
+                v.resize(count * width, 0.0);
             }
         }
         let (len, col) = (SendPtr(p.len.as_mut_ptr()), SendPtr(p.col.as_mut_ptr()));
@@ -466,10 +466,11 @@ impl Nonzeros {
             for (i, pair) in rows.iter().enumerate().skip(i0).take(nb) {
                 let [a, b] = pair.map(|r| x.row(r as usize));
                 // SAFETY: pair i's slot, written by this block alone, has room for
-                // every column; `pairs_used()` found the level at AVX-512, so the CPU
-                // has it (`level()` never exceeds what it has).
+                // every column and 16 more; `pairs_used()` found the level at
+                // AVX-512, so the CPU has AVX-512F and POPCNT (`level()` never exceeds
+                // what it has).
                 unsafe {
-                    let at = i * d;
+                    let at = i * width;
                     let q = list_pair_avx512(
                         a,
                         b,
@@ -654,9 +655,10 @@ unsafe fn list_nonzeros(v: &[f32], first: usize, col: *mut u32, val: *mut f32) -
 /// long as the gathering it replaced.)
 ///
 /// # Safety
-/// As `list_nonzeros`, on a CPU with AVX-512F.
+/// As `list_nonzeros`, on a CPU with AVX-512F and POPCNT (which `Level::Avx512`
+/// requires).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,popcnt")]
 unsafe fn list_nonzeros_avx512(v: &[f32], first: usize, col: *mut u32, val: *mut f32) -> usize {
     use std::arch::x86_64::*;
     let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
@@ -689,11 +691,16 @@ const SIGNATURE: usize = 12;
 /// nonzero (NaN counts as nonzero) ascending at `col`, and each row's values there at
 /// `val[0]` (`a`'s) and `val[1]` (`b`'s); returns how many.
 ///
+/// Each store writes a whole register (the lanes past the entries are overwritten by
+/// the next store or left past the end), which is faster than a masked store of just
+/// the entries.
+///
 /// # Safety
-/// On a CPU with AVX-512F; `a` and `b` have the same length, and `col` and both `val`
-/// have room for that many entries.
+/// On a CPU with AVX-512F and POPCNT (which `Level::Avx512` requires); `a` and `b`
+/// have the same length, and `col` and both `val` have room for that many entries and
+/// 16 more.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,popcnt")]
 unsafe fn list_pair_avx512(a: &[f32], b: &[f32], col: *mut u32, val: [*mut f32; 2]) -> usize {
     use std::arch::x86_64::*;
     assert_eq!(a.len(), b.len());
@@ -703,21 +710,20 @@ unsafe fn list_pair_avx512(a: &[f32], b: &[f32], col: *mut u32, val: [*mut f32; 
         let left = a.len() - c;
         let inside: __mmask16 = if left >= 16 { !0 } else { (1 << left) - 1 };
         // SAFETY: the loads read only the lanes in `inside`, which lie in `a` and `b`;
-        // the stores write the next `count` entries, within the room the caller gives.
+        // the stores write 16 entries from the next, q <= c of them so far: within
+        // the room the caller gives.
         unsafe {
             let x = _mm512_maskz_loadu_ps(inside, a.as_ptr().add(c));
             let y = _mm512_maskz_loadu_ps(inside, b.as_ptr().add(c));
             let zero = _mm512_setzero_ps();
             let nz = _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(inside, x, zero)
                 | _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(inside, y, zero);
-            let count = nz.count_ones() as usize;
-            let head = ((1u32 << count) - 1) as __mmask16;
             let cols = _mm512_add_epi32(lanes, _mm512_set1_epi32(c as i32));
-            _mm512_mask_storeu_ps(val[0].add(q), head, _mm512_maskz_compress_ps(nz, x));
-            _mm512_mask_storeu_ps(val[1].add(q), head, _mm512_maskz_compress_ps(nz, y));
+            _mm512_storeu_ps(val[0].add(q), _mm512_maskz_compress_ps(nz, x));
+            _mm512_storeu_ps(val[1].add(q), _mm512_maskz_compress_ps(nz, y));
             let packed = _mm512_maskz_compress_epi32(nz, cols);
-            _mm512_mask_storeu_epi32(col.add(q).cast(), head, packed);
-            q += count;
+            _mm512_storeu_si512(col.add(q).cast(), packed);
+            q += nz.count_ones() as usize;
         }
         c += 16;
     }
