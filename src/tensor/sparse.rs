@@ -846,6 +846,8 @@ fn sparse_forward(
     let (m, n) = (e.rows, w.cols);
     let t = threads().max(1);
     let dst = SendPtr(out.data.as_mut_ptr());
+    // both rows of each pair at once (`gather_pairs`, `forward_pairs`)
+    let paired = e.pairs.on && crate::simd::level() == crate::simd::Level::Avx512;
     if n.div_ceil(PANEL) >= t {
         // each thread a block of whole panels, and the block's rows a few at a time;
         // a thread done with its own block's rows takes the others' that are left
@@ -862,7 +864,6 @@ fn sparse_forward(
         let claims: [Claim; MAX_CLAIMS] = Default::default();
         let stealing = blocks <= MAX_CLAIMS;
         // the units of work in a block: its rows, or pairs of rows (`gather_pairs`)
-        let paired = e.pairs.on && crate::simd::level() == crate::simd::Level::Avx512;
         let (m, take) = if paired {
             (e.pairs.rows.len(), CLAIM_ROWS / 2)
         } else {
@@ -907,7 +908,17 @@ fn sparse_forward(
         listing
     } else {
         // too few columns to share out (a 10-class output layer): each thread a block
-        // of rows, every column
+        // of rows (or of pairs), every column
+        #[cfg(target_arch = "x86_64")]
+        if paired {
+            let pairs = e.pairs.rows.len();
+            let block = |i0: usize, nb: usize| {
+                // SAFETY: the level is AVX-512, and `e.pairs.on`.
+                unsafe { forward_pairs(e, w, start, relu, dst, i0..i0 + nb, 0..n, None) }
+            };
+            fork_blocks(0, pairs, pairs.div_ceil(t).max(8), &block);
+            return false;
+        }
         let per = m.div_ceil(t).max(16);
         let block =
             |r0: usize, rb: usize| forward_block(e, w, start, relu, dst, r0..r0 + rb, 0..n, None);
@@ -1103,8 +1114,8 @@ unsafe fn forward_pairs(
 
 /// `sum_scaled_rows` for two rows at once, from their pair's entries: the columns
 /// `ks` where either row is nonzero, each row's values (zero where it has none) in
-/// `vals`. The panels sum both rows from each row of `m` as it is loaded; the last
-/// `len % 64` columns are summed a row at a time.
+/// `vals`. The panels sum both rows from each row of `m` as it is loaded, and so do
+/// the last `len % 64` columns (`sum_tail_pair`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]
@@ -1136,13 +1147,70 @@ fn sum_scaled_pair(
     let (wb, nb) = hb.split_at_mut(wide);
     sum_pair_panels::<WIDE>(ks, vals, m, j0, [wa, wb], start, relu);
     sum_pair_panels::<PANEL>(ks, vals, m, j0 + wide, [na, nb], start, relu);
-    for (rest, v) in [ra, rb].into_iter().zip(vals) {
-        sum_tail(&[(ks, v)], m, j0 + narrow, rest, start);
-        if relu {
-            for o in rest {
-                *o = o.max(0.0); // as `Activation::Relu`
-            }
+    if let Start::Bias(b) = start {
+        assert!(
+            j0 + len <= b.len(),
+            "sum_scaled_pair: bias shorter than the columns"
+        );
+    }
+    sum_tail_pair(ks, vals, m, j0 + narrow, [&mut *ra, &mut *rb], start);
+    if relu {
+        for o in ra.iter_mut().chain(rb) {
+            *o = o.max(0.0); // as `Activation::Relu`
         }
+    }
+}
+
+/// `sum_tail_avx512` for two rows at once from their pair's entries: each 16 columns
+/// summed for both rows in two masked registers from one load of each row of `m`. Each
+/// row's lanes compute what `sum_tail_avx512`'s do over its own entries: its start, then
+/// `+ v · x` for each, a zero `v` (an entry the row lacks) adding nothing. (A 10-class
+/// output layer is all tail.)
+///
+/// The caller (`sum_scaled_pair`) has checked the entries' rows, the columns `j ..
+/// j + out.len()`, the bias's length and the values' lengths.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn sum_tail_pair(
+    ks: &[u32],
+    vals: [&[f32]; 2],
+    m: &Matrix,
+    j: usize,
+    out: [&mut [f32]; 2],
+    start: Start<'_>,
+) {
+    use std::arch::x86_64::*;
+    let [oa, ob] = out;
+    let (n, len, base) = (m.cols, oa.len(), m.data.as_ptr());
+    let mut c = 0;
+    while c < len {
+        let left = len - c;
+        let inside: __mmask16 = if left >= 16 { !0 } else { (1 << left) - 1 };
+        // SAFETY: every load and the stores touch only the lanes in `inside`, which lie
+        // inside both rows of `out`, the bias and each entry's row of `m`, as the
+        // caller checked.
+        unsafe {
+            let from = |o: &[f32]| match start {
+                Start::Zero => _mm512_setzero_ps(),
+                Start::Out => _mm512_maskz_loadu_ps(inside, o.as_ptr().add(c)),
+                Start::Bias(b) => _mm512_maskz_loadu_ps(inside, b.as_ptr().add(j + c)),
+            };
+            let (mut sa, mut sb) = (from(oa), from(ob));
+            for (&k, (&va, &vb)) in ks.iter().zip(vals[0].iter().zip(vals[1])) {
+                let x = _mm512_maskz_loadu_ps(inside, base.add(k as usize * n + j + c));
+                // as in `sum_tail_avx512`: a zero value adds nothing
+                let (ka, kb) = (
+                    if va != 0.0 { inside } else { 0 },
+                    if vb != 0.0 { inside } else { 0 },
+                );
+                sa = _mm512_mask_add_ps(sa, ka, sa, _mm512_mul_ps(_mm512_set1_ps(va), x));
+                sb = _mm512_mask_add_ps(sb, kb, sb, _mm512_mul_ps(_mm512_set1_ps(vb), x));
+            }
+            _mm512_mask_storeu_ps(oa.as_mut_ptr().add(c), inside, sa);
+            _mm512_mask_storeu_ps(ob.as_mut_ptr().add(c), inside, sb);
+        }
+        c += 16;
     }
 }
 
@@ -1951,8 +2019,9 @@ mod tests {
     /// of product (plain, affine, with the ReLU, listing its output), on every path:
     /// the paired panels, the last `n % 64` columns, a 10-class layer's rows shared
     /// out, and at AVX2 (one row at a time from the pairs' lists). The biases are -0
-    /// and one row is all zeros, paired with a row that is not: its sums over the
-    /// last columns must stay -0, not turn +0 by adding its missing entries' zeros.
+    /// and one row is all zeros, paired with a row that is not (first in its pair, or
+    /// second): its sums over the last columns must stay -0, not turn +0 by adding its
+    /// missing entries' zeros.
     #[test]
     fn pairs_give_the_same_bits_as_rows() {
         use crate::simd::{LEVEL_LOCK, Level, detected, set_level};
@@ -1971,10 +2040,22 @@ mod tests {
             (3, 20, 130, 2),
             (2, 40, 10, 2),
             (2, 40, 300, 2),
+            (3, 40, 10, 2),
+            (3, 40, 300, 2),
         ] {
             let mut x = sparse(m, k, 0.2, &mut rng);
-            x.row_mut(0).fill(0.0);
-            x.row_mut(m - 1)[0] = 1.0;
+            let zero = if (m, k) == (3, 40) {
+                // the all-zero row second in its pair: row 0 is nonzero only in a column
+                // past the signature's (row 2's first twelve), so it sorts first
+                x.data.fill(0.0);
+                x.row_mut(0)[39] = 0.5;
+                x.row_mut(2)[..20].fill(1.5);
+                1
+            } else {
+                x.row_mut(0).fill(0.0);
+                x.row_mut(m - 1)[0] = 1.0;
+                0
+            };
             let w = Matrix::from_vec(
                 k,
                 n,
@@ -1996,6 +2077,14 @@ mod tests {
             let (mut pairs, mut rows) = (Nonzeros::default(), Nonzeros::default());
             assert!(pairs.gather_pairs(&x, 1.0) && rows.gather_rows(&x, 1.0));
             assert!(pairs.pairs.on);
+            let side = pairs.pairs.of[zero] % 2;
+            assert!(
+                pairs.pairs.rows[pairs.pairs.of[zero] as usize / 2][1 - side as usize]
+                    != zero as u32
+            );
+            if zero == 1 {
+                assert_eq!(side, 1, "the all-zero row second in its pair");
+            }
             for level in [Level::Avx512, Level::Avx2] {
                 set_level(level);
                 let at = format!("{m}x{k}x{n}, {threads} threads, {level:?}");
@@ -2026,7 +2115,7 @@ mod tests {
                 if n % 64 != 0 {
                     let j = n - n % 64;
                     let j = (j..n).find(|j| j % 3 == 0).unwrap();
-                    assert_eq!(want[1].0[j], (-0.0f32).to_bits(), "{at}");
+                    assert_eq!(want[1].0[zero * n + j], (-0.0f32).to_bits(), "{at}");
                 }
             }
         }
