@@ -10,7 +10,7 @@ use super::{Handoff, Layer, Mode, Param, broadcast_rows, column_sums, visit_affi
 use crate::init::Init;
 use crate::rng::Rng;
 use crate::tensor::sparse::{
-    MAX_DENSITY, Nonzeros, pairs_used, sparse_affine, sparse_affine_relu,
+    MAX_DENSITY, Nonzeros, PairChoice, sparse_affine, sparse_affine_relu,
     sparse_affine_relu_listing, sparse_enabled, sparse_matmul_tn,
 };
 use crate::tensor::{
@@ -32,6 +32,10 @@ pub struct Dense {
     entries: Nonzeros,
     /// Whether the last forward used the sparse products (and `entries` hold its input).
     sparse: bool,
+    /// Whether listing the input (when not given) and the output by pairs of rows has
+    /// paid lately, in evaluation (`Layer::infer`).
+    input_pairs: PairChoice,
+    output_pairs: PairChoice,
 }
 
 impl Dense {
@@ -49,6 +53,8 @@ impl Dense {
             db: vec![0.0; out_dim],
             entries: Nonzeros::default(),
             sparse: false,
+            input_pairs: PairChoice::default(),
+            output_pairs: PairChoice::default(),
         }
     }
 
@@ -113,10 +119,10 @@ impl Layer for Dense {
     /// `y = x W + b`, then `max(0, y)` if `relu` (always applied: returns `relu`). On
     /// the sparse path the ReLU is applied to each row of `y` as it is stored, and
     /// `y`'s nonzero entries are listed for the next layer if `io` asks: by pairs of
-    /// like rows where the forward sums pairs (`Nonzeros::gather_pairs`), else one row
-    /// at a time as each is stored. On the dense path it is a pass after the product.
-    /// `x`'s entries are read from `io` if the layer before listed them, else gathered
-    /// (by pairs where they can be).
+    /// like rows where the forward sums pairs (`Nonzeros::gather_pairs`) and pairs have
+    /// paid lately (`PairChoice`), else one row at a time as each is stored. On the
+    /// dense path it is a pass after the product. `x`'s entries are read from `io` if
+    /// the layer before listed them, else gathered (by pairs, the same way).
     fn infer(
         &mut self,
         x: &Matrix,
@@ -129,7 +135,15 @@ impl Layer for Dense {
         debug_assert!(!given || (io.input.rows, io.input.cols) == x.shape());
         // `entries` and `sparse` describe `x` only when gathered here (a backward
         // after this would need them; `Sequential::infer` allows none)
-        self.sparse = !given && sparse_enabled() && self.entries.gather_pairs(x, MAX_DENSITY);
+        self.sparse = !given
+            && sparse_enabled()
+            && if self.input_pairs.pairs() {
+                let listed = self.entries.gather_pairs(x, MAX_DENSITY);
+                self.input_pairs.judge(&self.entries);
+                listed
+            } else {
+                self.entries.gather_rows(x, MAX_DENSITY)
+            };
         let e = if given && io.input.within(MAX_DENSITY) {
             &io.input
         } else if self.sparse {
@@ -138,11 +152,12 @@ impl Layer for Dense {
             self.dense_affine(x, y, relu);
             return relu;
         };
-        if relu && io.wanted && pairs_used() {
+        if relu && io.wanted && self.output_pairs.pairs() {
             // the next layer reads `y`'s entries by pairs of like rows, listed after the
             // product (which rows pair up depends on them all)
             sparse_affine_relu(e, &self.w, &self.b, y);
             io.listed = io.output.gather_pairs(y, MAX_DENSITY);
+            self.output_pairs.judge(&io.output);
         } else if relu && io.wanted {
             io.listed = sparse_affine_relu_listing(e, &self.w, &self.b, y, &mut io.output);
         } else if relu {

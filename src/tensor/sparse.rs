@@ -144,6 +144,50 @@ pub struct Nonzeros {
     pairs: Pairs,
 }
 
+/// Whether listing a layer's matrices by pairs of rows (`Nonzeros::gather_pairs`) has
+/// paid lately, kept by the layer that lists them: a guard for nets whose rows pair
+/// badly (unrelated rows 15% nonzero pair at about 185%). After a matrix whose
+/// pairs' columns outnumber `PAIRS_PAY` percent of half their rows' nonzeros, the next
+/// `PAIRS_REST` are listed one row at a time, then pairs are tried again. Either way
+/// the results are the same.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PairChoice {
+    rest: u32,
+}
+
+/// The most a pair's columns may outnumber half its rows' nonzeros, in percent, for
+/// pairs to be kept (`PairChoice`). A guard, not a tuned figure: the kernel alone costs
+/// about 1.3 times one row's nonzero per pair's column (BENCHMARKS.md), so pairs near
+/// 156% would only break even, but the trained dropout net's first hidden layer, paired
+/// at about 156%, still paid in the whole evaluation: always pairing won 17 of 20 and
+/// 16 of 20 rounds against resting from pairs above 145% (a probe, alternating in one
+/// process; best 0.0500 against 0.0523 s). Its other layers pair at 115-140%.
+const PAIRS_PAY: usize = 170;
+
+/// How many matrices `PairChoice` lists one row at a time after pairs did not pay.
+const PAIRS_REST: u32 = 16;
+
+impl PairChoice {
+    /// Whether to list the next matrix by pairs.
+    pub fn pairs(&mut self) -> bool {
+        if !pairs_used() {
+            return false;
+        }
+        if self.rest > 0 {
+            self.rest -= 1;
+            return false;
+        }
+        true
+    }
+
+    /// After `e` was listed: if by pairs and they did not pay, rest from them.
+    pub fn judge(&mut self, e: &Nonzeros) {
+        if !e.pairs_paid() {
+            self.rest = PAIRS_REST;
+        }
+    }
+}
+
 /// A matrix's rows in pairs of like rows, each pair's entries listed once for both
 /// (`Nonzeros::gather_pairs`): the columns where either row is nonzero, with each
 /// row's values there, zero where that row has none.
@@ -483,6 +527,14 @@ impl Nonzeros {
         });
         p.on = true;
         true
+    }
+
+    /// Whether the entries are listed by pairs whose columns number at most
+    /// `PAIRS_PAY` percent of half their rows' nonzeros (true if not by pairs).
+    pub fn pairs_paid(&self) -> bool {
+        let p = &self.pairs;
+        let columns: usize = p.len.iter().map(|&l| l as usize).sum();
+        !p.on || 2 * columns * 100 <= PAIRS_PAY * p.nonzeros
     }
 
     /// Whether the by-column lists, which the weight gradient reads, were built
@@ -2119,6 +2171,44 @@ mod tests {
                 }
             }
         }
+        set_level(detected());
+    }
+
+    /// Pairs that do not pay (random rows: a pair's columns near twice a row's
+    /// nonzeros) make the layer list one row at a time for `PAIRS_REST` matrices, then
+    /// try pairs again; pairs of identical rows pay.
+    #[test]
+    fn pairs_that_do_not_pay_are_rested() {
+        use crate::simd::{LEVEL_LOCK, Level, detected, set_level};
+        let _one_at_a_time = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        if detected() < Level::Avx512 {
+            return; // no pairs: `PairChoice::pairs` is always false
+        }
+        set_level(Level::Avx512);
+        set_pairing(true);
+        let mut rng = Rng::new(47);
+        let random = sparse(200, 512, 0.15, &mut rng);
+        let mut twins = sparse(200, 512, 0.15, &mut rng);
+        for r in (0..200).step_by(2) {
+            let row = twins.row(r).to_vec();
+            twins.row_mut(r + 1).copy_from_slice(&row);
+        }
+        let mut e = Nonzeros::default();
+        let mut choice = PairChoice::default();
+        assert!(choice.pairs());
+        assert!(e.gather_pairs(&twins, MAX_DENSITY) && e.pairs_paid());
+        choice.judge(&e);
+        assert!(choice.pairs());
+        assert!(e.gather_pairs(&random, MAX_DENSITY) && !e.pairs_paid());
+        choice.judge(&e);
+        for _ in 0..PAIRS_REST {
+            assert!(!choice.pairs());
+        }
+        assert!(choice.pairs());
+        assert!(e.gather_rows(&random, MAX_DENSITY) && e.pairs_paid());
+        set_pairing(false);
+        assert!(!choice.pairs());
+        set_pairing(true);
         set_level(detected());
     }
 }
