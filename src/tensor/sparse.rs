@@ -44,50 +44,64 @@ use std::sync::atomic::{AtomicU8, Ordering};
 /// takes 1451 against 853.
 pub const MAX_DENSITY: f32 = 0.3;
 
-/// 0 = not yet read, 1 = on, 2 = off.
-static ENABLED: AtomicU8 = AtomicU8::new(0);
+/// A process-wide switch, on unless the environment variable `var` says `off` (read
+/// once), which benchmarks and tests may also set.
+struct Switch {
+    /// 0 = not yet read, 1 = on, 2 = off.
+    state: AtomicU8,
+    var: &'static str,
+}
+
+impl Switch {
+    const fn new(var: &'static str) -> Self {
+        Switch {
+            state: AtomicU8::new(0),
+            var,
+        }
+    }
+
+    fn get(&self) -> bool {
+        match self.state.load(Ordering::Relaxed) {
+            1 => true,
+            2 => false,
+            _ => {
+                let on = std::env::var(self.var).as_deref() != Ok("off");
+                self.set(on);
+                on
+            }
+        }
+    }
+
+    fn set(&self, on: bool) {
+        self.state.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+    }
+}
+
+static SPARSE: Switch = Switch::new("NNLAB_SPARSE");
+static PAIRS: Switch = Switch::new("NNLAB_PAIRS");
 
 /// Whether `Dense` may use the sparse products (default yes; `NNLAB_SPARSE=off` in
 /// the environment or [`set_sparse`] turns them off, for benchmarks and tests).
 pub fn sparse_enabled() -> bool {
-    match ENABLED.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let on = std::env::var("NNLAB_SPARSE").as_deref() != Ok("off");
-            ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
-            on
-        }
-    }
+    SPARSE.get()
 }
 
 /// Turns the sparse products on or off for this process.
 pub fn set_sparse(on: bool) {
-    ENABLED.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+    SPARSE.set(on)
 }
 
-/// 0 = not yet read, 1 = on, 2 = off.
-static PAIRING: AtomicU8 = AtomicU8::new(0);
-
-/// Whether evaluation's first dense layer lists its input by pairs of rows
+/// Whether evaluation lists each dense layer's input by pairs of rows
 /// ([`Nonzeros::gather_pairs`]; default yes; `NNLAB_PAIRS=off` in the environment or
 /// [`set_pairing`] turns it off, for benchmarks and tests). The results are the same
 /// either way.
 pub fn pairing_enabled() -> bool {
-    match PAIRING.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let on = std::env::var("NNLAB_PAIRS").as_deref() != Ok("off");
-            PAIRING.store(if on { 1 } else { 2 }, Ordering::Relaxed);
-            on
-        }
-    }
+    PAIRS.get()
 }
 
 /// Turns the pairing of rows on or off for this process.
 pub fn set_pairing(on: bool) {
-    PAIRING.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+    PAIRS.set(on)
 }
 
 /// Whether [`Nonzeros::gather_pairs`] pairs rows: [`pairing_enabled`] and the forward
@@ -1744,6 +1758,11 @@ mod tests {
     use crate::tensor::naive_matmul;
     use crate::tensor::transpose;
 
+    /// A matrix's entries' bits, for comparing results exactly.
+    fn bits(a: &Matrix) -> Vec<u32> {
+        a.data.iter().map(|v| v.to_bits()).collect()
+    }
+
     /// A `(rows, cols)` matrix with about `density` of its entries nonzero.
     fn sparse(rows: usize, cols: usize, density: f32, rng: &mut Rng) -> Matrix {
         Matrix::from_vec(
@@ -1841,7 +1860,6 @@ mod tests {
             sparse_matmul_nn_acc(&e, &w, &mut from_b);
             let mut affine = Matrix::from_vec(m, n, vec![f32::NAN; m * n]); // overwritten
             sparse_affine(&e, &w, &b, &mut affine);
-            let bits = |a: &Matrix| a.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&affine), bits(&from_b), "{m}x{k}x{n} at {level:?}");
             // and with the ReLU folded in, what the two apart give
             let mut fused = Matrix::from_vec(m, n, vec![f32::NAN; m * n]);
@@ -1909,7 +1927,6 @@ mod tests {
     fn rows_taken_from_a_slow_block_give_the_same_bits() {
         let mut rng = Rng::new(33);
         let (m, k, n) = (200, 300, 256);
-        let bits = |a: &Matrix| a.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         let x = sparse(m, k, 0.2, &mut rng);
         let w = Matrix::from_vec(k, n, (0..k * n).map(|_| rng.normal()).collect());
         let b: Vec<f32> = (0..n).map(|_| rng.normal() - 1.0).collect();
@@ -1951,7 +1968,6 @@ mod tests {
         use crate::simd::{LEVEL_LOCK, Level, detected, set_level};
         let _one_at_a_time = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let mut rng = Rng::new(21);
-        let bits = |a: &Matrix| a.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         for &(m, k, n, threads) in &[
             (100, 512, 512, 2),
             (37, 784, 256, 3),
@@ -2160,7 +2176,6 @@ mod tests {
             return; // `gather_pairs` is `gather_rows` (the other tests cover it)
         }
         set_pairing(true);
-        let bits = |a: &Matrix| a.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         let mut rng = Rng::new(43);
         for &(m, k, n, threads) in &[
             (256, 784, 512, 2),
