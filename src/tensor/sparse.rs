@@ -115,8 +115,8 @@ pub fn pairs_used() -> bool {
 /// `row_start[r]..row_start[r + 1]`) for the forward product, and by column (rows
 /// ascending; column `k`'s are `row[i]`, `val[i]` for `i` in `start[k]..start[k + 1]`)
 /// for the weight gradient. (Or, for evaluation, by row as a forward listed them, or
-/// by pairs of rows: `parts`, `pairs`.) Its buffers are reused, so gathering a batch of the same
-/// size again does not allocate.
+/// by pairs of rows: `parts`, `pairs`.) Its buffers are reused, so gathering a batch of
+/// the same size again does not allocate.
 #[derive(Clone, Debug, Default)]
 pub struct Nonzeros {
     /// Shape of the matrix the entries came from.
@@ -229,6 +229,16 @@ struct Pairs {
     nonzeros: usize,
 }
 
+impl Pairs {
+    /// Pair `i`'s entries: its columns, and each of its rows' values there.
+    #[inline(always)]
+    fn run(&self, i: usize) -> (&[u32], [&[f32]; 2]) {
+        let (a, len) = (i * self.width, self.len[i] as usize);
+        let vals = [&self.val[0][a..a + len], &self.val[1][a..a + len]];
+        (&self.col[a..a + len], vals)
+    }
+}
+
 /// One block of columns' entries, each row's in a slot of its own (see
 /// `Nonzeros::parts`), so that rows can be listed in any order, by any thread.
 #[derive(Clone, Debug, Default)]
@@ -336,7 +346,7 @@ impl Nonzeros {
         columns: bool,
     ) -> bool {
         let (n, d) = (x.rows, x.cols);
-        let pieces = self.count_by_piece(x, pieces);
+        let pieces = self.count_by_piece(x, pieces, 1);
         let per = self.per;
         // Each piece's start in the by-row lists; the last is the number of nonzeros.
         room(&mut self.piece_start, pieces + 1);
@@ -409,11 +419,11 @@ impl Nonzeros {
         true
     }
 
-    /// Takes `x`'s shape and counts its nonzeros per column in pieces of rows, one per
-    /// thread (fewer if a piece would have under 16 rows): piece `p`'s counts are
-    /// `cursor[p * cols ..][.. cols]`. Forgets any earlier lists. Returns the number
-    /// of pieces (of `per` rows).
-    fn count_by_piece(&mut self, x: &Matrix, pieces: usize) -> usize {
+    /// Takes `x`'s shape and counts the nonzeros per column of every `step`th row (row
+    /// numbers a multiple of `step`), in `pieces` pieces of rows (fewer if a piece
+    /// would have under 16 rows): piece `p`'s counts are `cursor[p * cols ..][..
+    /// cols]`. Forgets any earlier lists. Returns the number of pieces (of `per` rows).
+    fn count_by_piece(&mut self, x: &Matrix, pieces: usize, step: usize) -> usize {
         let (n, d) = (x.rows, x.cols);
         (self.rows, self.cols) = (n, d);
         self.columns = false;
@@ -427,7 +437,12 @@ impl Nonzeros {
         fork_blocks(0, n, per, &|r0, nb| {
             // SAFETY: piece r0 / per owns counts[(r0 / per) * d ..][.. d].
             let c = unsafe { std::slice::from_raw_parts_mut(counts.ptr().add(r0 / per * d), d) };
-            count_nonzeros(x, r0, nb, c)
+            if step == 1 {
+                return count_nonzeros(x, r0, nb, c);
+            }
+            for r in (r0.next_multiple_of(step)..r0 + nb).step_by(step) {
+                count_nonzeros(x, r, 1, c);
+            }
         });
         pieces
     }
@@ -454,22 +469,9 @@ impl Nonzeros {
             return self.gather_rows(x, max_density);
         }
         let (n, d) = (x.rows, x.cols);
-        (self.rows, self.cols, self.columns, self.listed) = (n, d, false, 0);
-        self.pairs.on = false;
-        // nonzeros per column in every `SAMPLE`th row (enough to choose the signature's
-        // columns), counted in pieces of rows, one per thread
-        self.per = n.div_ceil(threads().clamp(1, n.div_ceil(16).max(1))).max(1);
-        let (per, pieces) = (self.per, n.div_ceil(self.per));
-        self.cursor.clear();
-        self.cursor.resize(pieces * d, 0);
-        let counts = SendPtr(self.cursor.as_mut_ptr());
-        fork_blocks(0, n, per, &|r0, nb| {
-            // SAFETY: piece r0 / per owns counts[(r0 / per) * d ..][.. d].
-            let c = unsafe { std::slice::from_raw_parts_mut(counts.ptr().add(r0 / per * d), d) };
-            for r in (r0.next_multiple_of(SAMPLE)..r0 + nb).step_by(SAMPLE) {
-                count_nonzeros(x, r, 1, c);
-            }
-        });
+        // nonzeros per column in every `SAMPLE`th row: enough to choose the signature's
+        // columns
+        let pieces = self.count_by_piece(x, threads(), SAMPLE);
         let sampled = n.div_ceil(SAMPLE);
         let seen: usize = self.cursor.iter().map(|&c| c as usize).sum();
         if seen * n > most_entries(max_density, n, d) * sampled {
@@ -615,11 +617,8 @@ impl Nonzeros {
         if self.pairs.on {
             // its pair's columns, with its own values (zeros where it has none)
             let (i, side) = (self.pairs.of[r] as usize / 2, self.pairs.of[r] as usize % 2);
-            let (a, len) = (i * self.pairs.width, self.pairs.len[i] as usize);
-            return Runs::one((
-                &self.pairs.col[a..a + len],
-                &self.pairs.val[side][a..a + len],
-            ));
+            let (cols, vals) = self.pairs.run(i);
+            return Runs::one((cols, vals[side]));
         }
         if self.listed == 0 {
             let (a, b) = (self.row_start[r] as usize, self.row_start[r + 1] as usize);
@@ -1213,9 +1212,7 @@ unsafe fn forward_pairs(
                 std::slice::from_raw_parts_mut(dst.0.add(b * n + j0), nb),
             )
         };
-        let (at, len) = (i * p.width, p.len[i] as usize);
-        let ks = &p.col[at..at + len];
-        let vals = [&p.val[0][at..at + len], &p.val[1][at..at + len]];
+        let (ks, vals) = p.run(i);
         sum_scaled_pair(ks, vals, w, j0, [&mut *oa, &mut *ob], start, relu);
         if let Some(slots) = list {
             // SAFETY: as in `forward_row`, for both rows.
