@@ -1,17 +1,16 @@
 //! Kernel micro-benchmarks: the matrix products of the lab nets' training step (dense,
 //! and the first layer's sparse ones), the
 //! fused softmax cross-entropy, one Adam step over the deep net's parameters, the
-//! dropout mask and ReLU, gathering a batch. What forks across threads is timed on a
-//! rayon pool worker, as training runs (`tensor::on_pool`). Run:
-//! `cargo bench --bench kernels`.
+//! dropout mask and ReLU, gathering a batch, under the default runtime (every core).
+//! Run: `cargo bench --bench kernels`.
 //! Whole-epoch speed is `nnlab bench`'s job (BENCHMARKS.md).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use nnlab::layers::{Activation, ActivationLayer, Dropout, Layer, Mode};
+use nnlab::layers::{Activation, ActivationLayer, Dropout, Layer, Mode, Pass};
 use nnlab::optim::{AdamStep, adam_update};
-use nnlab::tensor::sparse::{MAX_DENSITY, Nonzeros, sparse_matmul_nn_acc, sparse_matmul_tn};
-use nnlab::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn, set_threads};
-use nnlab::{Rng, loss};
+use nnlab::tensor::sparse::{MAX_DENSITY, Nonzeros, sparse_affine, sparse_matmul_tn};
+use nnlab::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn};
+use nnlab::{Rng, Runtime, loss};
 use std::hint::black_box;
 
 /// Large buffers start on a cache line, as in the `nnlab` binary (`nnlab::alloc`).
@@ -22,22 +21,9 @@ fn filled(rows: usize, cols: usize, rng: &mut Rng) -> Matrix {
     Matrix::from_vec(rows, cols, (0..rows * cols).map(|_| rng.normal()).collect())
 }
 
-/// Times `work` on a rayon pool worker, as training runs (`tensor::on_pool`), so that
-/// its fork-joins take the pool's fast path.
-fn on_pool(b: &mut criterion::Bencher, mut work: impl FnMut() + Send) {
-    b.iter_custom(|iters| {
-        nnlab::tensor::on_pool(|| {
-            let start = std::time::Instant::now();
-            for _ in 0..iters {
-                work();
-            }
-            start.elapsed()
-        })
-    })
-}
-
 fn kernels(c: &mut Criterion) {
-    set_threads(0);
+    let rt = Runtime::default();
+    rt.enter();
     let mut rng = Rng::new(1);
     // forward y = x W, weight gradient dW = xᵀ dy, input gradient dx = dy Wᵀ, batch 100,
     // W stored (in, out) as `Dense` stores it
@@ -55,13 +41,13 @@ fn kernels(c: &mut Criterion) {
         let mut dw = Matrix::zeros(inp, out);
         let mut dx = Matrix::zeros(100, inp);
         c.bench_function(&format!("matmul_nn forward 100x{inp} . {inp}x{out}"), |b| {
-            on_pool(b, || matmul_nn(black_box(&x), &w, &mut y, false))
+            b.iter(|| matmul_nn(&rt, black_box(&x), &w, &mut y, false))
         });
         c.bench_function(&format!("matmul_tn dW {inp}x100 . 100x{out}"), |b| {
-            on_pool(b, || matmul_tn(black_box(&x), &dy, &mut dw, false))
+            b.iter(|| matmul_tn(&rt, black_box(&x), &dy, &mut dw, false))
         });
         c.bench_function(&format!("matmul_nt dx 100x{out} . {out}x{inp}"), |b| {
-            on_pool(b, || matmul_nt(black_box(&dy), &w, &mut dx, false))
+            b.iter(|| matmul_nt(&rt, black_box(&dy), &w, &mut dx, false))
         });
         if inp == 784 {
             // the first layer's sparse products, on an input 19% nonzero as MNIST's
@@ -81,13 +67,14 @@ fn kernels(c: &mut Criterion) {
             );
             let mut e = Nonzeros::default();
             c.bench_function("sparse gather 100x784 (19% nonzero)", |b| {
-                on_pool(b, || assert!(e.gather(black_box(&xs), MAX_DENSITY)))
+                b.iter(|| assert!(e.gather(&rt, black_box(&xs), MAX_DENSITY)))
             });
+            let bias = vec![0.1; out];
             c.bench_function(&format!("sparse forward 100x784 . 784x{out}"), |b| {
-                on_pool(b, || sparse_matmul_nn_acc(black_box(&e), &w, &mut y))
+                b.iter(|| sparse_affine(&rt, black_box(&e), &w, &bias, &mut y))
             });
             c.bench_function(&format!("sparse dW 784x100 . 100x{out}"), |b| {
-                on_pool(b, || sparse_matmul_tn(black_box(&mut e), &dy, &mut dw))
+                b.iter(|| sparse_matmul_tn(&rt, black_box(&mut e), &dy, &mut dw))
             });
         }
     }
@@ -115,7 +102,7 @@ fn kernels(c: &mut Criterion) {
                 l2: 0.0,
                 weight_decay: 0.0,
             };
-            adam_update(&mut p, &g, &mut m, &mut v, s)
+            adam_update(rt.simd, &mut p, &g, &mut m, &mut v, s)
         })
     });
     // the optimiser's whole step over the deep lab net, threads as set above
@@ -123,17 +110,29 @@ fn kernels(c: &mut Criterion) {
     let mut model = nnlab::model::Model::build(&cfg.model, 784, 10, &mut rng).unwrap();
     let mut opt = nnlab::optim::Optimizer::new(cfg.optimizer.clone(), &mut model.net);
     c.bench_function("optimizer step, deep net (Adam, all threads)", |b| {
-        on_pool(b, || opt.step(&mut model.net, 1e-3))
+        b.iter(|| opt.step(&mut model.net, 1e-3, &rt))
     });
     let x = filled(100, 512, &mut rng);
     let mut y = Matrix::zeros(100, 512);
     let mut drop = Dropout::new(0.7, 512);
     c.bench_function("dropout mask + apply 100x512", |b| {
-        b.iter(|| drop.forward(black_box(&x), &mut y, Mode::Train, &mut rng))
+        b.iter(|| {
+            drop.forward(
+                black_box(&x),
+                &mut y,
+                &mut Pass::new(Mode::Train, &mut rng, &rt),
+            )
+        })
     });
     let mut relu = ActivationLayer::new(Activation::Relu, 512);
     c.bench_function("relu forward 100x512", |b| {
-        b.iter(|| relu.forward(black_box(&x), &mut y, Mode::Train, &mut rng))
+        b.iter(|| {
+            relu.forward(
+                black_box(&x),
+                &mut y,
+                &mut Pass::new(Mode::Train, &mut rng, &rt),
+            )
+        })
     });
     // one training batch: 100 scattered rows of a 55,000 x 784 training set, on one
     // thread and on all
@@ -147,16 +146,16 @@ fn kernels(c: &mut Criterion) {
         class_names: (0..10).map(|c| c.to_string()).collect(),
     };
     let mut batcher = nnlab::data::Batcher::new(n, 784, 100);
-    for threads in [1, 0] {
-        set_threads(threads);
+    for threads in [1, rt.threads] {
+        let rt = rt.with_threads(threads);
         batcher.shuffle(&mut rng);
         c.bench_function(
             &format!("batch gather 100 x 784 (threads {threads})"),
             |b| {
-                on_pool(b, || {
-                    if !batcher.next_batch(&data) {
+                b.iter(|| {
+                    if !batcher.next_batch(&rt, &data) {
                         batcher.shuffle(&mut rng);
-                        batcher.next_batch(&data);
+                        batcher.next_batch(&rt, &data);
                     }
                 })
             },

@@ -15,7 +15,6 @@ fn spin(us: f64) {
 }
 
 fn main() {
-    nnlab::tensor::set_threads(2);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(2)
         .build()

@@ -6,7 +6,8 @@
 //!
 //! `cargo run --release --example gemm_libraries`
 
-use nnlab::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn, set_threads, threads};
+use nnlab::Runtime;
+use nnlab::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn};
 use std::time::Instant;
 
 #[derive(Clone, Copy)]
@@ -53,7 +54,7 @@ fn mm(
             )
         }
     };
-    if threads() < 2 || n < 32 {
+    if nnlab::runtime::cores() < 2 || n < 32 {
         block(0, n)
     } else {
         rayon::join(|| block(0, half), || block(half, n - half));
@@ -61,7 +62,7 @@ fn mm(
 }
 
 fn main() {
-    set_threads(0);
+    let rt = Runtime::default();
     let dims = [
         (784usize, 512usize),
         (512, 512),
@@ -103,10 +104,10 @@ fn main() {
             let t = Instant::now();
             for (l, ((x, w, dy), o)) in layers.iter().zip(outs.iter_mut()).enumerate() {
                 let [y, dw, dx, ..] = o;
-                matmul_nt(x, w, y, false);
-                matmul_tn(dy, x, dw, false);
+                matmul_nt(&rt, x, w, y, false);
+                matmul_tn(&rt, dy, x, dw, false);
                 if l > 0 {
-                    matmul_nn(dy, w, dx, false);
+                    matmul_nn(&rt, dy, w, dx, false);
                 }
             }
             best[0] = best[0].min(t.elapsed().as_secs_f64());

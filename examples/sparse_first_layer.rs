@@ -10,10 +10,11 @@
 //! they show where the sparse products stop paying off; `shuffled` moves each image's
 //! pixels to random places, to see what the clustering of real ink is worth.)
 
+use nnlab::Runtime;
 use nnlab::data::fetch::default_data_dir;
 use nnlab::data::{DatasetRef, FetchOptions};
-use nnlab::tensor::sparse::{Nonzeros, sparse_matmul_nn_acc, sparse_matmul_tn};
-use nnlab::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn, on_pool, set_threads, transpose};
+use nnlab::tensor::sparse::{Nonzeros, sparse_affine, sparse_matmul_tn};
+use nnlab::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn, transpose};
 use std::time::Instant;
 
 /// Large buffers start on a cache line, as in the `nnlab` binary (`nnlab::alloc`).
@@ -21,7 +22,8 @@ use std::time::Instant;
 static ALLOC: nnlab::alloc::Aligned = nnlab::alloc::Aligned;
 
 fn main() {
-    set_threads(0);
+    let rt = Runtime::default();
+    rt.enter();
     let mut args = std::env::args().skip(1);
     let out: usize = args.next().map_or(512, |s| s.parse().expect("OUT"));
     let keep: f32 = args.next().map_or(1.0, |s| s.parse().expect("DENSITY"));
@@ -55,7 +57,8 @@ fn main() {
     let mut best = [f64::MAX; 8];
     let mut diff = 0f32;
     let mut density = 0.0;
-    on_pool(|| {
+    let zero_bias = vec![0.0; out];
+    {
         for b in 0..200 {
             let mut x = Matrix::zeros(100, inp);
             for r in 0..100 {
@@ -83,18 +86,17 @@ fn main() {
                 f();
                 best[i] = best[i].min(t.elapsed().as_secs_f64());
             };
-            time(0, &mut || matmul_nt(&x, &w, &mut y[0], false));
-            time(1, &mut || matmul_tn(&dy, &x, &mut dw, false));
-            time(2, &mut || matmul_nn(&x, &wt, &mut y[1], false));
-            time(3, &mut || matmul_tn(&x, &dy, &mut dwt, false));
-            time(4, &mut || assert!(e.gather(&x, 1.0)));
-            time(7, &mut || assert!(!e.gather(&x, 0.0)));
-            assert!(e.gather(&x, 1.0));
+            time(0, &mut || matmul_nt(&rt, &x, &w, &mut y[0], false));
+            time(1, &mut || matmul_tn(&rt, &dy, &x, &mut dw, false));
+            time(2, &mut || matmul_nn(&rt, &x, &wt, &mut y[1], false));
+            time(3, &mut || matmul_tn(&rt, &x, &dy, &mut dwt, false));
+            time(4, &mut || assert!(e.gather(&rt, &x, 1.0)));
+            time(7, &mut || assert!(!e.gather(&rt, &x, 0.0)));
+            assert!(e.gather(&rt, &x, 1.0));
             time(5, &mut || {
-                y[2].fill(0.0);
-                sparse_matmul_nn_acc(&e, &wt, &mut y[2])
+                sparse_affine(&rt, &e, &wt, &zero_bias, &mut y[2])
             });
-            time(6, &mut || sparse_matmul_tn(&mut e, &dy, &mut dws));
+            time(6, &mut || sparse_matmul_tn(&rt, &mut e, &dy, &mut dws));
             if b == 0 {
                 density = e.nonzeros() as f64 / x.data.len() as f64;
                 let max = |a: &[f32], b: &[f32]| {
@@ -108,7 +110,7 @@ fn main() {
                     .max(max(&dwt.data, &dws.data));
             }
         }
-    });
+    }
     let us = |i: usize| best[i] * 1e6;
     println!(
         "first layer {inp} -> {out}, batch 100, {:.0}% nonzero, {} threads, best of 200 (us):\n  \
@@ -117,7 +119,7 @@ fn main() {
          sparse:             gather {:.0} (of which counting {:.0}) + forward {:.0} + weight grad {:.0} = {:.0}\n  \
          largest difference between results: {diff:.2e}",
         density * 100.0,
-        nnlab::tensor::threads(),
+        rt.threads,
         us(0),
         us(1),
         us(0) + us(1),

@@ -7,6 +7,7 @@ use crate::config::TrainConfig;
 use crate::data::Dataset;
 use crate::error::Result;
 use crate::layers::Layer;
+use crate::runtime::Runtime;
 use crate::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn};
 use crate::train::{EpochStats, RunData, Trainer};
 use std::time::Instant;
@@ -41,12 +42,14 @@ pub struct BenchReport {
     pub gemm_shapes_gflops: f64,
     /// `achieved_gflops / gemm_shapes_gflops`.
     pub fraction_of_gemm: f64,
-    /// Share of the timed epochs' wall time spent inside the matrix products.
+    /// Share of the timed epochs' wall time spent inside the matrix products (NaN
+    /// unless built with the `timers` feature).
     pub products_share: f64,
     /// GFLOP/s of the products as they ran inside training (dense-equivalent FLOP /
-    /// time inside them).
+    /// time inside them; NaN without `timers`).
     pub products_gflops: f64,
-    /// Share of the timed epochs' wall time spent in optimiser updates.
+    /// Share of the timed epochs' wall time spent in optimiser updates (NaN without
+    /// `timers`).
     pub optimizer_share: f64,
     /// Peak resident memory of the process so far, MB.
     pub peak_rss_mb: f64,
@@ -77,7 +80,7 @@ fn step_flop(dims: &[(usize, usize)], batch: usize) -> f64 {
 
 /// Times the step's products alone, all dense (the GEMM bound a dense implementation
 /// has); returns GFLOP/s (best of `reps` rounds).
-pub fn gemm_shapes_gflops(dims: &[(usize, usize)], batch: usize, reps: usize) -> f64 {
+pub fn gemm_shapes_gflops(rt: &Runtime, dims: &[(usize, usize)], batch: usize, reps: usize) -> f64 {
     let prods = step_products(dims, batch);
     let mut bufs: Vec<(Matrix, Matrix, Matrix)> = prods
         .iter()
@@ -98,9 +101,9 @@ pub fn gemm_shapes_gflops(dims: &[(usize, usize)], batch: usize, reps: usize) ->
         for _ in 0..20 {
             for (&(_, _, _, layout), (a, b, c)) in prods.iter().zip(bufs.iter_mut()) {
                 match layout {
-                    0 => matmul_nn(a, b, c, false),
-                    1 => matmul_tn(a, b, c, false),
-                    _ => matmul_nt(a, b, c, false),
+                    0 => matmul_nn(rt, a, b, c, false),
+                    1 => matmul_tn(rt, a, b, c, false),
+                    _ => matmul_nt(rt, a, b, c, false),
                 }
             }
         }
@@ -110,15 +113,15 @@ pub fn gemm_shapes_gflops(dims: &[(usize, usize)], batch: usize, reps: usize) ->
 }
 
 /// SGEMM GFLOP/s on `n x n x n` (best of 3).
-pub fn gemm_square_gflops(n: usize) -> f64 {
+pub fn gemm_square_gflops(rt: &Runtime, n: usize) -> f64 {
     let a = Matrix::from_vec(n, n, (0..n * n).map(|i| ((i % 13) as f32) * 0.01).collect());
     let b = a.clone();
     let mut c = Matrix::zeros(n, n);
-    matmul_nn(&a, &b, &mut c, false);
+    matmul_nn(rt, &a, &b, &mut c, false);
     let mut best = f64::INFINITY;
     for _ in 0..3 {
         let t = Instant::now();
-        matmul_nn(&a, &b, &mut c, false);
+        matmul_nn(rt, &a, &b, &mut c, false);
         best = best.min(t.elapsed().as_secs_f64());
     }
     2.0 * (n as f64).powi(3) / best / 1e9
@@ -148,12 +151,12 @@ pub fn bench_config(
     test: &Dataset,
     warmup: usize,
     epochs: usize,
+    rt: &Runtime,
 ) -> Result<BenchReport> {
     let warmup = warmup.max(1);
     let mut cfg = cfg.clone();
     cfg.epochs = warmup + epochs;
-    crate::tensor::set_threads(cfg.threads);
-    let mut trainer = Trainer::new(&cfg, train.features(), train.classes())?;
+    let mut trainer = Trainer::new(&cfg, train.features(), train.classes(), *rt)?;
     let mut secs = Vec::new();
     let mut gemm_ns = Vec::new();
     let mut optim_ns = Vec::new();
@@ -166,31 +169,34 @@ pub fn bench_config(
         None,
         &mut |s: &EpochStats| {
             secs.push(s.seconds);
-            gemm_ns.push(crate::tensor::gemm_nanos());
-            optim_ns.push(crate::optim::step_nanos());
+            gemm_ns.push(crate::timers::PRODUCTS.nanos());
+            optim_ns.push(crate::timers::OPTIMISER.nanos());
         },
     )?;
     // time inside the products during the timed epochs (gemm_ns[warmup - 1]: at the
     // end of the warm-up)
-    let gemm_s = (gemm_ns[gemm_ns.len() - 1] - gemm_ns[warmup - 1]) as f64 * 1e-9;
-    let optim_s = (optim_ns[optim_ns.len() - 1] - optim_ns[warmup - 1]) as f64 * 1e-9;
+    let timed_nanos = |ns: &[u64]| match crate::timers::ENABLED {
+        true => (ns[ns.len() - 1] - ns[warmup - 1]) as f64 * 1e-9,
+        false => f64::NAN,
+    };
+    let (gemm_s, optim_s) = (timed_nanos(&gemm_ns), timed_nanos(&optim_ns));
     let timed: Vec<f64> = secs[warmup..].to_vec();
     let timed_s: f64 = timed.iter().sum();
     let median = median(&timed);
     let mut inf = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
-        let _ = trainer.model.evaluate(test);
+        let _ = trainer.model.evaluate(test, rt);
         inf.push(t.elapsed().as_secs_f64());
     }
     let dims: Vec<(usize, usize)> = dense_dims(&mut trainer);
     let steps = train.len() as f64 / cfg.batch as f64;
     let flop_per_epoch = step_flop(&dims, cfg.batch) * steps;
     let achieved = flop_per_epoch / median / 1e9;
-    let shapes = gemm_shapes_gflops(&dims, cfg.batch, 5);
+    let shapes = gemm_shapes_gflops(rt, &dims, cfg.batch, 5);
     Ok(BenchReport {
         preset: name.to_string(),
-        threads: crate::tensor::threads(),
+        threads: rt.threads,
         train_examples: train.len(),
         warmup_epochs: warmup,
         epoch_seconds: timed,
@@ -200,7 +206,7 @@ pub fn bench_config(
         test_examples: test.len(),
         flop_per_epoch,
         achieved_gflops: achieved,
-        gemm_square_gflops: gemm_square_gflops(2048),
+        gemm_square_gflops: gemm_square_gflops(rt, 2048),
         gemm_shapes_gflops: shapes,
         fraction_of_gemm: achieved / shapes,
         products_share: gemm_s / timed_s,

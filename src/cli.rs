@@ -2,8 +2,10 @@
 //! Dispatch and printing live in `main.rs` and `commands/`.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use nnlab::Runtime;
 use nnlab::config::TrainConfig;
 use nnlab::render::TextStyle;
+use nnlab::simd::Level;
 use std::path::PathBuf;
 
 /// nnlab: the MNIST labs of "Deep Learning for Everyone", lecture 10, in Rust.
@@ -61,6 +63,42 @@ pub struct DataOpts {
     pub no_npm: bool,
 }
 
+/// How a command uses this machine. None of it is part of a model or a checkpoint:
+/// the same seed, data and config give the same bits at any thread count.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RuntimeOpts {
+    /// Threads to compute with [default: one per core; 0 means the same].
+    #[arg(short = 'j', long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Compute every layer with dense products, even on mostly-zero inputs such as
+    /// MNIST images (for comparison: by default a layer whose input is at most 30%
+    /// nonzero skips the zeros; the results differ in rounding only).
+    #[arg(long)]
+    pub dense_only: bool,
+    /// Cap the instruction set of nnlab's own loops: baseline, avx2 or avx512
+    /// [default: the CPU's best]. The results do not change.
+    #[arg(long, value_name = "LEVEL")]
+    pub simd: Option<Level>,
+    /// Compute with subnormal floats instead of flushing them to zero (FTZ/DAZ, the
+    /// default: on Intel CPUs each subnormal costs a microcode assist, which halved
+    /// training speed there; the lab results did not change).
+    #[arg(long)]
+    pub keep_subnormals: bool,
+}
+
+impl RuntimeOpts {
+    /// The runtime these flags describe.
+    pub fn runtime(&self) -> Runtime {
+        let mut rt = Runtime::new(self.threads.unwrap_or(0));
+        if let Some(level) = self.simd {
+            rt = rt.with_simd(level);
+        }
+        rt.sparse = !self.dense_only;
+        rt.ftz = !self.keep_subnormals;
+        rt
+    }
+}
+
 /// Output style shared by the training commands.
 #[derive(Args, Debug, Clone, Default)]
 pub struct OutputOpts {
@@ -96,9 +134,6 @@ pub struct LabArgs {
     /// Epochs (the lecture's is 15).
     #[arg(long, default_value_t = 15)]
     pub epochs: usize,
-    /// Threads for matrix products (0 = one per core).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
     /// Save each lab's model as DIR/LAB.safetensors.
     #[arg(long, value_name = "DIR")]
     pub save_dir: Option<PathBuf>,
@@ -108,6 +143,8 @@ pub struct LabArgs {
     pub report: Option<PathBuf>,
     #[command(flatten)]
     pub out: OutputOpts,
+    #[command(flatten)]
+    pub rt: RuntimeOpts,
     #[command(flatten)]
     pub data: DataOpts,
 }
@@ -184,9 +221,6 @@ pub struct TrainArgs {
     /// Training images held out for validation (5000 in the labs).
     #[arg(long)]
     pub validation: Option<usize>,
-    /// Threads for matrix products (0 = one per core).
-    #[arg(long)]
-    pub threads: Option<usize>,
     /// Evaluate the whole training set after each epoch (exact train accuracy).
     #[arg(long)]
     pub eval_train: bool,
@@ -204,6 +238,8 @@ pub struct TrainArgs {
     pub report: Option<PathBuf>,
     #[command(flatten)]
     pub out: OutputOpts,
+    #[command(flatten)]
+    pub rt: RuntimeOpts,
     #[command(flatten)]
     pub data: DataOpts,
 }
@@ -275,7 +311,6 @@ impl TrainArgs {
             batch => batch;
             seed => seed;
             validation => validation;
-            threads => threads;
         }
         if let Some(s) = &self.schedule {
             cfg.optimizer.schedule = s.parse()?;
@@ -301,30 +336,13 @@ pub struct BenchArgs {
     /// --epochs 3` times the last three epochs of a 15-epoch lab.
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
-    /// Threads (0 = one per core).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
-    /// How matrix products use threads: columns (default: blocks of output columns),
-    /// rows, or internal (the gemm crate's own threading).
-    #[arg(long, value_enum, default_value_t = GemmSplit::Columns)]
-    pub gemm_split: GemmSplit,
-    /// Compute every layer with dense products, even on mostly-zero inputs such as
-    /// MNIST images (for comparison; the default skips the zeros, see BENCHMARKS.md;
-    /// the environment variable NNLAB_SPARSE=off does the same for any command).
-    #[arg(long)]
-    pub dense_only: bool,
     /// Print the reports as JSON.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub rt: RuntimeOpts,
+    #[command(flatten)]
     pub data: DataOpts,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum GemmSplit {
-    Columns,
-    Rows,
-    Internal,
 }
 
 #[derive(Args, Debug)]
@@ -388,6 +406,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
     #[command(flatten)]
+    pub rt: RuntimeOpts,
+    #[command(flatten)]
     pub data: DataOpts,
 }
 
@@ -415,6 +435,8 @@ pub struct PredictArgs {
     /// Draw with ASCII shades instead of half blocks.
     #[arg(long)]
     pub ascii: bool,
+    #[command(flatten)]
+    pub rt: RuntimeOpts,
     #[command(flatten)]
     pub data: DataOpts,
 }
@@ -472,9 +494,8 @@ pub struct RbmArgs {
     /// Random seed.
     #[arg(long, default_value_t = 777)]
     pub seed: u64,
-    /// Threads (0 = one per core).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
+    #[command(flatten)]
+    pub rt: RuntimeOpts,
     #[command(flatten)]
     pub data: DataOpts,
 }
@@ -490,15 +511,14 @@ pub struct StudyArgs {
     /// Random seed.
     #[arg(long, default_value_t = 777)]
     pub seed: u64,
-    /// Threads (0 = one per core).
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
     /// Write a report (the table's data and its charts) to DIR.
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub rt: RuntimeOpts,
     #[command(flatten)]
     pub data: DataOpts,
 }
@@ -536,4 +556,6 @@ pub struct ServeArgs {
     /// Do not log each request on stderr.
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub rt: RuntimeOpts,
 }

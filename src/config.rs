@@ -246,8 +246,10 @@ pub struct TrainConfig {
     pub epochs: usize,
     pub batch: usize,
     pub seed: u64,
-    /// Threads for matrix products (0 = one per core).
-    pub threads: usize,
+    /// Accepted and ignored: configs and model files written before the runtime
+    /// (`--threads`) left the config hold `threads`, which never changed the results.
+    #[serde(rename = "threads", skip_serializing)]
+    pub legacy_threads: serde::de::IgnoredAny,
     /// Evaluate the whole training set after each epoch (exact train accuracy in
     /// evaluation mode); otherwise train accuracy is the running one during the epoch.
     pub eval_train: bool,
@@ -263,7 +265,7 @@ impl Default for TrainConfig {
             epochs: 15,
             batch: 100,
             seed: 777,
-            threads: 0,
+            legacy_threads: serde::de::IgnoredAny,
             eval_train: false,
             model: ModelConfig::default(),
             optimizer: OptimConfig::default(),

@@ -4,6 +4,7 @@
 
 use crate::config::TrainConfig;
 use crate::error::Result;
+use crate::runtime::Runtime;
 use crate::tensor::Matrix;
 use crate::train::{EpochStats, RunData, Trainer};
 
@@ -50,37 +51,34 @@ pub fn vote(predictions: &[Vec<u8>], avg: &Matrix) -> Vec<u8> {
 }
 
 /// Trains `members` copies of `cfg` with seeds `cfg.seed, cfg.seed + 1, ...`.
-/// With `parallel`, members train at the same time, one thread each; otherwise one
-/// after another, each on `cfg.threads` threads. `done(i, &trainer)` is called as
-/// each finishes.
+/// With `parallel`, members train at the same time (rayon's pool), one thread each;
+/// otherwise one after another, each with all of `rt`'s threads. Either way each
+/// member's weights are the same bits. `done(i, &trainer)` is called as each finishes.
 pub fn train_members(
     cfg: &TrainConfig,
     members: usize,
     data: &RunData<'_>,
+    rt: &Runtime,
     parallel: bool,
     done: &(dyn Fn(usize, &mut Trainer) + Sync),
 ) -> Result<Vec<Trainer>> {
     use rayon::prelude::*;
     let in_dim = data.train.features();
     let classes = data.train.classes();
+    let member_rt = if parallel { rt.with_threads(1) } else { *rt };
     let one = |i: usize| -> Result<Trainer> {
         let mut c = cfg.clone();
         c.seed = cfg.seed.wrapping_add(i as u64);
-        let mut t = Trainer::new(&c, in_dim, classes)?;
+        let mut t = Trainer::new(&c, in_dim, classes, member_rt)?;
         t.fit(data, None, &mut |_: &EpochStats| {})?;
         done(i, &mut t);
         Ok(t)
     };
-    let before = crate::tensor::threads();
-    let trained = if parallel {
-        crate::tensor::set_threads(1);
+    if parallel {
         (0..members).into_par_iter().map(one).collect()
     } else {
-        crate::tensor::set_threads(cfg.threads);
         (0..members).map(one).collect()
-    };
-    crate::tensor::set_threads(before);
-    trained
+    }
 }
 
 #[cfg(test)]

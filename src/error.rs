@@ -48,6 +48,17 @@ pub enum Error {
         got: String,
     },
 
+    /// Two layers of a net that do not fit: what one gives, the next does not take.
+    #[error("{layer} takes {takes}, but {before} gives {gives}: the two layers do not fit")]
+    LayersDoNotFit {
+        /// The later layer, as `Layer::describe` puts it, with its place in the net.
+        layer: String,
+        takes: String,
+        /// The layer before it (or the net's input).
+        before: String,
+        gives: String,
+    },
+
     /// A configuration field holds a value outside its domain.
     #[error("invalid {field} = {value}: {expected}")]
     Config {

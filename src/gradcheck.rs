@@ -8,10 +8,12 @@
 //! `2e-3 + 2e-2 · |g|` is far above both and far below any real bug (a wrong sign,
 //! factor or index gives errors of order |g|).
 //! Points within `h` of a kink (ReLU at 0, max ties) are detected by comparing the
-//! quotients for `h` and `h/2`, and skipped.
+//! quotients for `h` and `h/2`, and skipped. Layers run under the default runtime
+//! (every core, every fast path), as a user's training does.
 
-use crate::layers::{Layer, Mode};
+use crate::layers::{Layer, Mode, Pass};
 use crate::rng::Rng;
+use crate::runtime::Runtime;
 use crate::tensor::Matrix;
 
 const H: f32 = 1e-2;
@@ -32,7 +34,11 @@ pub struct Report {
 fn loss_of(layer: &mut dyn Layer, x: &Matrix, r: &Matrix, mode: Mode, seed: u64) -> f64 {
     let mut y = Matrix::zeros(x.rows, layer.out_dim());
     let mut rng = Rng::new(seed);
-    layer.forward(x, &mut y, mode, &mut rng);
+    layer.forward(
+        x,
+        &mut y,
+        &mut Pass::new(mode, &mut rng, &Runtime::default()),
+    );
     y.data
         .iter()
         .zip(&r.data)
@@ -88,9 +94,14 @@ pub fn check_layer_at(
 
     // analytic
     let mut y = Matrix::zeros(batch, outd);
-    layer.forward(&x, &mut y, mode, &mut Rng::new(fwd_seed));
+    let rt = Runtime::default();
+    layer.forward(
+        &x,
+        &mut y,
+        &mut Pass::new(mode, &mut Rng::new(fwd_seed), &rt),
+    );
     let mut dx = Matrix::zeros(batch, ind);
-    layer.backward(&x, &y, &r, Some(&mut dx));
+    layer.backward(&x, &y, &r, Some(&mut dx), &rt);
     let mut grads: Vec<(String, Vec<f32>)> = Vec::new();
     layer.visit_params(&mut |p| grads.push((p.name.to_string(), p.grad.to_vec())));
 

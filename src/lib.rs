@@ -4,8 +4,10 @@
 //! "Deep Learning for Everyone", every technique the lecture names as a tested
 //! feature, and a fast CPU trainer. Each layer's forward and backward pass are
 //! written by hand, side by side, in [`layers`]; matrix products go through the
-//! `gemm` crate ([`tensor`]), except the first layer's on mostly-zero inputs such as
-//! MNIST images, which skip the zeros ([`tensor::sparse`]).
+//! `gemm` crate ([`tensor`]), except where a layer's input is mostly zeros (MNIST
+//! images, a trained ReLU net's activations): there the products skip the zeros
+//! ([`tensor::sparse`]). How a computation uses the machine (threads, SIMD level, fast
+//! paths, subnormals) is one [`Runtime`] value, passed explicitly.
 //!
 //! ```
 //! use nnlab::data::Dataset;
@@ -31,21 +33,23 @@
 //! cfg.model.hidden = vec![16];
 //! cfg.epochs = 30;
 //! cfg.batch = 20;
-//! let mut trainer = Trainer::new(&cfg, 4, 2).unwrap();
+//! let mut trainer = Trainer::new(&cfg, 4, 2, nnlab::Runtime::default()).unwrap();
 //! trainer
 //!     .fit(&RunData { train: &data, val: None, test: None }, None, &mut |s: &EpochStats| {
 //!         println!("Epoch: {:04} cost = {:.9}", s.epoch, s.cost)
 //!     })
 //!     .unwrap();
-//! assert!(trainer.model.evaluate(&data).accuracy > 0.9);
+//! assert!(trainer.model.evaluate(&data, &trainer.rt).accuracy > 0.9);
 //! ```
 //!
 //! Modules: [`data`] (IDX files, datasets, fetching, batches), [`layers`], [`loss`],
 //! [`init`], [`optim`], [`model`], [`train`], [`config`], [`rbm`] (Deep Belief Net
 //! pre-training), [`ensemble`], [`io`] (safetensors model files, checkpoints, image
 //! input), [`report`] (pictures), [`study`] (the lecture's claims as experiments),
-//! [`bench`](mod@bench), [`gradcheck`], [`simd`] (run-time AVX2 builds of nnlab's
-//! own kernels), [`alloc`] (the cache-line aligned allocator the binary installs).
+//! [`bench`](mod@bench), [`gradcheck`], [`runtime`], [`par`] (fork-join and thread
+//! budgets), [`simd`] (run-time AVX2 builds of nnlab's own kernels), [`fpmode`]
+//! (subnormals flushed), [`timers`] (bench-only), [`files`] (atomic writes), [`alloc`]
+//! (the cache-line aligned allocator the binary installs).
 
 pub mod alloc;
 pub mod bench;
@@ -53,6 +57,8 @@ pub mod config;
 pub mod data;
 pub mod ensemble;
 pub mod error;
+pub mod files;
+pub mod fpmode;
 pub mod gradcheck;
 pub mod init;
 pub mod io;
@@ -66,13 +72,16 @@ pub mod rbm;
 pub mod render;
 pub mod report;
 pub mod rng;
+pub mod runtime;
 pub mod simd;
 pub mod study;
 pub mod tensor;
+pub mod timers;
 pub mod train;
 
 pub use config::{ModelConfig, TrainConfig};
 pub use error::{Error, Result};
 pub use model::Model;
 pub use rng::Rng;
+pub use runtime::Runtime;
 pub use tensor::Matrix;

@@ -19,9 +19,7 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = cli::Cli::parse();
-    // One pool worker runs the command; the products' fork-joins then stay inside the
-    // pool (`tensor::on_pool`).
-    let result = nnlab::tensor::on_pool(|| match cli.command {
+    let result = match cli.command {
         cli::Command::Lab(args) => commands::lab::run(&args),
         cli::Command::Train(args) => commands::train::run(&args),
         cli::Command::Data(args) => commands::data::run(&args),
@@ -32,7 +30,7 @@ fn main() {
         cli::Command::Predict(args) => commands::predict::run(&args),
         cli::Command::Ensemble(args) => commands::ensemble::run(&args),
         cli::Command::Serve(args) => commands::serve::run(&args),
-    });
+    };
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);

@@ -5,27 +5,34 @@ use crate::config::{HiddenUnit, LayerSpec, ModelConfig};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::layers::{
-    ActivationLayer, BatchNorm, Branch, Dense, Dropout, Layer, Maxout, Mode, Residual, Sequential,
+    ActivationLayer, BatchNorm, Branch, Dense, Dropout, Layer, Maxout, Mode, Pass, Residual,
+    Sequential,
 };
 use crate::loss::{softmax, softmax_cross_entropy};
 use crate::optim::Optimizer;
 use crate::rng::Rng;
+use crate::runtime::Runtime;
 use crate::tensor::{Matrix, for_each_piece};
 
 /// Builds one layer (or block) of an explicit layer list for an input of `width`.
 /// The spec was validated by `ModelConfig::validate`.
-fn build_layer(spec: &LayerSpec, width: usize, cfg: &ModelConfig, rng: &mut Rng) -> Box<dyn Layer> {
-    let list = |specs: &[LayerSpec], width: usize, rng: &mut Rng| -> Sequential {
+fn build_layer(
+    spec: &LayerSpec,
+    width: usize,
+    cfg: &ModelConfig,
+    rng: &mut Rng,
+) -> Result<Box<dyn Layer>> {
+    let list = |specs: &[LayerSpec], width: usize, rng: &mut Rng| -> Result<Sequential> {
         let mut s = Sequential::new(width);
         let mut w = width;
         for spec in specs {
-            let l = build_layer(spec, w, cfg, rng);
+            let l = build_layer(spec, w, cfg, rng)?;
             w = l.out_dim();
-            s.push(l);
+            s.push(l)?;
         }
-        s
+        Ok(s)
     };
-    match spec {
+    Ok(match spec {
         LayerSpec::Dense {
             units,
             init,
@@ -44,33 +51,22 @@ fn build_layer(spec: &LayerSpec, width: usize, cfg: &ModelConfig, rng: &mut Rng)
         LayerSpec::Dropout { keep } => Box::new(Dropout::new(*keep, width)),
         LayerSpec::Batchnorm => Box::new(BatchNorm::new(width)),
         LayerSpec::Residual { layers } => {
-            let f = list(layers, width, rng);
+            let f = list(layers, width, rng)?;
             Box::new(Residual::new(f, rng))
         }
         LayerSpec::Branch { merge, branches } => {
-            let bs = branches.iter().map(|b| list(b, width, rng)).collect();
+            let bs = branches
+                .iter()
+                .map(|b| list(b, width, rng))
+                .collect::<Result<_>>()?;
             Box::new(Branch::new(bs, *merge))
         }
-    }
+    })
 }
 
 /// Examples per batch in evaluation: the loss is averaged over each batch, then over
 /// the batches.
 pub const EVAL_BATCH: usize = 1000;
-
-/// The default of [`Model::eval_chunk_floats`]: evaluation runs each batch through the
-/// net in chunks of rows whose widest activation holds at most this many floats
-/// (512 kB): for the 512-wide nets, 256 rows. A chunk's activations and the nonzero
-/// lists passed between layers then stay in the cores' second-level caches beside the
-/// layer's weights (each thread's half of a 512 x 512 weight is 512 kB), which 1,000
-/// rows at once push out. Each row's logits are the same bits whatever the chunk (a
-/// test checks). Measured on the dropout net, 10,000 test images, alternating in one
-/// process, best of 10 (a build reading the size from the environment;
-/// `examples/eval_chunks.rs` reruns the comparison; BENCHMARKS.md): 1,000 rows
-/// 0.0623 s; 400: 0.0567; 300: 0.0549; 250: 0.0548; 200: 0.0546; 100: 0.0553. On the
-/// 256-wide xavier net (512 rows a chunk) 1,000 and 500 rows are within the noise of
-/// each other.
-pub const EVAL_CHUNK_FLOATS: usize = 1 << 17;
 
 /// A network that maps `(batch, in_dim)` inputs to `(batch, classes)` logits.
 pub struct Model {
@@ -78,15 +74,10 @@ pub struct Model {
     pub config: ModelConfig,
     pub in_dim: usize,
     pub classes: usize,
-    /// Evaluation's chunks of rows hold at most this many floats in the widest layer's
-    /// output ([`EVAL_CHUNK_FLOATS`] unless set; a knob for caches of other sizes).
-    pub eval_chunk_floats: usize,
     /// (batch, classes): gradient of the loss w.r.t. the logits.
     dlogits: Matrix,
-    /// (chunk, in_dim): evaluation input buffer.
+    /// (EVAL_BATCH, in_dim): evaluation input buffer.
     eval_x: Matrix,
-    /// (EVAL_BATCH, classes): a batch's logits, gathered from its chunks.
-    eval_logits: Matrix,
 }
 
 /// Accuracy and loss of a model on a dataset.
@@ -117,11 +108,11 @@ impl Model {
             for &h in &cfg.hidden {
                 match cfg.activation {
                     HiddenUnit::Act(act) => {
-                        net.push(Box::new(Dense::new(width, h, cfg.init, cfg.bias_init, rng)));
+                        net.push(Box::new(Dense::new(width, h, cfg.init, cfg.bias_init, rng)))?;
                         if cfg.batch_norm {
-                            net.push(Box::new(BatchNorm::new(h)));
+                            net.push(Box::new(BatchNorm::new(h)))?;
                         }
-                        net.push(Box::new(ActivationLayer::new(act, h)));
+                        net.push(Box::new(ActivationLayer::new(act, h)))?;
                     }
                     HiddenUnit::Maxout(k) => {
                         net.push(Box::new(Maxout::new(
@@ -131,22 +122,22 @@ impl Model {
                             cfg.init,
                             cfg.bias_init,
                             rng,
-                        )));
+                        )))?;
                         if cfg.batch_norm {
-                            net.push(Box::new(BatchNorm::new(h)));
+                            net.push(Box::new(BatchNorm::new(h)))?;
                         }
                     }
                 }
                 if cfg.keep_prob < 1.0 {
-                    net.push(Box::new(Dropout::new(cfg.keep_prob, h)));
+                    net.push(Box::new(Dropout::new(cfg.keep_prob, h)))?;
                 }
                 width = h;
             }
         } else {
             for spec in &cfg.layers {
-                let layer = build_layer(spec, width, cfg, rng);
+                let layer = build_layer(spec, width, cfg, rng)?;
                 width = layer.out_dim();
-                net.push(layer);
+                net.push(layer)?;
             }
         }
         net.push(Box::new(Dense::new(
@@ -155,16 +146,14 @@ impl Model {
             cfg.init,
             cfg.bias_init,
             rng,
-        )));
+        )))?;
         Ok(Model {
             net,
             config: cfg.clone(),
             in_dim,
             classes,
-            eval_chunk_floats: EVAL_CHUNK_FLOATS,
             dlogits: Matrix::zeros(0, classes),
             eval_x: Matrix::zeros(0, in_dim),
-            eval_logits: Matrix::zeros(0, 0),
         })
     }
 
@@ -172,8 +161,8 @@ impl Model {
     ///
     /// # Shapes
     /// `x: (batch, in_dim)` -> `(batch, classes)`.
-    pub fn forward(&mut self, x: &Matrix, mode: Mode, rng: &mut Rng) -> &Matrix {
-        self.net.run(x, mode, rng)
+    pub fn forward(&mut self, x: &Matrix, mode: Mode, rng: &mut Rng, rt: &Runtime) -> &Matrix {
+        self.net.run(x, &mut Pass::new(mode, rng, rt))
     }
 
     /// One optimisation step on a batch: forward (training mode), loss, backward,
@@ -185,23 +174,24 @@ impl Model {
         opt: &mut Optimizer,
         lr: f32,
         rng: &mut Rng,
+        rt: &Runtime,
     ) -> (f32, usize) {
-        let logits = self.net.run(x, Mode::Train, rng);
+        let logits = self.net.run(x, &mut Pass::new(Mode::Train, rng, rt));
         let correct = (0..logits.rows)
             .filter(|&r| logits.argmax_row(r) == labels[r] as usize)
             .count();
         let loss = softmax_cross_entropy(logits, labels, &mut self.dlogits);
-        self.net.backprop(x, &self.dlogits, None);
-        opt.step(&mut self.net, lr);
+        self.net.backprop(x, &self.dlogits, None, rt);
+        opt.step(&mut self.net, lr, rt);
         (loss, correct)
     }
 
     /// Accuracy, mean loss and predictions on a whole dataset (evaluation mode).
-    pub fn evaluate(&mut self, data: &Dataset) -> Evaluation {
+    pub fn evaluate(&mut self, data: &Dataset, rt: &Runtime) -> Evaluation {
         let mut correct = 0;
         let mut loss = 0f64;
         let mut predictions = Vec::with_capacity(data.len());
-        self.for_each_batch(data, |start, logits, dlogits| {
+        self.for_each_batch(data, rt, |start, logits, dlogits| {
             let n = logits.rows;
             let labels = &data.labels[start..start + n];
             loss += softmax_cross_entropy(logits, labels, dlogits) as f64 * n as f64;
@@ -222,61 +212,43 @@ impl Model {
     ///
     /// # Shapes
     /// -> `(data.len(), classes)`.
-    pub fn predict_proba(&mut self, data: &Dataset) -> Matrix {
+    pub fn predict_proba(&mut self, data: &Dataset, rt: &Runtime) -> Matrix {
         let mut out = Matrix::zeros(data.len(), self.classes);
         let mut probs = Matrix::zeros(0, self.classes);
         let c = self.classes;
-        self.for_each_batch(data, |start, logits, _| {
+        self.for_each_batch(data, rt, |start, logits, _| {
             softmax(logits, &mut probs);
             out.data[start * c..(start + logits.rows) * c].copy_from_slice(&probs.data);
         });
         out
     }
 
-    /// The most rows evaluation sends through the net at once: `eval_chunk_floats`
-    /// over the widest layer's output, at least 16 and at most `EVAL_BATCH`.
-    pub fn eval_chunk_rows(&self) -> usize {
-        let widest = self.net.layers.iter().map(|l| l.out_dim()).max();
-        (self.eval_chunk_floats / widest.unwrap_or(1).max(1)).clamp(16, EVAL_BATCH)
-    }
-
     /// Runs evaluation-mode forward passes over `data` in batches of `EVAL_BATCH`,
-    /// calling `f(first_index, logits, scratch)` for each; each batch goes through the
-    /// net in chunks of at most `eval_chunk_rows()` rows (see `EVAL_CHUNK_FLOATS`).
-    fn for_each_batch(&mut self, data: &Dataset, mut f: impl FnMut(usize, &Matrix, &mut Matrix)) {
+    /// calling `f(first_index, logits, scratch)` for each.
+    fn for_each_batch(
+        &mut self,
+        data: &Dataset,
+        rt: &Runtime,
+        mut f: impl FnMut(usize, &Matrix, &mut Matrix),
+    ) {
         let mut rng = Rng::new(0); // evaluation draws nothing
         let feat = data.features();
-        let most = self.eval_chunk_rows();
         let mut scratch = std::mem::take(&mut self.dlogits);
         let mut x = std::mem::take(&mut self.eval_x);
-        let mut logits = std::mem::take(&mut self.eval_logits);
         let mut start = 0;
         while start < data.len() {
             let n = EVAL_BATCH.min(data.len() - start);
-            logits.reshape_for(n, self.net.out_dim());
-            // chunks of equal size, give or take a row (so none is a single row
-            // unless the batch is: the dense product takes another path for one)
-            let chunks = n.div_ceil(most);
-            let mut done = 0;
-            for c in 0..chunks {
-                let rows = n / chunks + usize::from(c < n % chunks);
-                let from = (start + done) * feat;
-                let images = &data.images.data[from..from + rows * feat];
-                x.reshape_for(rows, feat);
-                for_each_piece(&mut x.data, &|at, x| {
-                    x.copy_from_slice(&images[at..at + x.len()])
-                });
-                let out = self.net.infer(&x, &mut rng);
-                let c = out.cols;
-                logits.data[done * c..(done + rows) * c].copy_from_slice(&out.data);
-                done += rows;
-            }
-            f(start, &logits, &mut scratch);
+            let images = &data.images.data[start * feat..(start + n) * feat];
+            x.reshape_for(n, feat);
+            for_each_piece(rt, &mut x.data, &|at, x| {
+                x.copy_from_slice(&images[at..at + x.len()])
+            });
+            let logits = self.net.run(&x, &mut Pass::new(Mode::Eval, &mut rng, rt));
+            f(start, logits, &mut scratch);
             start += n;
         }
         self.dlogits = scratch;
         self.eval_x = x;
-        self.eval_logits = logits;
     }
 
     /// Whether every parameter is finite; otherwise the name of the first bad tensor

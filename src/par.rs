@@ -20,18 +20,18 @@
 //! The waiting loops are plain loads, without the `spin_loop()` hint. On this project's
 //! machines (KVM guests) a pool spinning on PAUSE instructions fell, in most 15-epoch
 //! xavier runs, into phases where the whole process ran at half speed for seconds
-//! (epochs of 0.9-1.1 s instead of 0.4-0.5), which interleaved rayon runs did not
-//! show; without the hint, 7 of 8 runs had none that day. Later runs had such phases
-//! again without it (6 of 16 xavier runs, against 0 of 13 with rayon; none on the deep
-//! and dropout nets), with shorter waits too, so PAUSE was not the whole cause; what is
-//! remains open (BENCHMARKS.md, "Slow phases are back"). `NNLAB_POOL=rayon` avoids them.
+//! (BENCHMARKS.md, "Slow phases are back", has what was measured).
 //!
-//! `NNLAB_POOL=rayon` switches [`join`] back to `rayon::join` (for comparison). The
-//! results are the same bits either way: only where the halves run changes.
+//! The other half of a fork runs in the forking thread's floating-point mode
+//! ([`crate::fpmode`]): the worker takes the forking thread's MXCSR with the job.
+//!
+//! Thread budgets live here too: [`join_budget`] splits a [`Runtime`]'s threads
+//! between two pieces of work, and [`fork_blocks`] runs one block per thread.
 
+use crate::runtime::Runtime;
 use std::cell::UnsafeCell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -73,21 +73,6 @@ static WORKERS: [Worker; MAX_WORKERS] = [IDLE; MAX_WORKERS];
 static STARTED: AtomicUsize = AtomicUsize::new(0);
 static STARTING: Mutex<()> = Mutex::new(());
 
-/// 0 = not yet read, 1 = this pool, 2 = rayon.
-static USE_RAYON: AtomicU8 = AtomicU8::new(0);
-
-fn use_rayon() -> bool {
-    match USE_RAYON.load(Ordering::Relaxed) {
-        1 => false,
-        2 => true,
-        _ => {
-            let rayon = std::env::var("NNLAB_POOL").is_ok_and(|v| v == "rayon");
-            USE_RAYON.store(if rayon { 2 } else { 1 }, Ordering::Relaxed);
-            rayon
-        }
-    }
-}
-
 /// Type-erased pointer to a job on the forking thread's stack.
 #[derive(Clone, Copy)]
 struct JobRef {
@@ -95,6 +80,8 @@ struct JobRef {
     /// Runs the job and stores its result; does not signal completion.
     run: unsafe fn(*const ()),
     done: *const AtomicBool,
+    /// The forking thread's floating-point control word, for the worker to run in.
+    csr: u32,
 }
 
 /// The second closure of a `join`, its result, and whether it has finished.
@@ -116,7 +103,8 @@ impl<F: FnOnce() -> R, R> StackJob<F, R> {
     }
 }
 
-/// Makes sure `n` workers run (at most `MAX_WORKERS`).
+/// Makes sure `n` workers run (at most `MAX_WORKERS`): one per core but the forking
+/// thread's, started by the first fork.
 fn start_workers(n: usize) {
     let n = n.min(MAX_WORKERS);
     if STARTED.load(Ordering::Acquire) >= n {
@@ -176,6 +164,7 @@ fn work(w: &'static Worker) {
         }
         // SAFETY: the forking thread keeps the `JobRef` and its job alive until `done`.
         let job = unsafe { *job };
+        crate::fpmode::set_control_word(job.csr);
         unsafe { (job.run)(job.data) };
         // free for the next fork before the forking thread hears this one is done, so
         // that its next fork finds this worker idle
@@ -184,19 +173,11 @@ fn work(w: &'static Worker) {
     }
 }
 
-/// Workers wanted: one per core, or per thread `tensor::set_threads` asked for if
-/// more, less the forking thread.
-fn wanted() -> usize {
-    static CORES: OnceLock<usize> = OnceLock::new();
-    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    crate::tensor::max_threads().max(cores) - 1
-}
-
 /// Claims an idle worker, starting the pool's workers first if need be.
 fn claim() -> Option<&'static Worker> {
-    let want = wanted();
-    start_workers(want);
-    let started = STARTED.load(Ordering::Acquire).min(want);
+    static CORES: OnceLock<usize> = OnceLock::new();
+    start_workers(*CORES.get_or_init(crate::runtime::cores) - 1);
+    let started = STARTED.load(Ordering::Acquire);
     WORKERS[..started].iter().find(|w| {
         w.claimed
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -215,9 +196,6 @@ where
     RA: Send,
     RB: Send,
 {
-    if use_rayon() {
-        return rayon::join(a, b);
-    }
     let Some(w) = claim() else {
         // no idle worker: both here, and `b` still runs if `a` panics
         let ra = catch_unwind(AssertUnwindSafe(a));
@@ -232,6 +210,7 @@ where
         data: &job as *const StackJob<B, RB> as *const (),
         run: StackJob::<B, RB>::run,
         done: &job.done,
+        csr: crate::fpmode::control_word(),
     };
     w.job
         .store(&job_ref as *const JobRef as *mut JobRef, Ordering::SeqCst);
@@ -268,6 +247,45 @@ where
         job.result.into_inner().expect("the worker stored a result")
     };
     both(ra, rb)
+}
+
+/// Runs two independent products (typically a layer's two gradient products,
+/// `dW = xᵀ dy` and `dx = dy Wᵀ`) at the same time, each given half of `rt`'s threads,
+/// so that one fork-join replaces one per product. With one thread they run one after
+/// the other. A product's bits do not depend on its thread count (tested), so neither
+/// do the results. Timed as one product (`timers`).
+pub fn join_products(
+    rt: &Runtime,
+    a: impl FnOnce(&Runtime) + Send,
+    b: impl FnOnce(&Runtime) + Send,
+) {
+    let t = rt.threads;
+    if t < 2 {
+        a(rt);
+        b(rt);
+        return;
+    }
+    let _timer = crate::timers::Timer::start(&crate::timers::PRODUCTS);
+    let (ra, rb) = (rt.with_threads(t / 2), rt.with_threads(t - t / 2));
+    join(
+        || crate::timers::untimed(|| a(&ra)),
+        || crate::timers::untimed(|| b(&rb)),
+    );
+}
+
+/// Runs `block(j0, nb)` over `[lo, hi)` cut into pieces of `per` (the last may be
+/// shorter), in parallel by recursive halving with [`join`] (which, unlike a scope's
+/// spawn, does not allocate).
+pub fn fork_blocks(lo: usize, hi: usize, per: usize, block: &(impl Fn(usize, usize) + Sync)) {
+    let blocks = (hi - lo).div_ceil(per.max(1));
+    if blocks <= 1 {
+        return block(lo, hi - lo);
+    }
+    let mid = lo + blocks / 2 * per;
+    join(
+        || fork_blocks(lo, mid, per, block),
+        || fork_blocks(mid, hi, per, block),
+    );
 }
 
 /// Both results, or the first panic raised again.
@@ -349,6 +367,29 @@ mod tests {
         }
         // the pool still works
         assert_eq!(join(|| 1, || 2), (1, 2));
+    }
+
+    /// The other half of a fork computes in the forking thread's floating-point mode,
+    /// whichever mode the worker ran its last job in.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_other_half_runs_in_the_forking_threads_mode() {
+        let before = crate::fpmode::control_word();
+        for ftz in [true, false, true] {
+            crate::fpmode::set_flush_to_zero(ftz);
+            for _ in 0..50 {
+                let sub = std::hint::black_box(f32::MIN_POSITIVE / 2.0);
+                let (a, b) = join(crate::fpmode::flushes_to_zero, || {
+                    (
+                        crate::fpmode::flushes_to_zero(),
+                        sub * std::hint::black_box(1.0),
+                    )
+                });
+                assert_eq!((a, b.0), (ftz, ftz));
+                assert_eq!(b.1 == 0.0, ftz, "a subnormal operand, flush {ftz}");
+            }
+        }
+        crate::fpmode::set_control_word(before);
     }
 
     /// A worker that has gone to sleep is woken by the next fork and runs its second

@@ -14,6 +14,7 @@ use crate::data::Batcher;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
+use crate::runtime::Runtime;
 use crate::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn};
 
 /// Training settings of one RBM. Defaults follow Hinton's guide for MNIST-like data.
@@ -134,10 +135,10 @@ impl Rbm {
     ///
     /// # Shapes
     /// `v: (batch, visible)`, `h: (batch, hidden)`.
-    pub fn hidden_probs(&self, v: &Matrix, h: &mut Matrix) {
+    pub fn hidden_probs(&self, rt: &Runtime, v: &Matrix, h: &mut Matrix) {
         h.reshape_for(v.rows, self.hidden());
         crate::layers::broadcast_rows(h, &self.b_h);
-        matmul_nt(v, &self.w, h, true);
+        matmul_nt(rt, v, &self.w, h, true);
         sigmoid_inplace(h);
     }
 
@@ -145,10 +146,10 @@ impl Rbm {
     ///
     /// # Shapes
     /// `h: (batch, hidden)`, `v: (batch, visible)`.
-    pub fn visible_probs(&self, h: &Matrix, v: &mut Matrix) {
+    pub fn visible_probs(&self, rt: &Runtime, h: &Matrix, v: &mut Matrix) {
         v.reshape_for(h.rows, self.visible());
         crate::layers::broadcast_rows(v, &self.b_v);
-        matmul_nn(h, &self.w, v, true);
+        matmul_nn(rt, h, &self.w, v, true);
         sigmoid_inplace(v);
     }
 
@@ -158,6 +159,7 @@ impl Rbm {
     /// error.
     pub fn gradient(
         &mut self,
+        rt: &Runtime,
         v0: &Matrix,
         h_sample: Option<&Matrix>,
         k: usize,
@@ -168,7 +170,7 @@ impl Rbm {
         let mut vk = std::mem::take(&mut self.vk);
         let mut hk = std::mem::take(&mut self.hk);
         let mut hs = std::mem::take(&mut self.hs);
-        self.hidden_probs(v0, &mut h0);
+        self.hidden_probs(rt, v0, &mut h0);
         match h_sample {
             Some(given) => {
                 hs.reshape_for(given.rows, given.cols);
@@ -180,12 +182,12 @@ impl Rbm {
             if step > 0 {
                 sample(&hk, &mut hs, rng);
             }
-            self.visible_probs(&hs, &mut vk);
-            self.hidden_probs(&vk, &mut hk);
+            self.visible_probs(rt, &hs, &mut vk);
+            self.hidden_probs(rt, &vk, &mut hk);
         }
         // ΔW = (h0ᵀ v0 - hkᵀ vk) / n: positive phase in dw, negative phase in dw_neg
-        matmul_tn(&h0, v0, &mut self.dw, false);
-        matmul_tn(&hk, &vk, &mut self.dw_neg, false);
+        matmul_tn(rt, &h0, v0, &mut self.dw, false);
+        matmul_tn(rt, &hk, &vk, &mut self.dw_neg, false);
         for (d, &neg) in self.dw.data.iter_mut().zip(&self.dw_neg.data) {
             *d = (*d - neg) / n;
         }
@@ -219,8 +221,15 @@ impl Rbm {
 
     /// One CD-k step on a batch: sample `h ~ p(h|v0)`, estimate the gradient, and
     /// update with momentum and weight decay. Returns the reconstruction error.
-    pub fn cd_step(&mut self, v0: &Matrix, cfg: &RbmConfig, momentum: f32, rng: &mut Rng) -> f32 {
-        let err = self.gradient(v0, None, cfg.k, rng);
+    pub fn cd_step(
+        &mut self,
+        rt: &Runtime,
+        v0: &Matrix,
+        cfg: &RbmConfig,
+        momentum: f32,
+        rng: &mut Rng,
+    ) -> f32 {
+        let err = self.gradient(rt, v0, None, cfg.k, rng);
         let lr = cfg.lr;
         for ((vel, &g), w) in self
             .vel_w
@@ -257,6 +266,7 @@ impl Rbm {
     /// mean reconstruction error)` after each.
     pub fn train(
         &mut self,
+        rt: &Runtime,
         data: &Matrix,
         cfg: &RbmConfig,
         rng: &mut Rng,
@@ -280,8 +290,8 @@ impl Rbm {
                 cfg.momentum
             };
             let (mut total, mut batches) = (0f64, 0usize);
-            while batcher.next_batch(&ds) {
-                total += self.cd_step(&batcher.x, cfg, momentum, rng) as f64;
+            while batcher.next_batch(rt, &ds) {
+                total += self.cd_step(rt, &batcher.x, cfg, momentum, rng) as f64;
                 batches += 1;
             }
             let err = (total / batches.max(1) as f64) as f32;
@@ -310,6 +320,7 @@ fn sample(p: &Matrix, out: &mut Matrix, rng: &mut Rng) {
 /// Greedy layer-wise pre-training: an RBM on the data, then each next RBM on the
 /// hidden probabilities of the one below. `report(layer, epoch, error)`.
 pub fn pretrain_stack(
+    rt: &Runtime,
     data: &Matrix,
     hidden: &[usize],
     cfg: &RbmConfig,
@@ -320,7 +331,7 @@ pub fn pretrain_stack(
     let mut stack = Vec::new();
     for (layer, &h) in hidden.iter().enumerate() {
         let mut rbm = Rbm::new(input.cols, h, rng);
-        rbm.train(&input, cfg, rng, &mut |e, err| report(layer, e, err))?;
+        rbm.train(rt, &input, cfg, rng, &mut |e, err| report(layer, e, err))?;
         let mut next = Matrix::zeros(0, h);
         // hidden probabilities of the whole set, in chunks
         let mut out = Matrix::zeros(input.rows, h);
@@ -332,7 +343,7 @@ pub fn pretrain_stack(
             chunk
                 .data
                 .copy_from_slice(&input.data[start * input.cols..(start + n) * input.cols]);
-            rbm.hidden_probs(&chunk, &mut next);
+            rbm.hidden_probs(rt, &chunk, &mut next);
             out.data[start * h..(start + n) * h].copy_from_slice(&next.data);
             start += n;
         }
@@ -360,7 +371,7 @@ mod tests {
         rbm.b_h = vec![0.3];
         let v0 = Matrix::from_vec(1, 2, vec![1.0, 0.0]);
         let hs = Matrix::from_vec(1, 1, vec![1.0]);
-        rbm.gradient(&v0, Some(&hs), 1, &mut Rng::new(0));
+        rbm.gradient(&Runtime::single(), &v0, Some(&hs), 1, &mut Rng::new(0));
         // by hand:
         let h0 = sig(0.5 * 1.0 + 0.3); // p(h|v0)
         let v1 = [sig(0.5 + 0.1), sig(-0.5 - 0.2)]; // p(v|h=1)

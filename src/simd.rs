@@ -16,14 +16,15 @@
 //! per nonzero. A trained dropout net's 10,000-image evaluation took 0.107-0.116 s
 //! against 0.120-0.129 with AVX2 (`examples/inference.rs`, alternating, BENCHMARKS.md).
 //!
+//! The level is part of the [`Runtime`](crate::runtime::Runtime) (`--simd` caps it),
+//! passed to each kernel as its first argument; no setting is global.
+//!
 //! The results do not depend on the level: Rust never contracts `a * b + c` into a
 //! fused multiply-add, and no kernel here reorders a sum by level (the elementwise
 //! ones have none; the sparse products sum in an order fixed by the data), so each
 //! lane computes exactly the scalar expression. `tests/training.rs`
 //! (`simd_level_does_not_change_results`) checks this bit for bit, and
 //! `tensor::sparse`'s tests pin the sparse products' bits at every level.
-
-use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Instruction-set level the elementwise kernels run at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -38,54 +39,40 @@ pub enum Level {
     Avx512 = 3,
 }
 
-/// 0 = not yet detected.
-static LEVEL: AtomicU8 = AtomicU8::new(0);
-
-/// The best level this CPU supports.
+/// The best level this CPU supports (detected once).
 pub fn detected() -> Level {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // (POPCNT too, which the sparse products' listing counts entries with; every
-        // AVX-512 CPU has it)
-        if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("popcnt") {
-            return Level::Avx512;
+    static DETECTED: std::sync::OnceLock<Level> = std::sync::OnceLock::new();
+    *DETECTED.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // (POPCNT too, which the sparse products' listing counts entries with;
+            // every AVX-512 CPU has it)
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("popcnt") {
+                return Level::Avx512;
+            }
+            if is_x86_feature_detected!("avx2") {
+                return Level::Avx2;
+            }
         }
-        if is_x86_feature_detected!("avx2") {
-            return Level::Avx2;
-        }
-    }
-    Level::Baseline
+        Level::Baseline
+    })
 }
 
-/// The level in use: the detected one unless [`set_level`] lowered it.
-#[inline]
-pub fn level() -> Level {
-    match LEVEL.load(Ordering::Relaxed) {
-        1 => Level::Baseline,
-        2 => Level::Avx2,
-        3 => Level::Avx512,
-        _ => {
-            // NNLAB_SIMD=baseline or =avx2 caps it from outside (benchmarks).
-            let cap = match std::env::var("NNLAB_SIMD").as_deref() {
-                Ok("baseline") => Level::Baseline,
-                Ok("avx2") => Level::Avx2,
-                _ => Level::Avx512,
-            };
-            let l = detected().min(cap);
-            LEVEL.store(l as u8, Ordering::Relaxed);
-            l
+impl std::str::FromStr for Level {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "baseline" | "sse2" => Ok(Level::Baseline),
+            "avx2" => Ok(Level::Avx2),
+            "avx512" => Ok(Level::Avx512),
+            _ => Err(format!("unknown SIMD level `{s}` (baseline, avx2, avx512)")),
         }
     }
-}
-
-/// Caps the level (for tests and benchmarks); a level above what the CPU supports is
-/// lowered to the detected one.
-pub fn set_level(l: Level) {
-    LEVEL.store(l.min(detected()) as u8, Ordering::Relaxed);
 }
 
 /// Defines a function whose body is compiled twice, for the baseline and with AVX2,
-/// and runs the version the current [`level`] allows. The body becomes an
+/// and runs the version its first parameter, a [`Level`] (the runtime's), allows; a
+/// level above the CPU's is never passed (`Runtime` caps it). The body becomes an
 /// `#[inline(always)]` function called straight from a `#[target_feature(enable =
 /// "avx2")]` one, so it is always compiled with AVX2. (An earlier version passed a
 /// closure to a generic AVX2 function; LLVM inlined short closures into it but left
@@ -94,26 +81,27 @@ pub fn set_level(l: Level) {
 /// ```ignore
 /// simd_fn! {
 ///     /// Doc.
-///     pub fn scale(x: &mut [f32], a: f32) { for v in x { *v *= a } }
+///     pub fn scale(level: Level, x: &mut [f32], a: f32) { for v in x { *v *= a } }
 /// }
 /// ```
 macro_rules! simd_fn {
-    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($lvl:ident: Level, $($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$m])*
-        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+        $vis fn $name($lvl: $crate::simd::Level, $($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
-            fn kernel($($arg: $ty),*) $(-> $ret)? $body
+            #[allow(unused_variables)]
+            fn kernel($lvl: $crate::simd::Level, $($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2")]
-            unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
-                kernel($($arg),*)
+            unsafe fn avx2($lvl: $crate::simd::Level, $($arg: $ty),*) $(-> $ret)? {
+                kernel($lvl, $($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
-            if $crate::simd::level() >= $crate::simd::Level::Avx2 {
-                // SAFETY: `level()` never exceeds what `detected()` found on this CPU.
-                return unsafe { avx2($($arg),*) };
+            if $lvl >= $crate::simd::Level::Avx2 && $crate::simd::detected() >= $crate::simd::Level::Avx2 {
+                // SAFETY: the CPU has AVX2 (checked just above).
+                return unsafe { avx2($lvl, $($arg),*) };
             }
-            kernel($($arg),*)
+            kernel($lvl, $($arg),*)
         }
     };
 }
@@ -122,52 +110,44 @@ pub(crate) use simd_fn;
 /// Like `simd_fn!`, with a third copy compiled for AVX-512 (`avx512f`), run when
 /// the level is [`Level::Avx512`].
 macro_rules! simd_fn_wide {
-    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($lvl:ident: Level, $($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$m])*
-        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+        $vis fn $name($lvl: $crate::simd::Level, $($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
-            fn kernel($($arg: $ty),*) $(-> $ret)? $body
+            #[allow(unused_variables)]
+            fn kernel($lvl: $crate::simd::Level, $($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2")]
-            unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
-                kernel($($arg),*)
+            unsafe fn avx2($lvl: $crate::simd::Level, $($arg: $ty),*) $(-> $ret)? {
+                kernel($lvl, $($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx512f")]
-            unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
-                kernel($($arg),*)
+            unsafe fn avx512($lvl: $crate::simd::Level, $($arg: $ty),*) $(-> $ret)? {
+                kernel($lvl, $($arg),*)
             }
             #[cfg(target_arch = "x86_64")]
-            match $crate::simd::level() {
-                // SAFETY: `level()` never exceeds what `detected()` found on this CPU.
-                $crate::simd::Level::Avx512 => return unsafe { avx512($($arg),*) },
-                $crate::simd::Level::Avx2 => return unsafe { avx2($($arg),*) },
+            match $lvl.min($crate::simd::detected()) {
+                // SAFETY: the level is at most what `detected()` found on this CPU.
+                $crate::simd::Level::Avx512 => return unsafe { avx512($lvl, $($arg),*) },
+                $crate::simd::Level::Avx2 => return unsafe { avx2($lvl, $($arg),*) },
                 $crate::simd::Level::Baseline => {}
             }
-            kernel($($arg),*)
+            kernel($lvl, $($arg),*)
         }
     };
 }
 pub(crate) use simd_fn_wide;
-
-/// Held by the library's tests that change the level, so that none sees another's.
-#[cfg(test)]
-pub(crate) static LEVEL_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn levels_are_capped_by_the_cpu() {
-        let _one_at_a_time = LEVEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        let d = detected();
-        set_level(Level::Avx512);
-        assert_eq!(level(), d);
-        set_level(Level::Avx2);
-        assert_eq!(level(), d.min(Level::Avx2));
-        set_level(Level::Baseline);
-        assert_eq!(level(), Level::Baseline);
-        set_level(d);
+    fn levels_parse_and_order() {
+        assert_eq!("avx2".parse::<Level>(), Ok(Level::Avx2));
+        assert!("avx9".parse::<Level>().unwrap_err().contains("avx9"));
+        assert!(Level::Baseline < Level::Avx2 && Level::Avx2 < Level::Avx512);
+        assert!(detected() >= Level::Baseline);
     }
 }

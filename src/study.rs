@@ -11,6 +11,7 @@ use crate::layers::{Activation, Layer};
 use crate::loss::softmax_cross_entropy;
 use crate::optim::{OptimConfig, OptimizerKind};
 use crate::rng::Rng;
+use crate::runtime::Runtime;
 use crate::tensor::Matrix;
 use crate::train::{EpochStats, RunData, Trainer};
 
@@ -82,7 +83,8 @@ pub struct StudyData<'a> {
 pub struct StudyOptions {
     pub quick: bool,
     pub seed: u64,
-    pub threads: usize,
+    /// How the experiments use the machine.
+    pub rt: Runtime,
 }
 
 fn config(
@@ -96,7 +98,6 @@ fn config(
         optimizer,
         epochs,
         seed: o.seed,
-        threads: o.threads,
         validation: 0,
         ..TrainConfig::default()
     }
@@ -115,8 +116,13 @@ fn sgd(lr: f32) -> OptimConfig {
 }
 
 /// Trains and returns the trainer, its per-epoch history, and the test accuracy.
-fn train(cfg: &TrainConfig, data: &StudyData<'_>, with_test: bool) -> Result<(Trainer, f64)> {
-    let mut t = Trainer::new(cfg, data.train.features(), data.train.classes())?;
+fn train(
+    o: &StudyOptions,
+    cfg: &TrainConfig,
+    data: &StudyData<'_>,
+    with_test: bool,
+) -> Result<(Trainer, f64)> {
+    let mut t = Trainer::new(cfg, data.train.features(), data.train.classes(), o.rt)?;
     t.fit(
         &RunData {
             train: data.train,
@@ -126,7 +132,7 @@ fn train(cfg: &TrainConfig, data: &StudyData<'_>, with_test: bool) -> Result<(Tr
         None,
         &mut |_: &EpochStats| {},
     )?;
-    let acc = t.model.evaluate(data.test).accuracy as f64;
+    let acc = t.model.evaluate(data.test, &o.rt).accuracy as f64;
     Ok((t, acc))
 }
 
@@ -140,13 +146,12 @@ pub fn weight_gradient_norms(trainer: &mut Trainer, data: &Dataset, batch: usize
         data.images.data[..n * data.features()].to_vec(),
     );
     let mut rng = Rng::new(0);
-    let logits = trainer
-        .model
-        .net
-        .run(&x, crate::layers::Mode::Train, &mut rng);
+    let rt = trainer.rt;
+    let mut pass = crate::layers::Pass::new(crate::layers::Mode::Train, &mut rng, &rt);
+    let logits = trainer.model.net.run(&x, &mut pass);
     let mut d = Matrix::zeros(0, logits.cols);
     softmax_cross_entropy(logits, &data.labels[..n], &mut d);
-    trainer.model.net.backprop(&x, &d, None);
+    trainer.model.net.backprop(&x, &d, None, &rt);
     let mut norms = Vec::new();
     trainer.model.net.visit_params(&mut |p| {
         if p.shape.rank == 2 {
@@ -223,13 +228,14 @@ pub fn depth(data: &StudyData<'_>, o: &StudyOptions) -> Result<Table> {
                 bias_init: Init::Zeros,
                 ..ModelConfig::default()
             };
-            let (_, acc_sgd) = train(&config(o, model.clone(), sgd(0.1), epochs), data, false)?;
-            let (_, acc_adam) = train(&config(o, model.clone(), adam(), epochs), data, false)?;
+            let (_, acc_sgd) = train(o, &config(o, model.clone(), sgd(0.1), epochs), data, false)?;
+            let (_, acc_adam) = train(o, &config(o, model.clone(), adam(), epochs), data, false)?;
             // gradient norms at initialisation (a fresh, untrained net with the same seed)
             let mut fresh = Trainer::new(
                 &config(o, model, sgd(0.1), epochs),
                 data.train.features(),
                 data.train.classes(),
+                o.rt,
             )?;
             let norms = weight_gradient_norms(&mut fresh, data.train, 100);
             let first = norms[0];
@@ -285,7 +291,7 @@ pub fn init(data: &StudyData<'_>, o: &StudyOptions) -> Result<Table> {
             pretrain_epochs: pretrain,
             ..ModelConfig::default()
         };
-        let (t, acc) = train(&config(o, model, adam(), epochs), data, true)?;
+        let (t, acc) = train(o, &config(o, model, adam(), epochs), data, true)?;
         rows.push(accuracy_and_cost_row(label, &t, acc));
     }
     Ok(Table {
@@ -319,7 +325,7 @@ pub fn activation(data: &StudyData<'_>, o: &StudyOptions) -> Result<Table> {
             bias_init: Init::Zeros,
             ..ModelConfig::default()
         };
-        let (t, acc) = train(&config(o, model, adam(), epochs), data, true)?;
+        let (t, acc) = train(o, &config(o, model, adam(), epochs), data, true)?;
         rows.push(accuracy_and_cost_row(&unit.to_string(), &t, acc));
     }
     Ok(Table {
@@ -358,7 +364,7 @@ pub fn dropout(data: &StudyData<'_>, o: &StudyOptions) -> Result<Table> {
         };
         let mut cfg = config(o, model, adam(), epochs);
         cfg.eval_train = true;
-        let (t, acc) = train(&cfg, &sub, true)?;
+        let (t, acc) = train(o, &cfg, &sub, true)?;
         let train_acc = t.history.last().expect("epochs >= 1").train_acc as f64;
         rows.push(Row {
             label: format!("keep {keep}"),
@@ -399,10 +405,11 @@ pub fn ensemble(data: &StudyData<'_>, o: &StudyOptions) -> Result<Table> {
         val: None,
         test: None,
     };
-    let mut ts = crate::ensemble::train_members(&cfg, members, &run, o.threads != 1, &|_, _| {})?;
+    let parallel = o.rt.threads != 1;
+    let mut ts = crate::ensemble::train_members(&cfg, members, &run, &o.rt, parallel, &|_, _| {})?;
     let probs: Vec<Matrix> = ts
         .iter_mut()
-        .map(|t| t.model.predict_proba(data.test))
+        .map(|t| t.model.predict_proba(data.test, &o.rt))
         .collect();
     let acc = |p: &[u8]| {
         p.iter()

@@ -355,11 +355,15 @@ fn ctrl_c_stops_and_says_how_to_resume() {
         "{err}"
     );
     assert!(
-        nnlab::io::model_file::load_checkpoint(&ck, &{
-            let mut c = nnlab::config::TrainConfig::preset("xavier").unwrap();
-            c.epochs = 30;
-            c
-        })
+        nnlab::train::checkpoint::load_checkpoint(
+            &ck,
+            &{
+                let mut c = nnlab::config::TrainConfig::preset("xavier").unwrap();
+                c.epochs = 30;
+                c
+            },
+            nnlab::Runtime::default()
+        )
         .is_ok()
     );
 }

@@ -113,11 +113,13 @@ fn network() {
         Init::XavierUniform,
         Init::Normal(0.1),
         &mut rng,
-    )));
-    net.push(Box::new(ActivationLayer::new(Activation::Tanh, 8)));
+    )))
+    .unwrap();
+    net.push(Box::new(ActivationLayer::new(Activation::Tanh, 8)))
+        .unwrap();
     let mut d = Dropout::new(0.8, 8);
     d.frozen = true;
-    net.push(Box::new(d));
+    net.push(Box::new(d)).unwrap();
     net.push(Box::new(Maxout::new(
         8,
         5,
@@ -125,14 +127,16 @@ fn network() {
         Init::XavierUniform,
         Init::Normal(0.1),
         &mut rng,
-    )));
+    )))
+    .unwrap();
     net.push(Box::new(Dense::new(
         5,
         3,
         Init::XavierUniform,
         Init::Normal(0.1),
         &mut rng,
-    )));
+    )))
+    .unwrap();
     ok(&mut net, 4, Mode::Train, 40);
     ok(&mut net, 1, Mode::Train, 41);
 }
@@ -184,17 +188,24 @@ fn the_check_catches_a_wrong_gradient() {
         fn describe(&self) -> String {
             "wrong".into()
         }
-        fn in_dim(&self) -> usize {
-            self.0.in_dim()
+        fn input(&self) -> nnlab::layers::Features {
+            self.0.input()
         }
-        fn out_dim(&self) -> usize {
-            self.0.out_dim()
+        fn output(&self) -> nnlab::layers::Features {
+            self.0.output()
         }
-        fn forward(&mut self, x: &Matrix, y: &mut Matrix, m: Mode, r: &mut Rng) {
-            self.0.forward(x, y, m, r)
+        fn forward(&mut self, x: &Matrix, y: &mut Matrix, pass: &mut nnlab::layers::Pass<'_>) {
+            self.0.forward(x, y, pass)
         }
-        fn backward(&mut self, x: &Matrix, y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>) {
-            self.0.backward(x, y, dy, dx);
+        fn backward(
+            &mut self,
+            x: &Matrix,
+            y: &Matrix,
+            dy: &Matrix,
+            dx: Option<&mut Matrix>,
+            rt: &nnlab::Runtime,
+        ) {
+            self.0.backward(x, y, dy, dx, rt);
             self.0.db.iter_mut().for_each(|g| *g *= 1.1); // a 10% error in db
         }
         fn visit_params(&mut self, f: &mut dyn FnMut(nnlab::layers::Param<'_>)) {
@@ -220,11 +231,16 @@ fn gradients_overwrite() {
     let mut l = Dense::new(4, 3, Init::Normal(0.5), Init::Normal(0.5), &mut rng);
     let x = Matrix::from_vec(2, 4, (0..8).map(|i| i as f32 * 0.1).collect());
     let mut y = Matrix::zeros(2, 3);
-    l.forward(&x, &mut y, Mode::Train, &mut rng);
+    let rt = nnlab::Runtime::default();
+    l.forward(
+        &x,
+        &mut y,
+        &mut nnlab::layers::Pass::new(Mode::Train, &mut rng, &rt),
+    );
     let dy = Matrix::from_vec(2, 3, vec![1.0; 6]);
-    l.backward(&x, &y, &dy, None);
+    l.backward(&x, &y, &dy, None, &rt);
     let first = (l.dw.clone(), l.db.clone());
-    l.backward(&x, &y, &dy, None);
+    l.backward(&x, &y, &dy, None, &rt);
     assert_eq!((l.dw.clone(), l.db.clone()), first);
 }
 
@@ -258,8 +274,9 @@ fn mlp(inp: usize, widths: &[usize], act: Activation, rng: &mut Rng) -> Sequenti
             Init::Normal(0.5),
             Init::Normal(0.2),
             rng,
-        )));
-        s.push(Box::new(ActivationLayer::new(act, o)));
+        )))
+        .unwrap();
+        s.push(Box::new(ActivationLayer::new(act, o))).unwrap();
         w = o;
     }
     s
@@ -313,18 +330,21 @@ fn branch_blocks_and_nesting() {
                     mlp(5, &[5], Activation::Tanh, &mut rng),
                 ],
                 Merge::Sum,
-            )));
+            )))
+            .unwrap();
             s
         },
         &mut rng,
-    )));
+    )))
+    .unwrap();
     net.push(Box::new(Dense::new(
         5,
         3,
         Init::Normal(0.5),
         Init::Zeros,
         &mut rng,
-    )));
+    )))
+    .unwrap();
     ok(&mut net, 3, Mode::Train, 73);
     // nested names are unique and state_dict-like
     let mut names = Vec::new();

@@ -7,6 +7,7 @@
 //! allocate. The training input is a batch of real-looking sparse images and one of
 //! dense ones, so both kinds of first-layer products run.
 
+use nnlab::Runtime;
 use nnlab::config::TrainConfig;
 use nnlab::model::Model;
 use nnlab::optim::Optimizer;
@@ -50,14 +51,12 @@ static A: Counting = Counting;
 #[test]
 fn training_steps_do_not_allocate() {
     for threads in [1, 2] {
-        nnlab::tensor::set_threads(threads);
-        // on a pool worker, as the binary runs training (forks from outside the pool
-        // go through rayon's injector, which allocates a block every 63 jobs)
-        nnlab::tensor::on_pool(|| steps(threads));
+        steps(threads);
     }
 }
 
 fn steps(threads: usize) {
+    let rt = Runtime::default().with_threads(threads);
     for preset in ["xavier", "dropout"] {
         let cfg = TrainConfig::preset(preset).unwrap();
         let mut rng = Rng::new(1);
@@ -84,7 +83,7 @@ fn steps(threads: usize) {
         );
         let labels: Vec<u8> = (0..100).map(|i| (i % 10) as u8).collect();
         for x in [&dense, &sparse, &dense] {
-            model.train_step(x, &labels, &mut opt, 1e-3, &mut rng);
+            model.train_step(x, &labels, &mut opt, 1e-3, &mut rng, &rt);
         }
         COUNT.store(0, Ordering::Relaxed);
         GEMM_COUNT.store(0, Ordering::Relaxed);
@@ -92,7 +91,7 @@ fn steps(threads: usize) {
         ON.store(true, Ordering::Relaxed);
         for step in 0..10 {
             let x = if step % 2 == 0 { &sparse } else { &dense };
-            model.train_step(x, &labels, &mut opt, 1e-3, &mut rng);
+            model.train_step(x, &labels, &mut opt, 1e-3, &mut rng, &rt);
         }
         ON.store(false, Ordering::Relaxed);
         let (n, in_gemm) = (

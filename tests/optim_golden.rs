@@ -78,7 +78,7 @@ fn adam_and_adamw_match_golden() {
                 l2,
                 weight_decay: wd,
             };
-            adam_update(&mut p, g, &mut m, &mut v, s);
+            adam_update(nnlab::simd::detected(), &mut p, g, &mut m, &mut v, s);
         }
         close(&p, want);
     }

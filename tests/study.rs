@@ -10,11 +10,13 @@ fn data() -> (nnlab::data::Dataset, &'static nnlab::data::Dataset) {
     (m.train.slice(5000..10000, "mnist train (5,000)"), &m.test)
 }
 
-const O: StudyOptions = StudyOptions {
-    quick: true,
-    seed: 777,
-    threads: 0,
-};
+fn options() -> StudyOptions {
+    StudyOptions {
+        quick: true,
+        seed: 777,
+        rt: nnlab::Runtime::default(),
+    }
+}
 
 #[test]
 fn deep_sigmoid_vanishes_relu_does_not() {
@@ -24,7 +26,7 @@ fn deep_sigmoid_vanishes_relu_does_not() {
             train: &train,
             test,
         },
-        &O,
+        &options(),
     )
     .unwrap();
     let sig = t.row("sigmoid depth 16").unwrap();
@@ -58,7 +60,7 @@ fn zero_init_stays_at_chance_xavier_and_he_learn() {
             train: &train,
             test,
         },
-        &O,
+        &options(),
     )
     .unwrap();
     let acc = |l: &str| t.row(l).unwrap().get("test acc").unwrap();
@@ -80,7 +82,7 @@ fn every_activation_trains() {
             train: &train,
             test,
         },
-        &O,
+        &options(),
     )
     .unwrap();
     assert_eq!(t.rows.len(), 6);
@@ -97,7 +99,7 @@ fn dropout_narrows_the_gap() {
             train: &train,
             test,
         },
-        &O,
+        &options(),
     )
     .unwrap();
     let gap = |l: &str| t.row(l).unwrap().get("gap").unwrap();
@@ -117,7 +119,7 @@ fn ensembles_do_not_lose_to_their_members() {
             train: &train,
             test,
         },
-        &O,
+        &options(),
     )
     .unwrap();
     let last = t.rows.last().unwrap();

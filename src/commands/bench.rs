@@ -9,18 +9,10 @@ use nnlab::config::TrainConfig;
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let splits = load_dataset("mnist", &args.data, true)?;
     let (train, _) = splits.train.split_validation(nnlab::data::LAB_VALIDATION)?;
-    nnlab::tensor::set_split(match args.gemm_split {
-        crate::cli::GemmSplit::Columns => nnlab::tensor::Split::Columns,
-        crate::cli::GemmSplit::Rows => nnlab::tensor::Split::Rows,
-        crate::cli::GemmSplit::Internal => nnlab::tensor::Split::Internal,
-    });
-    if args.dense_only {
-        nnlab::tensor::sparse::set_sparse(false);
-    }
+    let rt = args.rt.runtime();
     let mut reports = Vec::new();
     for p in &args.presets {
-        let mut cfg = TrainConfig::preset(p)?;
-        cfg.threads = args.threads;
+        let cfg = TrainConfig::preset(p)?;
         let r = bench_config(
             p,
             &cfg,
@@ -28,10 +20,21 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             &splits.test,
             args.warmup,
             args.epochs.max(1),
+            &rt,
         )?;
         if !args.json {
+            let shares = if nnlab::timers::ENABLED {
+                format!(
+                    "products {:.0}% of the time at {:.1} GFLOP/s, optimiser {:.0}%",
+                    100.0 * r.products_share,
+                    r.products_gflops,
+                    100.0 * r.optimizer_share
+                )
+            } else {
+                "(build with --features timers for the products' and optimiser's shares)".into()
+            };
             println!(
-                "{:<8} {:>7.3} s/epoch  {:>8.0} samples/s  inference {:>6.4} s/{}  {:>6.1} GFLOP/epoch (dense)  {:>6.1} GFLOP/s = {:>4.0}% of GEMM on these shapes ({:.1} GFLOP/s; 2048³: {:.1})  products {:.0}% of the time at {:.1} GFLOP/s, optimiser {:.0}%  peak RSS {:.0} MB  [{} threads; epoch seconds {}: {:?}]",
+                "{:<8} {:>7.3} s/epoch  {:>8.0} samples/s  inference {:>6.4} s/{}  {:>6.1} GFLOP/epoch (dense)  {:>6.1} GFLOP/s = {:>4.0}% of GEMM on these shapes ({:.1} GFLOP/s; 2048³: {:.1})  {}  peak RSS {:.0} MB  [{} threads; epoch seconds {}: {:?}]",
                 r.preset,
                 r.median_epoch_s,
                 r.samples_per_s,
@@ -42,9 +45,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 100.0 * r.fraction_of_gemm,
                 r.gemm_shapes_gflops,
                 r.gemm_square_gflops,
-                100.0 * r.products_share,
-                r.products_gflops,
-                100.0 * r.optimizer_share,
+                shares,
                 r.peak_rss_mb,
                 r.threads,
                 match (r.warmup_epochs + 1, r.warmup_epochs + r.epoch_seconds.len()) {

@@ -27,16 +27,16 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
     if let Some(d) = &args.save_dir {
         std::fs::create_dir_all(d)
             .map_err(|e| anyhow::anyhow!("creating --save-dir {}: {e}", d.display()))?;
-        model_file::check_writable(&d.join("member-0.safetensors"))?;
+        nnlab::files::check_writable(&d.join("member-0.safetensors"))?;
     }
     let quiet = t.out.quiet || t.out.json;
     let mut report = t.report.as_deref().map(super::report::open).transpose()?;
     let sets = RunSets::new(load_dataset(&cfg.dataset, &t.data, quiet)?, cfg.validation)?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rt = t.rt.runtime();
     let parallel = match args.parallel {
         Parallel::Yes => true,
         Parallel::No => false,
-        Parallel::Auto => args.members >= cores && cores > 1,
+        Parallel::Auto => args.members >= rt.threads && rt.threads > 1,
     };
     if !quiet {
         println!(
@@ -60,7 +60,7 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
         test: None,
     };
     let meta = run_meta(&cfg, &sets);
-    let mut members = train_members(&cfg, args.members, &data, parallel, &|i, tr| {
+    let mut members = train_members(&cfg, args.members, &data, &rt, parallel, &|i, tr| {
         if !quiet {
             eprintln!("nnlab: member {i} (seed {}) done", tr.cfg.seed);
         }
@@ -70,9 +70,9 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
     let mut probs = Vec::new();
     let mut accs = Vec::new();
     for (i, m) in members.iter_mut().enumerate() {
-        let e = m.model.evaluate(test);
+        let e = m.model.evaluate(test, &rt);
         accs.push(e.accuracy);
-        probs.push(m.model.predict_proba(test));
+        probs.push(m.model.predict_proba(test, &rt));
         if let Some(d) = &args.save_dir {
             let mut meta = meta.clone();
             meta.config = m.cfg.clone();

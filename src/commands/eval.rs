@@ -9,6 +9,8 @@ use nnlab::metrics::Confusion;
 use nnlab::tensor::Matrix;
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
+    let rt = args.rt.runtime();
+    rt.enter();
     let mut models = args
         .models
         .iter()
@@ -43,9 +45,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
                 &mut m.model,
                 &[],
                 d,
+                &rt,
             )?;
         }
-        let e = m.model.evaluate(d);
+        let e = m.model.evaluate(d, &rt);
         let conf = Confusion::new(&d.labels, &e.predictions, d.classes());
         if !args.json {
             println!(
@@ -66,7 +69,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             "recall": (0..d.classes()).map(|c| conf.recall(c)).collect::<Vec<_>>(),
             "confusion": conf.counts,
         }));
-        probs.push(m.model.predict_proba(d));
+        probs.push(m.model.predict_proba(d, &rt));
     }
     let mut ensemble = serde_json::Value::Null;
     if models.len() > 1 {

@@ -25,7 +25,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
     if let Some(d) = &args.save_dir {
         std::fs::create_dir_all(d)
             .map_err(|e| anyhow::anyhow!("creating --save-dir {}: {e}", d.display()))?;
-        nnlab::io::model_file::check_writable(&d.join("probe.safetensors"))?;
+        nnlab::files::check_writable(&d.join("probe.safetensors"))?;
     }
     let mut report = args
         .report
@@ -41,7 +41,6 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
         let mut cfg = TrainConfig::preset(lab.name)?;
         cfg.seed = args.seed;
         cfg.epochs = args.epochs;
-        cfg.threads = args.threads;
         if !args.out.json {
             println!(
                 "\n== Lab {}: 784-{}-10, {} init, keep_prob {} ==",
@@ -63,7 +62,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
                 .map(|d| d.join(format!("{}.safetensors", lab.name))),
             ..RunOptions::default()
         };
-        let mut res = run_config(&cfg, &sets, &args.out, lab.name, &opts)?;
+        let mut res = run_config(&cfg, &sets, &args.out, lab.name, &opts, args.rt.runtime())?;
         if let Some(r) = report.as_mut() {
             let history = res.trainer.history.clone();
             let mut m = super::report::model_pictures(
@@ -73,6 +72,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
                 &mut res.trainer.model,
                 &history,
                 &sets.test,
+                &res.trainer.rt,
             )?;
             m["lecture_accuracy"] = lab.lecture_accuracy.into();
             metrics.insert(lab.name.to_string(), m);

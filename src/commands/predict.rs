@@ -50,9 +50,11 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     };
     let x = Matrix::from_vec(1, h * w, pixels);
     let mut rng = nnlab::Rng::new(0);
+    let rt = args.rt.runtime();
+    rt.enter();
     let logits = m
         .model
-        .forward(&x, nnlab::layers::Mode::Eval, &mut rng)
+        .forward(&x, nnlab::layers::Mode::Eval, &mut rng, &rt)
         .clone();
     let mut probs = Matrix::zeros(1, m.model.classes);
     softmax(&logits, &mut probs);

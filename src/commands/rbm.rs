@@ -18,7 +18,8 @@ pub fn run(args: &RbmArgs) -> anyhow::Result<()> {
     if args.hidden == 0 {
         anyhow::bail!("invalid --hidden 0: an RBM needs at least one hidden unit");
     }
-    nnlab::tensor::set_threads(args.threads);
+    let rt = args.rt.runtime();
+    rt.enter();
     let s = load_dataset(&args.dataset, &args.data, false)?;
     let mut rng = nnlab::Rng::new(args.seed);
     let mut rbm = Rbm::new(s.train.features(), args.hidden, &mut rng);
@@ -33,7 +34,7 @@ pub fn run(args: &RbmArgs) -> anyhow::Result<()> {
         args.batch
     );
     let start = std::time::Instant::now();
-    rbm.train(&s.train.images, &cfg, &mut rng, &mut |e, err| {
+    rbm.train(&rt, &s.train.images, &cfg, &mut rng, &mut |e, err| {
         println!(
             "epoch {e:>3}: reconstruction error {err:.6}  ({:.1} s)",
             start.elapsed().as_secs_f64()

@@ -23,11 +23,12 @@ pub fn model_pictures(
     model: &mut Model,
     history: &[EpochStats],
     test: &Dataset,
+    rt: &nnlab::Runtime,
 ) -> anyhow::Result<serde_json::Value> {
     if !history.is_empty() {
         r.learning_curves(name, label, history)?;
     }
-    let e = model.evaluate(test);
+    let e = model.evaluate(test, rt);
     let conf = Confusion::new(&test.labels, &e.predictions, test.classes());
     r.confusion(
         &format!("{name}_confusion"),
@@ -35,7 +36,7 @@ pub fn model_pictures(
         &conf,
         &test.class_names,
     )?;
-    let probs = model.predict_proba(test);
+    let probs = model.predict_proba(test, rt);
     r.mistakes(
         &format!("{name}_mistakes"),
         label,

@@ -76,9 +76,11 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         .context("the server is not on an IP address")?;
     println!("nnlab serve: open http://{addr}/ to draw a digit (Ctrl-C stops)");
     std::io::stdout().flush()?;
+    let rt = args.rt.runtime();
+    rt.enter();
     for (served, mut req) in server.incoming_requests().enumerate() {
         let start = Instant::now();
-        let reply = handle(&mut req, &mut models);
+        let reply = handle(&mut req, &mut models, &rt);
         if !args.quiet {
             eprintln!(
                 "{} {} -> {} ({:.1} ms)",
@@ -103,7 +105,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn handle(req: &mut Request, models: &mut [LoadedModel]) -> Reply {
+fn handle(req: &mut Request, models: &mut [LoadedModel], rt: &nnlab::Runtime) -> Reply {
     let path = req.url().split('?').next().unwrap_or("").to_string();
     match (req.method(), path.as_str()) {
         (Method::Get, "/" | "/index.html") => Reply {
@@ -113,7 +115,7 @@ fn handle(req: &mut Request, models: &mut [LoadedModel]) -> Reply {
         },
         (Method::Get, "/model") => json_reply(200, model_info(models)),
         (Method::Post, "/predict") => match read_body(req) {
-            Ok(body) => predict(&body, models),
+            Ok(body) => predict(&body, models, rt),
             Err(reply) => reply,
         },
         (m, "/" | "/index.html" | "/model" | "/predict") => {
@@ -153,7 +155,7 @@ fn model_info(models: &[LoadedModel]) -> Value {
 }
 
 /// The image's class probabilities, averaged over the models.
-fn predict(body: &[u8], models: &mut [LoadedModel]) -> Reply {
+fn predict(body: &[u8], models: &mut [LoadedModel], rt: &nnlab::Runtime) -> Reply {
     let pixels = match digit_from_bytes(body, Invert::Auto) {
         Ok(p) => p,
         Err(e) => return error(400, e),
@@ -164,7 +166,7 @@ fn predict(body: &[u8], models: &mut [LoadedModel]) -> Reply {
     let mut probs = Matrix::zeros(1, classes);
     let share = 1.0 / models.len() as f32;
     for m in models.iter_mut() {
-        let logits = m.model.forward(&x, Mode::Eval, &mut nnlab::Rng::new(0));
+        let logits = m.model.forward(&x, Mode::Eval, &mut nnlab::Rng::new(0), rt);
         softmax(logits, &mut probs);
         for (a, p) in avg.iter_mut().zip(&probs.data) {
             *a += share * p;

@@ -5,7 +5,6 @@ use crate::cli::{Experiment, StudyArgs};
 use nnlab::study::{self, StudyData, StudyOptions};
 
 pub fn run(args: &StudyArgs) -> anyhow::Result<()> {
-    nnlab::tensor::set_threads(args.threads);
     let s = load_dataset("mnist", &args.data, args.json)?;
     // quick: the first 5,000 training images; full: the lab's 55,000
     let (train, _) = s.train.split_validation(nnlab::data::LAB_VALIDATION)?;
@@ -21,7 +20,7 @@ pub fn run(args: &StudyArgs) -> anyhow::Result<()> {
     let o = StudyOptions {
         quick: args.quick,
         seed: args.seed,
-        threads: args.threads,
+        rt: args.rt.runtime(),
     };
     let mut report = args
         .report

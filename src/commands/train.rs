@@ -2,12 +2,13 @@
 
 use super::{EpochPrinter, load_dataset, wants_progress};
 use crate::cli::{OutputOpts, TrainArgs};
+use nnlab::Runtime;
 use nnlab::config::TrainConfig;
 use nnlab::data::{Dataset, Splits};
 use nnlab::io::{ModelMeta, model_file};
 use nnlab::layers::Mode;
 use nnlab::render::draw;
-use nnlab::train::{EpochStats, Observer, RunData, Trainer};
+use nnlab::train::{EpochStats, Observer, RunData, Trainer, checkpoint};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -138,27 +139,32 @@ pub fn run_config(
     out: &OutputOpts,
     tag: &str,
     opts: &RunOptions,
+    rt: Runtime,
 ) -> anyhow::Result<RunResult> {
-    nnlab::tensor::set_threads(cfg.threads);
     install_ctrl_c();
     if let Some(p) = &opts.save {
-        model_file::check_writable(p)?;
+        nnlab::files::check_writable(p)?;
     }
     let (train, val, test) = (&sets.train, &sets.val, &sets.test);
     let mut meta = run_meta(cfg, sets);
     let mut trainer = match &opts.resume {
         Some(dir) => {
-            let t = model_file::load_checkpoint(dir, cfg)?;
+            let t = checkpoint::load_checkpoint(dir, cfg, rt)?;
             if !out.json && !out.quiet {
                 println!(
                     "resuming from {} after epoch {}",
-                    model_file::checkpoint_path(dir).display(),
+                    checkpoint::checkpoint_path(dir).display(),
                     t.history.len()
                 );
             }
             t
         }
-        None => Trainer::new(cfg, train.features(), train.classes().max(test.classes()))?,
+        None => Trainer::new(
+            cfg,
+            train.features(),
+            train.classes().max(test.classes()),
+            rt,
+        )?,
     };
     if let Some(dir) = opts.checkpoint_dir.as_ref().or(opts.resume.as_ref()) {
         trainer.checkpoint = Some((dir.clone(), meta.clone()));
@@ -219,14 +225,14 @@ pub fn run_config(
     }
     fitted?;
     let train_seconds = start.elapsed().as_secs_f64();
-    let eval = trainer.model.evaluate(test);
+    let eval = trainer.model.evaluate(test, &rt);
     // The lecture's closing lines: one random test image, its label and the prediction.
     let r = trainer.rng.below(test.len());
     let x = test.slice(r..r + 1, "sample");
     let mut rng = trainer.rng.clone();
     let pred = trainer
         .model
-        .forward(&x.images, Mode::Eval, &mut rng)
+        .forward(&x.images, Mode::Eval, &mut rng, &rt)
         .argmax_row(0);
     if let Some(p) = &opts.save {
         meta.metrics.insert("test_accuracy".into(), eval.accuracy);
@@ -289,7 +295,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if let Some(p) = &args.save {
-        model_file::check_writable(p)?;
+        nnlab::files::check_writable(p)?;
     }
     let mut report = args
         .report
@@ -305,7 +311,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         resume: args.resume.clone(),
         describe: true,
     };
-    let mut res = run_config(&cfg, &sets, &args.out, "train", &opts)?;
+    let mut res = run_config(&cfg, &sets, &args.out, "train", &opts, args.rt.runtime())?;
     if let Some(r) = report.as_mut() {
         let history = res.trainer.history.clone();
         let mut metrics = super::report::model_pictures(
@@ -315,6 +321,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             &mut res.trainer.model,
             &history,
             &sets.test,
+            &res.trainer.rt,
         )?;
         metrics["config"] = serde_json::to_value(&cfg)?;
         r.json("metrics.json", &metrics)?;

@@ -2,6 +2,7 @@
 
 use crate::data::Dataset;
 use crate::rng::Rng;
+use crate::runtime::Runtime;
 use crate::tensor::Matrix;
 
 /// Iterates over a dataset in shuffled minibatches.
@@ -57,7 +58,7 @@ impl Batcher {
     }
 
     /// Copies the next batch into `x` and `labels`; false at the end of the epoch.
-    pub fn next_batch(&mut self, data: &Dataset) -> bool {
+    pub fn next_batch(&mut self, rt: &Runtime, data: &Dataset) -> bool {
         let end = (self.pos + self.batch).min(self.order.len());
         if self.pos >= end {
             return false;
@@ -77,7 +78,7 @@ impl Batcher {
                 row.copy_from_slice(&data.images.data[i * f..(i + 1) * f]);
             }
         };
-        if crate::tensor::threads() > 1 && idx.len() >= 32 {
+        if rt.threads > 1 && idx.len() >= 32 {
             let half = idx.len() / 2;
             let (r0, r1) = rows.split_at_mut(half * f);
             crate::par::join(|| copy(r0, &idx[..half]), || copy(r1, &idx[half..]));
@@ -106,14 +107,13 @@ mod tests {
             width: f,
             class_names: (0..10).map(|c| c.to_string()).collect(),
         };
-        let before = crate::tensor::threads();
         for threads in [1, 2] {
-            crate::tensor::set_threads(threads);
+            let rt = Runtime::single().with_threads(threads);
             let mut b = Batcher::new(n, f, 50);
             b.shuffle(&mut Rng::new(3));
             let order = b.order().to_vec();
             let mut seen = Vec::new();
-            while b.next_batch(&data) {
+            while b.next_batch(&rt, &data) {
                 for (r, &label) in b.labels.iter().enumerate() {
                     let i = b.x.data[r * f] as usize / f;
                     let want: Vec<f32> = (i * f..(i + 1) * f).map(|v| v as f32).collect();
@@ -125,6 +125,5 @@ mod tests {
             assert_eq!(seen, order, "{threads} threads");
             assert_eq!(b.x.rows, 3); // 253 = 5 x 50 + 3
         }
-        crate::tensor::set_threads(before);
     }
 }

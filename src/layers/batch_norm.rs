@@ -4,8 +4,8 @@
 //! evaluation uses the running averages. PyTorch's conventions: `weight` (γ), `bias`
 //! (β), buffers `running_mean`, `running_var` (unbiased), momentum 0.1, ε 1e-5.
 
-use super::{Layer, Mode, Param, Shape};
-use crate::rng::Rng;
+use super::{Features, Layer, Mode, Param, Pass, Shape};
+use crate::runtime::Runtime;
 use crate::tensor::Matrix;
 
 /// A batch-norm layer over `dim` features.
@@ -57,11 +57,11 @@ impl Layer for BatchNorm {
     fn describe(&self) -> String {
         format!("batchnorm {}", self.dim)
     }
-    fn in_dim(&self) -> usize {
-        self.dim
+    fn input(&self) -> Features {
+        Features::Vector(self.dim)
     }
-    fn out_dim(&self) -> usize {
-        self.dim
+    fn output(&self) -> Features {
+        Features::Vector(self.dim)
     }
 
     /// Train: `μ, σ²` of the batch; `x̂ = (x - μ) / sqrt(σ² + ε)`; `y = γ x̂ + β`.
@@ -69,7 +69,8 @@ impl Layer for BatchNorm {
     ///
     /// # Shapes
     /// `x, y, xhat: (batch, dim)`.
-    fn forward(&mut self, x: &Matrix, y: &mut Matrix, mode: Mode, _rng: &mut Rng) {
+    fn forward(&mut self, x: &Matrix, y: &mut Matrix, pass: &mut Pass<'_>) {
+        let mode = pass.mode;
         let (n, d) = x.shape();
         self.last_mode = mode;
         if mode == Mode::Eval || n < 2 {
@@ -120,7 +121,14 @@ impl Layer for BatchNorm {
     /// `dβ = Σ dy`, `dγ = Σ dy x̂`,
     /// `dx = γ / (n σ) · (n dy - Σ dy - x̂ Σ (dy x̂))` (training; batch statistics
     /// depend on x), or `dx = γ dy / σ_running` (evaluation).
-    fn backward(&mut self, x: &Matrix, _y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>) {
+    fn backward(
+        &mut self,
+        x: &Matrix,
+        _y: &Matrix,
+        dy: &Matrix,
+        dx: Option<&mut Matrix>,
+        _rt: &Runtime,
+    ) {
         let (n, d) = dy.shape();
         self.dgamma.fill(0.0);
         self.dbeta.fill(0.0);
@@ -200,7 +208,8 @@ mod tests {
         let mut bn = BatchNorm::new(2);
         let x = Matrix::from_vec(4, 2, vec![1.0, 10.0, 2.0, 20.0, 3.0, 30.0, 4.0, 40.0]);
         let mut y = Matrix::zeros(4, 2);
-        bn.forward(&x, &mut y, Mode::Train, &mut Rng::new(0));
+        let (rt, mut rng) = (Runtime::single(), crate::rng::Rng::new(0));
+        bn.forward(&x, &mut y, &mut Pass::new(Mode::Train, &mut rng, &rt));
         for j in 0..2 {
             let col: Vec<f32> = (0..4).map(|r| y.data[r * 2 + j]).collect();
             let mean = col.iter().sum::<f32>() / 4.0;

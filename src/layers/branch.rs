@@ -2,9 +2,9 @@
 //! outputs are merged, by sum (all the same width) or by concatenation.
 
 use super::{
-    Layer, Mode, Param, Sequential, qualified_names, visit_buffers_renamed, visit_renamed,
+    Features, Layer, Param, Pass, Sequential, qualified_names, visit_buffers_renamed, visit_renamed,
 };
-use crate::rng::Rng;
+use crate::runtime::Runtime;
 use crate::tensor::Matrix;
 
 /// How branch outputs are combined.
@@ -71,13 +71,13 @@ impl Layer for Branch {
             .collect();
         format!("branch {:?} of {}", self.merge, parts.join(" | "))
     }
-    fn in_dim(&self) -> usize {
-        self.branches[0].in_dim()
+    fn input(&self) -> Features {
+        self.branches[0].input()
     }
-    fn out_dim(&self) -> usize {
+    fn output(&self) -> Features {
         match self.merge {
-            Merge::Sum => self.branches[0].out_dim(),
-            Merge::Concat => self.branches.iter().map(|b| b.out_dim()).sum(),
+            Merge::Sum => self.branches[0].output(),
+            Merge::Concat => Features::Vector(self.branches.iter().map(|b| b.out_dim()).sum()),
         }
     }
 
@@ -85,11 +85,11 @@ impl Layer for Branch {
     ///
     /// # Shapes
     /// `x: (batch, in)`, `y: (batch, out)`.
-    fn forward(&mut self, x: &Matrix, y: &mut Matrix, mode: Mode, rng: &mut Rng) {
+    fn forward(&mut self, x: &Matrix, y: &mut Matrix, pass: &mut Pass<'_>) {
         let out = y.cols;
         let mut col = 0;
         for (k, b) in self.branches.iter_mut().enumerate() {
-            let o = b.run(x, mode, rng);
+            let o = b.run(x, pass);
             match self.merge {
                 Merge::Sum if k == 0 => y.data.copy_from_slice(&o.data),
                 Merge::Sum => y.data.iter_mut().zip(&o.data).for_each(|(y, &v)| *y += v),
@@ -105,7 +105,14 @@ impl Layer for Branch {
 
     /// Each branch gets `dy` (sum) or its columns of `dy` (concat); `dx` is the sum
     /// of the branches' input gradients.
-    fn backward(&mut self, x: &Matrix, _y: &Matrix, dy: &Matrix, mut dx: Option<&mut Matrix>) {
+    fn backward(
+        &mut self,
+        x: &Matrix,
+        _y: &Matrix,
+        dy: &Matrix,
+        mut dx: Option<&mut Matrix>,
+        rt: &Runtime,
+    ) {
         let out = dy.cols;
         let mut col = 0;
         for (k, b) in self.branches.iter_mut().enumerate() {
@@ -124,11 +131,11 @@ impl Layer for Branch {
             };
             col += ob;
             match dx.as_deref_mut() {
-                None => b.backprop(x, dyb, None),
-                Some(dx) if k == 0 => b.backprop(x, dyb, Some(dx)),
+                None => b.backprop(x, dyb, None, rt),
+                Some(dx) if k == 0 => b.backprop(x, dyb, Some(dx), rt),
                 Some(dx) => {
                     self.dx_b.set_rows(x.rows);
-                    b.backprop(x, dyb, Some(&mut self.dx_b));
+                    b.backprop(x, dyb, Some(&mut self.dx_b), rt);
                     dx.data
                         .iter_mut()
                         .zip(&self.dx_b.data)

@@ -3,8 +3,9 @@
 //! is kept with probability `keep` and kept units are scaled by `1/keep`, with a fresh
 //! mask every step; in evaluation the layer is the identity, so nothing is rescaled.
 
-use super::{Layer, Mode, Param};
+use super::{Features, Layer, Mode, Param, Pass};
 use crate::rng::Rng;
+use crate::runtime::Runtime;
 use crate::tensor::{Matrix, for_each_piece};
 
 /// A dropout layer.
@@ -12,8 +13,8 @@ use crate::tensor::{Matrix, for_each_piece};
 pub struct Dropout {
     /// Probability of keeping a unit, in (0, 1].
     pub keep: f32,
-    pub dim: usize,
-    /// (batch, dim): 0 or 1/keep per element, from the last training forward.
+    pub shape: Features,
+    /// (batch, size): 0 or 1/keep per element, from the last training forward.
     pub mask: Matrix,
     /// When set, forward reuses `mask` instead of drawing a new one (gradient checks).
     pub frozen: bool,
@@ -21,11 +22,12 @@ pub struct Dropout {
 }
 
 impl Dropout {
-    pub fn new(keep: f32, dim: usize) -> Self {
+    pub fn new(keep: f32, shape: impl Into<Features>) -> Self {
+        let shape = shape.into();
         Dropout {
             keep,
-            dim,
-            mask: Matrix::zeros(0, dim),
+            shape,
+            mask: Matrix::zeros(0, shape.size()),
             frozen: false,
             last_mode: Mode::Eval,
         }
@@ -60,44 +62,47 @@ impl Layer for Dropout {
     fn describe(&self) -> String {
         format!("dropout keep {}", self.keep)
     }
-    fn in_dim(&self) -> usize {
-        self.dim
+    fn input(&self) -> Features {
+        self.shape
     }
-    fn out_dim(&self) -> usize {
-        self.dim
+    fn output(&self) -> Features {
+        self.shape
     }
 
     /// Train: `y = x ⊙ mask`, mask ∈ {0, 1/keep}. Eval: `y = x`.
     ///
     /// # Shapes
-    /// `x, y, mask: (batch, dim)`.
-    fn forward(&mut self, x: &Matrix, y: &mut Matrix, mode: Mode, rng: &mut Rng) {
-        self.last_mode = mode;
-        if mode == Mode::Eval || self.keep >= 1.0 {
-            for_each_piece(&mut y.data, &|at, y| {
+    /// `x, y, mask: (batch, size)`.
+    fn forward(&mut self, x: &Matrix, y: &mut Matrix, pass: &mut Pass<'_>) {
+        self.last_mode = pass.mode;
+        if pass.mode == Mode::Eval || self.keep >= 1.0 {
+            for_each_piece(pass.rt, &mut y.data, &|at, y| {
                 y.copy_from_slice(&x.data[at..at + y.len()])
             });
             self.last_mode = Mode::Eval;
             return;
         }
         if !self.frozen || self.mask.rows != x.rows {
-            self.draw_mask(x.rows, rng);
+            self.draw_mask(x.rows, pass.rng);
         }
-        multiply(&x.data, &self.mask.data, &mut y.data);
-    }
-
-    fn passes_through(&self, mode: Mode) -> bool {
-        mode == Mode::Eval || self.keep >= 1.0
+        multiply(pass.rt.simd, &x.data, &self.mask.data, &mut y.data);
     }
 
     /// `dx = dy ⊙ mask` (the same mask as forward).
-    fn backward(&mut self, _x: &Matrix, _y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>) {
+    fn backward(
+        &mut self,
+        _x: &Matrix,
+        _y: &Matrix,
+        dy: &Matrix,
+        dx: Option<&mut Matrix>,
+        rt: &Runtime,
+    ) {
         let Some(dx) = dx else { return };
         if self.last_mode == Mode::Eval {
             dx.data.copy_from_slice(&dy.data);
             return;
         }
-        multiply(&dy.data, &self.mask.data, &mut dx.data);
+        multiply(rt.simd, &dy.data, &self.mask.data, &mut dx.data);
     }
 
     fn visit_params(&mut self, _f: &mut dyn FnMut(Param<'_>)) {}
@@ -105,7 +110,7 @@ impl Layer for Dropout {
 
 crate::simd::simd_fn! {
     /// `out = a ⊙ b`.
-    fn multiply(a: &[f32], b: &[f32], out: &mut [f32]) {
+    fn multiply(level: Level, a: &[f32], b: &[f32], out: &mut [f32]) {
         for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
             *o = a * b;
         }
@@ -122,7 +127,8 @@ mod tests {
         let x = Matrix::from_vec(20, 1001, vec![1.0; 20 * 1001]);
         let mut y = Matrix::zeros(20, 1001);
         let mut rng = Rng::new(1);
-        d.forward(&x, &mut y, Mode::Train, &mut rng);
+        let rt = Runtime::single();
+        d.forward(&x, &mut y, &mut Pass::new(Mode::Train, &mut rng, &rt));
         let kept = y.data.iter().filter(|&&v| v != 0.0).count() as f32 / y.data.len() as f32;
         assert!((kept - 0.7).abs() < 0.01, "kept {kept}");
         assert!(
@@ -135,10 +141,10 @@ mod tests {
         assert!((mean - 1.0).abs() < 0.02);
         // a fresh mask each step
         let first = d.mask.clone();
-        d.forward(&x, &mut y, Mode::Train, &mut rng);
+        d.forward(&x, &mut y, &mut Pass::new(Mode::Train, &mut rng, &rt));
         assert_ne!(first, d.mask);
         // identity in evaluation
-        d.forward(&x, &mut y, Mode::Eval, &mut rng);
+        d.forward(&x, &mut y, &mut Pass::new(Mode::Eval, &mut rng, &rt));
         assert_eq!(y, x);
     }
 

@@ -2,10 +2,12 @@
 //! `k` affine pieces, `y_j = max_p (x W_{jk+p}ᵀ + b_{jk+p})`. It learns its own
 //! piecewise-linear activation, so no activation layer follows it.
 
-use super::{Layer, Mode, Param, broadcast_rows, column_sums, visit_affine};
+use super::{Features, Layer, Param, Pass, broadcast_rows, column_sums, visit_affine};
 use crate::init::Init;
+use crate::par::join_products;
 use crate::rng::Rng;
-use crate::tensor::{Matrix, join_products, matmul_nn, matmul_nt, matmul_tn};
+use crate::runtime::Runtime;
+use crate::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn};
 
 /// A maxout layer with `k` pieces per unit.
 #[derive(Clone, Debug)]
@@ -62,22 +64,22 @@ impl Layer for Maxout {
             self.k
         )
     }
-    fn in_dim(&self) -> usize {
-        self.w.cols
+    fn input(&self) -> Features {
+        Features::Vector(self.w.cols)
     }
-    fn out_dim(&self) -> usize {
-        self.w.rows / self.k
+    fn output(&self) -> Features {
+        Features::Vector(self.w.rows / self.k)
     }
 
     /// `z = x Wᵀ + b`, `y_j = max_p z_{jk+p}`.
     ///
     /// # Shapes
     /// `x: (batch, in)`, `z: (batch, out*k)`, `y: (batch, out)`.
-    fn forward(&mut self, x: &Matrix, y: &mut Matrix, _mode: Mode, _rng: &mut Rng) {
+    fn forward(&mut self, x: &Matrix, y: &mut Matrix, pass: &mut Pass<'_>) {
         let (k, out) = (self.k, self.out_dim());
         self.z.set_rows(x.rows);
         broadcast_rows(&mut self.z, &self.b);
-        matmul_nt(x, &self.w, &mut self.z, true);
+        matmul_nt(pass.rt, x, &self.w, &mut self.z, true);
         self.arg.resize(x.rows * out, 0);
         for r in 0..x.rows {
             let z = self.z.row(r);
@@ -92,7 +94,14 @@ impl Layer for Maxout {
 
     /// `dz` routes `dy` to each unit's winning piece; then as a dense layer:
     /// `dW = dzᵀ x`, `db = Σ dz`, `dx = dz W`.
-    fn backward(&mut self, x: &Matrix, _y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>) {
+    fn backward(
+        &mut self,
+        x: &Matrix,
+        _y: &Matrix,
+        dy: &Matrix,
+        dx: Option<&mut Matrix>,
+        rt: &Runtime,
+    ) {
         let (k, out) = (self.k, self.out_dim());
         self.dz.set_rows(x.rows);
         self.dz.fill(0.0);
@@ -103,14 +112,14 @@ impl Layer for Maxout {
             }
         }
         let (dz, w, dw, db) = (&self.dz, &self.w, &mut self.dw, &mut self.db);
-        let mut weight_grads = || {
-            matmul_tn(dz, x, dw, false);
+        let mut weight_grads = |rt: &Runtime| {
+            matmul_tn(rt, dz, x, dw, false);
             column_sums(dz, db);
         };
         match dx {
             // both gradients at once, each on half the threads
-            Some(dx) => join_products(weight_grads, || matmul_nn(dz, w, dx, false)),
-            None => weight_grads(),
+            Some(dx) => join_products(rt, weight_grads, |rt| matmul_nn(rt, dz, w, dx, false)),
+            None => weight_grads(rt),
         }
     }
 

@@ -27,39 +27,8 @@ pub use residual::Residual;
 pub use sequential::Sequential;
 
 use crate::rng::Rng;
+use crate::runtime::Runtime;
 use crate::tensor::Matrix;
-use crate::tensor::sparse::Nonzeros;
-
-/// The nonzero entries `Sequential::infer` passes from one layer to the next. A dense
-/// layer followed by a ReLU and another dense layer lists its output's entries for the
-/// next one: by pairs of like rows (`tensor::sparse::Nonzeros::gather_pairs`), or, where
-/// the rows are not paired, as it stores each row
-/// (`tensor::sparse::sparse_affine_relu_listing`), so that the next one does not gather
-/// them from the output in two more passes over it.
-#[derive(Clone, Debug, Default)]
-pub struct Handoff {
-    /// The input's entries, when `given`.
-    pub input: Nonzeros,
-    /// Whether `input` holds the entries of the `x` passed to `Layer::infer` with it.
-    pub given: bool,
-    /// Where a layer lists its output's entries, when `wanted`.
-    pub output: Nonzeros,
-    /// Whether the next layer would read them.
-    pub wanted: bool,
-    /// Whether the layer listed them in `output` (set by the layer).
-    pub listed: bool,
-}
-
-impl Handoff {
-    /// Called after each layer: what it listed becomes the next layer's input entries;
-    /// if it listed nothing, the next layer is given none.
-    pub fn pass_on(&mut self) {
-        if self.listed {
-            std::mem::swap(&mut self.input, &mut self.output);
-        }
-        (self.given, self.listed, self.wanted) = (self.listed, false, false);
-    }
-}
 
 /// Training or evaluation: dropout drops and batch norm uses batch statistics only
 /// in training.
@@ -67,6 +36,61 @@ impl Handoff {
 pub enum Mode {
     Train,
     Eval,
+}
+
+/// The shape of one example as a layer takes or gives it. A batch is a `Matrix` with
+/// one example a row, each row this shape's elements in row-major order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Features {
+    /// `f` features.
+    Vector(usize),
+    /// `c` channels of `h x w` pixels, laid out `(c, h, w)`.
+    Image { c: usize, h: usize, w: usize },
+    /// `t` steps of `f` features, laid out `(t, f)`.
+    Sequence { t: usize, f: usize },
+}
+
+impl From<usize> for Features {
+    /// A vector of `n`.
+    fn from(n: usize) -> Self {
+        Features::Vector(n)
+    }
+}
+
+impl Features {
+    /// Elements per example.
+    pub fn size(&self) -> usize {
+        match *self {
+            Features::Vector(f) => f,
+            Features::Image { c, h, w } => c * h * w,
+            Features::Sequence { t, f } => t * f,
+        }
+    }
+}
+
+impl std::fmt::Display for Features {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Features::Vector(n) => write!(f, "a vector of {n}"),
+            Features::Image { c, h, w } => write!(f, "an image of {c}x{h}x{w} (c, h, w)"),
+            Features::Sequence { t, f: n } => write!(f, "a sequence of {t} steps of {n} (t, f)"),
+        }
+    }
+}
+
+/// What a forward pass runs with: training or evaluation, the run's one RNG (random
+/// layers draw from it in training only), and the runtime.
+pub struct Pass<'a> {
+    pub mode: Mode,
+    pub rng: &'a mut Rng,
+    pub rt: &'a Runtime,
+}
+
+impl<'a> Pass<'a> {
+    /// A pass in `mode`.
+    pub fn new(mode: Mode, rng: &'a mut Rng, rt: &'a Runtime) -> Self {
+        Pass { mode, rng, rt }
+    }
 }
 
 /// The shape of a parameter tensor, up to rank 4, without allocating.
@@ -168,57 +192,41 @@ pub fn set_from_row_major(stored: &mut [f32], src: &[f32], shape: Shape, transpo
 /// A differentiable layer.
 ///
 /// # Shapes
-/// `x: (batch, in_dim)`, `y: (batch, out_dim)`, `dy` like `y`, `dx` like `x`. The
-/// caller shapes `y` and `dx` before the call.
+/// `x: (batch, input().size())`, `y: (batch, output().size())`, `dy` like `y`, `dx`
+/// like `x`. The caller shapes `y` and `dx` before the call.
 pub trait Layer: Send {
     /// One line, e.g. `dense 784 -> 256`.
     fn describe(&self) -> String;
-    /// Features in.
-    fn in_dim(&self) -> usize;
-    /// Features out.
-    fn out_dim(&self) -> usize;
-    /// `y = f(x)`. Random layers draw from `rng` in `Mode::Train` only.
-    fn forward(&mut self, x: &Matrix, y: &mut Matrix, mode: Mode, rng: &mut Rng);
-    /// Whether `forward` in `mode` copies `x` to `y` unchanged (dropout in evaluation),
-    /// so that `Sequential::infer` may skip the layer.
-    fn passes_through(&self, _mode: Mode) -> bool {
-        false
-    }
-    /// Whether this layer is a ReLU (`y = max(0, x)`), which `Sequential::infer` may
-    /// fold into the layer before it.
-    fn is_relu(&self) -> bool {
-        false
-    }
-    /// The evaluation-mode `forward` that `Sequential::infer` runs. If `relu`, the
-    /// layer may apply the ReLU after it in the same pass (a dense layer does, as it
-    /// stores its output) and returns whether it did. `io` may hold `x`'s nonzero
-    /// entries, listed by the layer before, and may ask for `y`'s (see [`Handoff`]).
-    /// The same bits as `forward`, then the ReLU where it was applied.
-    fn infer(
-        &mut self,
-        x: &Matrix,
-        y: &mut Matrix,
-        relu: bool,
-        io: &mut Handoff,
-        rng: &mut Rng,
-    ) -> bool {
-        let _ = (relu, io);
-        self.forward(x, y, Mode::Eval, rng);
-        false
-    }
-    /// Whether `infer` reads its input's nonzero entries from a [`Handoff`] when they
-    /// are given (a dense layer), so that the layer before should list them.
-    fn takes_entries(&self) -> bool {
-        false
-    }
+    /// The shape of one example this layer takes.
+    fn input(&self) -> Features;
+    /// The shape of one example this layer gives.
+    fn output(&self) -> Features;
+    /// `y = f(x)`.
+    fn forward(&mut self, x: &Matrix, y: &mut Matrix, pass: &mut Pass<'_>);
     /// Given the `x` and `y` of the last forward and `dy = dL/dy`, overwrites the
     /// parameter gradients and, when `dx` is given, `dx = dL/dx`.
-    fn backward(&mut self, x: &Matrix, y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>);
+    fn backward(
+        &mut self,
+        x: &Matrix,
+        y: &Matrix,
+        dy: &Matrix,
+        dx: Option<&mut Matrix>,
+        rt: &Runtime,
+    );
     /// Visits each trainable tensor (in a fixed order: the optimiser's state relies on it).
     fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>));
     /// Visits non-trainable state that must be saved (batch-norm running statistics),
     /// named like parameters.
     fn visit_buffers(&mut self, _f: &mut dyn FnMut(&str, &mut [f32])) {}
+
+    /// Elements per example in: `input().size()`.
+    fn in_dim(&self) -> usize {
+        self.input().size()
+    }
+    /// Elements per example out: `output().size()`.
+    fn out_dim(&self) -> usize {
+        self.output().size()
+    }
 }
 
 /// Sums the rows of `dy` into `db`: the bias gradient of any affine layer.

@@ -3,10 +3,12 @@
 //! learned projection `P` (no bias) when `f` changes the width.
 
 use super::{
-    Dense, Layer, Mode, Param, Sequential, qualified_names, visit_buffers_renamed, visit_renamed,
+    Dense, Features, Layer, Param, Pass, Sequential, qualified_names, visit_buffers_renamed,
+    visit_renamed,
 };
 use crate::init::Init;
 use crate::rng::Rng;
+use crate::runtime::Runtime;
 use crate::tensor::Matrix;
 
 /// `y = shortcut(x) + f(x)`.
@@ -54,33 +56,41 @@ impl Layer for Residual {
         };
         format!("residual[{}] + {shortcut}", self.f.describe())
     }
-    fn in_dim(&self) -> usize {
-        self.f.in_dim()
+    fn input(&self) -> Features {
+        self.f.input()
     }
-    fn out_dim(&self) -> usize {
-        self.f.out_dim()
+    fn output(&self) -> Features {
+        self.f.output()
     }
 
     /// `y = f(x) + x` or `y = f(x) + x P` (`P: (in, out)`, stored as `Dense` stores it).
     ///
     /// # Shapes
     /// `x: (batch, in)`, `y: (batch, out)`.
-    fn forward(&mut self, x: &Matrix, y: &mut Matrix, mode: Mode, rng: &mut Rng) {
-        let fy = self.f.run(x, mode, rng);
+    fn forward(&mut self, x: &Matrix, y: &mut Matrix, pass: &mut Pass<'_>) {
+        let fy = self.f.run(x, pass);
         y.data.copy_from_slice(&fy.data);
         match &self.proj {
             None => y.data.iter_mut().zip(&x.data).for_each(|(y, &x)| *y += x),
-            Some(p) => crate::tensor::matmul_nn(x, &p.w, y, true),
+            Some(p) => crate::tensor::matmul_nn(pass.rt, x, &p.w, y, true),
         }
     }
 
     /// `dx = df/dxᵀ dy + dy` (identity) or `+ dy Pᵀ` (projection, with `dP = xᵀ dy`).
-    fn backward(&mut self, x: &Matrix, _y: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>) {
+    fn backward(
+        &mut self,
+        x: &Matrix,
+        _y: &Matrix,
+        dy: &Matrix,
+        dx: Option<&mut Matrix>,
+        rt: &Runtime,
+    ) {
         self.dx_f.set_rows(x.rows);
         let want_dx = dx.is_some();
-        self.f.backprop(x, dy, want_dx.then_some(&mut self.dx_f));
+        self.f
+            .backprop(x, dy, want_dx.then_some(&mut self.dx_f), rt);
         if let Some(p) = &mut self.proj {
-            crate::tensor::matmul_tn(x, dy, &mut p.dw, false);
+            crate::tensor::matmul_tn(rt, x, dy, &mut p.dw, false);
         }
         if let Some(dx) = dx {
             match &self.proj {
@@ -91,7 +101,7 @@ impl Layer for Residual {
                 }
                 Some(p) => {
                     dx.data.copy_from_slice(&self.dx_f.data);
-                    crate::tensor::matmul_nt(dy, &p.w, dx, true);
+                    crate::tensor::matmul_nt(rt, dy, &p.w, dx, true);
                 }
             }
         }

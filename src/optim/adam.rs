@@ -24,16 +24,12 @@ pub struct AdamStep {
     pub weight_decay: f32,
 }
 
-/// One Adam/AdamW update of `p` in place.
-///
-/// # Shapes
-/// `p, g, m, v: (n,)`.
-pub fn adam_update(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
-    adam_kernel(p, g, m, v, s)
-}
-
 crate::simd::simd_fn! {
-    fn adam_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
+    /// One Adam/AdamW update of `p` in place, vectorised at `level`.
+    ///
+    /// # Shapes
+    /// `p, g, m, v: (n,)`.
+    pub fn adam_update(level: Level, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: AdamStep) {
         let bc1 = 1.0 - (s.beta1 as f64).powi(s.t as i32);
         let bc2 = 1.0 - (s.beta2 as f64).powi(s.t as i32);
         let step_size = (s.lr as f64 / bc1) as f32;

@@ -12,7 +12,7 @@ pub use sgd::{momentum_update, sgd_update};
 
 use crate::error::{Error, Result};
 use crate::layers::Layer;
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::runtime::Runtime;
 
 /// Which update rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -122,12 +122,12 @@ const CHUNK: usize = 16 * 1024;
 /// Applies `f` to matching pieces of `p`, `g` and the state buffers, splitting them in
 /// halves across threads (`par::join`) while they are large (no allocation). `m`/`v`
 /// may be empty (state the update does not use).
-fn par_update<F>(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], f: &F)
+fn par_update<F>(rt: &Runtime, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], f: &F)
 where
     F: Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync,
 {
     let n = p.len();
-    if n < 2 * CHUNK || crate::tensor::threads() <= 1 {
+    if n < 2 * CHUNK || rt.threads <= 1 {
         return f(p, g, m, v);
     }
     let mid = (n / 2).div_ceil(CHUNK) * CHUNK;
@@ -144,16 +144,9 @@ where
         v.split_at_mut(mid)
     };
     crate::par::join(
-        || par_update(p1, g1, m1, v1, f),
-        || par_update(p2, g2, m2, v2, f),
+        || par_update(rt, p1, g1, m1, v1, f),
+        || par_update(rt, p2, g2, m2, v2, f),
     );
-}
-
-static STEP_NANOS: AtomicU64 = AtomicU64::new(0);
-
-/// Wall-clock nanoseconds this process has spent in optimiser steps (for `bench`).
-pub fn step_nanos() -> u64 {
-    STEP_NANOS.load(Ordering::Relaxed)
 }
 
 /// An optimiser with its per-parameter state.
@@ -190,13 +183,12 @@ impl Optimizer {
     }
 
     /// One update of every parameter from its gradient, at learning rate `lr`.
-    pub fn step(&mut self, model: &mut dyn Layer, lr: f32) {
-        let start = std::time::Instant::now();
-        self.update(model, lr);
-        STEP_NANOS.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    pub fn step(&mut self, model: &mut dyn Layer, lr: f32, rt: &Runtime) {
+        let _timer = crate::timers::Timer::start(&crate::timers::OPTIMISER);
+        self.update(model, lr, rt);
     }
 
-    fn update(&mut self, model: &mut dyn Layer, lr: f32) {
+    fn update(&mut self, model: &mut dyn Layer, lr: f32, rt: &Runtime) {
         self.t += 1;
         let cfg = &self.cfg;
         let t = self.t;
@@ -206,13 +198,13 @@ impl Optimizer {
             let l2 = if p.decay { cfg.l2 } else { 0.0 };
             match cfg.kind {
                 OptimizerKind::Sgd => {
-                    par_update(p.value, p.grad, &mut [], &mut [], &|p, g, _, _| {
+                    par_update(rt, p.value, p.grad, &mut [], &mut [], &|p, g, _, _| {
                         sgd_update(p, g, lr, l2)
                     })
                 }
                 OptimizerKind::Momentum | OptimizerKind::Nesterov => {
                     let nesterov = cfg.kind == OptimizerKind::Nesterov;
-                    par_update(p.value, p.grad, &mut ms[i], &mut [], &|p, g, m, _| {
+                    par_update(rt, p.value, p.grad, &mut ms[i], &mut [], &|p, g, m, _| {
                         momentum_update(p, g, m, lr, cfg.momentum, nesterov, l2)
                     })
                 }
@@ -231,9 +223,14 @@ impl Optimizer {
                         l2,
                         weight_decay: wd,
                     };
-                    par_update(p.value, p.grad, &mut ms[i], &mut vs[i], &|p, g, m, v| {
-                        adam_update(p, g, m, v, s)
-                    })
+                    par_update(
+                        rt,
+                        p.value,
+                        p.grad,
+                        &mut ms[i],
+                        &mut vs[i],
+                        &|p, g, m, v| adam_update(rt.simd, p, g, m, v, s),
+                    )
                 }
             }
             i += 1;

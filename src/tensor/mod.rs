@@ -1,15 +1,15 @@
 //! `Matrix`: a row-major `f32` matrix that owns its buffer, and the matrix products
 //! that every layer uses: dense ones computed by the `gemm` crate (no GEMM
-//! micro-kernels of our own), and, in [`sparse`], the first layer's products on a
-//! mostly-zero input, which are not GEMMs but one row update per nonzero input.
+//! micro-kernels of our own), and, in [`sparse`], the products of a layer whose input
+//! is mostly zeros, which are not GEMMs but one row update per nonzero input.
 //! Elementwise maths lives in the layers, next to its derivative.
 
 mod matmul;
 pub mod sparse;
 
+use crate::runtime::Runtime;
 pub use matmul::{
-    Split, gemm_calls, gemm_nanos, inside_gemm, join_products, matmul_nn, matmul_nt, matmul_tn,
-    max_threads, naive_matmul, on_pool, set_split, set_threads, threads, transpose,
+    View, gemm, gemm_calls, inside_gemm, matmul_nn, matmul_nt, matmul_tn, naive_matmul, transpose,
 };
 
 /// A row-major matrix of `f32`.
@@ -90,15 +90,15 @@ impl Matrix {
 
 /// Buffers shorter than this (in elements) are passed over on one thread by
 /// [`for_each_piece`]: a training batch's activations (100 x 512 = 51,200) stay on
-/// one thread, where a fork would cost about what it saves; an evaluation chunk's
-/// (256 x 512, see `model::EVAL_CHUNK_FLOATS`) are cut up.
+/// one thread, where a fork would cost about what it saves; an evaluation batch's
+/// are cut up.
 pub const PIECE_MIN: usize = 1 << 16;
 
-/// Runs `f(at, piece)` over `out` cut into one piece per thread (`piece` is
+/// Runs `f(at, piece)` over `out` cut into one piece per thread of `rt` (`piece` is
 /// `out[at .. at + piece.len()]`), in parallel, when `out` has at least
 /// [`PIECE_MIN`] elements; otherwise `f(0, out)` here. For elementwise passes, whose
 /// results do not depend on the cut; `f` reads its inputs at the same offsets.
-pub fn for_each_piece(out: &mut [f32], f: &(impl Fn(usize, &mut [f32]) + Sync)) {
+pub fn for_each_piece(rt: &Runtime, out: &mut [f32], f: &(impl Fn(usize, &mut [f32]) + Sync)) {
     fn split(at: usize, out: &mut [f32], pieces: usize, f: &(impl Fn(usize, &mut [f32]) + Sync)) {
         if pieces <= 1 {
             return f(at, out);
@@ -115,7 +115,7 @@ pub fn for_each_piece(out: &mut [f32], f: &(impl Fn(usize, &mut [f32]) + Sync)) 
     let pieces = if out.len() < PIECE_MIN {
         1
     } else {
-        threads().max(1)
+        rt.threads.max(1)
     };
     split(0, out, pieces, f)
 }
@@ -143,14 +143,13 @@ mod tests {
             for t in [1, 2, 3, 4] {
                 let mut out = vec![-1.0f32; len];
                 let calls = std::sync::atomic::AtomicUsize::new(0);
-                matmul::with_threads(t, || {
-                    for_each_piece(&mut out, &|at, piece| {
-                        calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        for (i, v) in piece.iter_mut().enumerate() {
-                            assert_eq!(*v, -1.0, "written twice");
-                            *v = (at + i) as f32;
-                        }
-                    })
+                let rt = Runtime::single().with_threads(t);
+                for_each_piece(&rt, &mut out, &|at, piece| {
+                    calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    for (i, v) in piece.iter_mut().enumerate() {
+                        assert_eq!(*v, -1.0, "written twice");
+                        *v = (at + i) as f32;
+                    }
                 });
                 assert!(out.iter().enumerate().all(|(i, &v)| v == i as f32));
                 let want = if len < PIECE_MIN { 1 } else { t };

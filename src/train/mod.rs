@@ -2,12 +2,15 @@
 //! cost, validation/test accuracy after each epoch, and divergence detection.
 //! Printing is the caller's business (an observer sees each epoch).
 
+pub mod checkpoint;
+
 use crate::config::TrainConfig;
 use crate::data::{Batcher, Dataset};
 use crate::error::{Error, Result};
 use crate::model::Model;
 use crate::optim::Optimizer;
 use crate::rng::Rng;
+use crate::runtime::Runtime;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -55,9 +58,13 @@ pub struct RunData<'a> {
     pub test: Option<&'a Dataset>,
 }
 
-/// A trainer: the model, its optimiser, the batcher and the run's one RNG.
+/// A trainer: the model, its optimiser, the run's one RNG, and the runtime it
+/// computes with.
 pub struct Trainer {
     pub cfg: TrainConfig,
+    /// How training uses the machine (not part of the run's identity: the results are
+    /// the same bits under any runtime with the same SIMD-independent kernels).
+    pub rt: Runtime,
     pub model: Model,
     pub opt: Optimizer,
     pub rng: Rng,
@@ -68,14 +75,15 @@ pub struct Trainer {
 
 impl Trainer {
     /// Builds the model from `cfg` (initial weights from the seed) for data of
-    /// `in_dim` features and `classes` classes.
-    pub fn new(cfg: &TrainConfig, in_dim: usize, classes: usize) -> Result<Trainer> {
+    /// `in_dim` features and `classes` classes, to train under `rt`.
+    pub fn new(cfg: &TrainConfig, in_dim: usize, classes: usize, rt: Runtime) -> Result<Trainer> {
         cfg.validate()?;
         let mut rng = Rng::new(cfg.seed);
         let mut model = Model::build(&cfg.model, in_dim, classes, &mut rng)?;
         let opt = Optimizer::new(cfg.optimizer.clone(), &mut model.net);
         Ok(Trainer {
             cfg: cfg.clone(),
+            rt,
             model,
             opt,
             rng,
@@ -92,6 +100,7 @@ impl Trainer {
             ..Default::default()
         };
         let stack = crate::rbm::pretrain_stack(
+            &self.rt,
             &train.images,
             &self.cfg.model.hidden,
             &rcfg,
@@ -111,6 +120,8 @@ impl Trainer {
         observe: &mut dyn Observer,
     ) -> Result<()> {
         let train = data.train;
+        let rt = self.rt;
+        rt.enter();
         if train.features() != self.model.in_dim || train.classes() > self.model.classes {
             return Err(Error::Shape {
                 op: "train",
@@ -142,13 +153,14 @@ impl Trainer {
             let mut cost = 0f64;
             let mut correct = 0usize;
             let mut b = 0;
-            while batcher.next_batch(train) {
+            while batcher.next_batch(&rt, train) {
                 let (loss, ok) = self.model.train_step(
                     &batcher.x,
                     &batcher.labels,
                     &mut self.opt,
                     lr,
                     &mut self.rng,
+                    &rt,
                 );
                 if !loss.is_finite() {
                     return Err(Error::Diverged {
@@ -179,12 +191,12 @@ impl Trainer {
                 });
             }
             let train_acc = if self.cfg.eval_train {
-                self.model.evaluate(train).accuracy
+                self.model.evaluate(train, &rt).accuracy
             } else {
                 correct as f32 / train.len() as f32
             };
-            let val = data.val.map(|v| self.model.evaluate(v));
-            let test_acc = data.test.map(|t| self.model.evaluate(t).accuracy);
+            let val = data.val.map(|v| self.model.evaluate(v, &rt));
+            let test_acc = data.test.map(|t| self.model.evaluate(t, &rt).accuracy);
             let stats = EpochStats {
                 epoch: epoch + 1,
                 cost: cost as f32,
@@ -197,7 +209,7 @@ impl Trainer {
             };
             self.history.push(stats.clone());
             if let Some((dir, meta)) = self.checkpoint.take() {
-                let res = crate::io::model_file::save_checkpoint(&dir, self, &meta);
+                let res = checkpoint::save_checkpoint(&dir, self, &meta);
                 self.checkpoint = Some((dir, meta));
                 res?;
             }

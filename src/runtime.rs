@@ -1,0 +1,86 @@
+//! The runtime: how a computation may use this machine. One value, built from the
+//! command line, passed explicitly to whatever computes (the trainer, a model's
+//! evaluation, the server): there are no process-wide settings to set and restore.
+//!
+//! None of it is part of a model's or a run's identity: the same binary, seed, data
+//! and config give the same bits at any thread count (each product's sums, and each
+//! elementwise pass, do not depend on how the work is shared out; tested), so a run
+//! resumed at another thread count ends where the uninterrupted one would.
+
+use crate::simd::Level;
+
+/// How a computation may use the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Runtime {
+    /// How many pieces products and updates are cut into (at least 1; 1 runs
+    /// everything on the calling thread). More than the cores cuts work finer without
+    /// adding cores.
+    pub threads: usize,
+    /// The instruction-set level of nnlab's own loops ([`crate::simd`]): the best the
+    /// CPU has, or lower (to compare levels). Never above what the CPU has.
+    pub simd: Level,
+    /// Whether a dense layer computes from its input's nonzero entries alone when at
+    /// most 30% of them are nonzero (MNIST images: about 19%), as the first layer of
+    /// every lab does. Off: always the dense product.
+    pub sparse: bool,
+    /// Whether subnormal floats are flushed to zero (MXCSR's FTZ and DAZ bits) on the
+    /// threads that compute. On Intel cores each subnormal operand or result costs a
+    /// microcode assist; trained ReLU nets make many (their small gradients), which
+    /// halved the speed of every epoch after the first there (BENCHMARKS.md). The
+    /// printed results did not change.
+    pub ftz: bool,
+}
+
+impl Default for Runtime {
+    /// One thread per core, the CPU's best level, every fast path on.
+    fn default() -> Self {
+        Runtime::new(0)
+    }
+}
+
+impl Runtime {
+    /// `threads` threads (0 = one per core), the CPU's best level, fast paths on.
+    pub fn new(threads: usize) -> Self {
+        Runtime {
+            threads: if threads == 0 { cores() } else { threads },
+            simd: crate::simd::detected(),
+            sparse: true,
+            ftz: true,
+        }
+    }
+
+    /// Everything on the calling thread (tests, and each member of an ensemble trained
+    /// in parallel).
+    pub fn single() -> Self {
+        Runtime::new(1)
+    }
+
+    /// The same runtime with `n` threads (at least 1).
+    pub fn with_threads(self, n: usize) -> Self {
+        Runtime {
+            threads: n.max(1),
+            ..self
+        }
+    }
+
+    /// The same runtime with the SIMD level capped at `level` (never above the CPU's).
+    pub fn with_simd(self, level: Level) -> Self {
+        Runtime {
+            simd: level.min(crate::simd::detected()),
+            ..self
+        }
+    }
+
+    /// Readies the calling thread to compute under this runtime: sets its
+    /// floating-point mode (see `ftz`). Work forked from this thread ([`crate::par`])
+    /// runs in the same mode. Call it at the start of each thread that computes (the
+    /// trainer, evaluation and the server do).
+    pub fn enter(&self) {
+        crate::fpmode::set_flush_to_zero(self.ftz);
+    }
+}
+
+/// The cores this process may use.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
