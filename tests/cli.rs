@@ -367,3 +367,42 @@ fn ctrl_c_stops_and_says_how_to_resume() {
         .is_ok()
     );
 }
+
+/// `eval -j 1` and `eval -j 2` print the same figures, to the last digit, for a
+/// model trained on MNIST (whose layers take the sparse products: the images, and the
+/// ReLU outputs of a trained net, are mostly zeros).
+#[test]
+fn eval_prints_the_same_figures_at_any_thread_count() {
+    use nnlab::Runtime;
+    let mnist = common::mnist();
+    let train = mnist.train.slice(0..5000, "small");
+    let mut cfg = nnlab::config::TrainConfig::preset("dropout").unwrap();
+    cfg.epochs = 1;
+    let mut t = nnlab::train::Trainer::new(&cfg, 784, 10, Runtime::default()).unwrap();
+    common::fit(&mut t, &train).unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("m.safetensors");
+    let meta = nnlab::io::ModelMeta {
+        config: cfg.clone(),
+        dataset: "mnist".into(),
+        input_shape: (28, 28),
+        class_names: (0..10).map(|c| c.to_string()).collect(),
+        metrics: Default::default(),
+    };
+    nnlab::io::save_model(&p, &mut t.model, &meta).unwrap();
+    let eval = |threads: &str| {
+        let (ok, out, err) = nnlab(&["eval", "--model", p.to_str().unwrap(), "-j", threads]);
+        assert!(ok, "{err}");
+        out.replace(p.to_str().unwrap(), "MODEL")
+    };
+    let one = eval("1");
+    let acc: f32 = one
+        .split("accuracy ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .and_then(|a| a.parse().ok())
+        .expect("an accuracy figure");
+    assert!(acc > 0.7, "{one}");
+    assert_eq!(one, eval("2"));
+    assert_eq!(one, eval("3"));
+}

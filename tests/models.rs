@@ -312,7 +312,9 @@ proptest! {
 }
 
 /// Training 3 epochs in one go equals 1 epoch, a checkpoint, and a resumed run to 3,
-/// bit for bit (dropout net: masks, shuffles and Adam state all continue exactly).
+/// bit for bit (dropout net: masks, shuffles and Adam state all continue exactly),
+/// though each part runs at another thread count (2, then 1, then 3): the thread count
+/// is not part of a run.
 #[test]
 fn resume_equals_uninterrupted_bit_for_bit() {
     let mnist = common::mnist();
@@ -320,17 +322,19 @@ fn resume_equals_uninterrupted_bit_for_bit() {
     let mut cfg = TrainConfig::preset("dropout").unwrap();
     cfg.model.hidden = vec![48, 24];
     cfg.epochs = 3;
-    let mut full = Trainer::new(&cfg, 784, 10, Runtime::default()).unwrap();
+    let threads = |n| Runtime::default().with_threads(n);
+    let mut full = Trainer::new(&cfg, 784, 10, threads(2)).unwrap();
     common::fit(&mut full, &train).unwrap();
 
     let d = tempfile::tempdir().unwrap();
     let mut first = cfg.clone();
     first.epochs = 1;
-    let mut t = Trainer::new(&first, 784, 10, Runtime::default()).unwrap();
+    let mut t = Trainer::new(&first, 784, 10, threads(1)).unwrap();
     t.checkpoint = Some((d.path().to_path_buf(), meta(&first)));
     common::fit(&mut t, &train).unwrap();
     drop(t);
-    let mut resumed = load_checkpoint(d.path(), &cfg, Runtime::default()).unwrap();
+    let mut resumed = load_checkpoint(d.path(), &cfg, threads(3)).unwrap();
+    assert_eq!(resumed.rt.threads, 3);
     assert_eq!(resumed.history.len(), 1);
     common::fit(&mut resumed, &train).unwrap();
     assert_eq!(
