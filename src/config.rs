@@ -153,6 +153,11 @@ impl LayerSpec {
             LayerSpec::Activation { .. } | LayerSpec::Dropout { .. } | LayerSpec::Batchnorm => {
                 Ok(width)
             }
+            LayerSpec::Residual { layers } if layers.is_empty() => Err(Error::config(
+                format!("{path}.layers"),
+                "[]",
+                "needs at least one layer (the block is y = x + f(x))",
+            )),
             LayerSpec::Residual { layers } => list(layers, width, &format!("{path}.layers")),
             LayerSpec::Branch { merge, branches } => {
                 if branches.is_empty() {
@@ -160,6 +165,13 @@ impl LayerSpec {
                         format!("{path}.branches"),
                         "[]",
                         "needs at least one branch",
+                    ));
+                }
+                if let Some(k) = branches.iter().position(|b| b.is_empty()) {
+                    return Err(Error::config(
+                        format!("{path}.branches[{k}]"),
+                        "[]",
+                        "a branch needs at least one layer",
                     ));
                 }
                 let outs = branches

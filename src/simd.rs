@@ -7,14 +7,12 @@
 //! AVX2 copy when the CPU has it, so LLVM vectorises the same source 8 lanes wide
 //! instead of 4. (An AVX-512 build of the same loops was measured slower on the
 //! Zen 4 machines this project runs on, whose 512-bit square roots and divisions are
-//! split into two halves: Adam over 1.19 M parameters took 1.06 ms against 0.62 ms
-//! with AVX2 and 0.87 ms with SSE2, `cargo bench --bench kernels -- adam`.)
+//! split into two halves: Adam was slower at AVX-512 than at AVX2, BENCHMARKS.md.)
 //!
 //! The sparse products, which only load, multiply and add, are the exception:
 //! `simd_fn_wide!` adds an AVX-512 copy, and the forward product sums 128 columns in
 //! eight 512-bit registers instead of 64 in eight 256-bit ones, half the instructions
-//! per nonzero. A trained dropout net's 10,000-image evaluation took 0.107-0.116 s
-//! against 0.120-0.129 with AVX2 (`examples/inference.rs`, alternating, BENCHMARKS.md).
+//! per nonzero (faster than AVX2 on evaluation, BENCHMARKS.md, 2026-11-28).
 //!
 //! The level is part of the [`Runtime`](crate::runtime::Runtime) (`--simd` caps it),
 //! passed to each kernel as its first argument; no setting is global.

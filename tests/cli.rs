@@ -95,6 +95,10 @@ fn invalid_settings_name_the_field() {
         (vec!["--preset", "huge"], "huge"),
         (vec!["--dropout", "1.0"], "--dropout"),
         (vec!["--config", "/no/such/file.toml"], "/no/such/file.toml"),
+        (
+            vec!["--schedule", "cosine:1"],
+            "floor must be in [0, lr = 0.001]",
+        ),
     ] {
         let mut a = vec!["train", "--print-config"];
         a.extend(args.iter());
@@ -317,55 +321,57 @@ fn save_checked_before_training_and_resume_with_another_config_refused() {
     );
 }
 
-/// Ctrl-C during training: stops after the batch, keeps the last epoch's checkpoint,
-/// exits non-zero and says how to resume.
+/// Ctrl-C, SIGTERM and SIGHUP during training: each stops after the batch, keeps the
+/// last epoch's checkpoint, exits non-zero and says how to resume.
 #[test]
-fn ctrl_c_stops_and_says_how_to_resume() {
-    let d = tempfile::tempdir().unwrap();
-    let ck = d.path().join("ck");
-    let child = Command::new(env!("CARGO_BIN_EXE_nnlab"))
-        .args([
-            "train",
-            "--preset",
-            "xavier",
-            "--epochs",
-            "30",
-            "--quiet",
-            "--checkpoint-dir",
-            ck.to_str().unwrap(),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = std::time::Instant::now();
-    while !ck.join("checkpoint.safetensors").exists() {
-        assert!(start.elapsed().as_secs() < 120, "no checkpoint after 120 s");
-        std::thread::sleep(std::time::Duration::from_millis(50));
+fn a_signal_stops_and_says_how_to_resume() {
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        let d = tempfile::tempdir().unwrap();
+        let ck = d.path().join("ck");
+        let child = Command::new(env!("CARGO_BIN_EXE_nnlab"))
+            .args([
+                "train",
+                "--preset",
+                "xavier",
+                "--epochs",
+                "30",
+                "--quiet",
+                "--checkpoint-dir",
+                ck.to_str().unwrap(),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while !ck.join("checkpoint.safetensors").exists() {
+            assert!(start.elapsed().as_secs() < 120, "no checkpoint after 120 s");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        // SAFETY: sending a signal to our own child process.
+        unsafe {
+            libc::kill(child.id() as i32, signal);
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "signal {signal}: {err}");
+        assert!(
+            err.contains("interrupted") && err.contains("--resume"),
+            "signal {signal}: {err}"
+        );
+        assert!(
+            nnlab::train::checkpoint::load_checkpoint(
+                &ck,
+                &{
+                    let mut c = nnlab::config::TrainConfig::preset("xavier").unwrap();
+                    c.epochs = 30;
+                    c
+                },
+                nnlab::Runtime::default()
+            )
+            .is_ok()
+        );
     }
-    // SAFETY: sending SIGINT to our own child process.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let out = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{err}");
-    assert!(
-        err.contains("interrupted") && err.contains("--resume"),
-        "{err}"
-    );
-    assert!(
-        nnlab::train::checkpoint::load_checkpoint(
-            &ck,
-            &{
-                let mut c = nnlab::config::TrainConfig::preset("xavier").unwrap();
-                c.epochs = 30;
-                c
-            },
-            nnlab::Runtime::default()
-        )
-        .is_ok()
-    );
 }
 
 /// `eval -j 1` and `eval -j 2` print the same figures, to the last digit, for a
@@ -405,4 +411,42 @@ fn eval_prints_the_same_figures_at_any_thread_count() {
     assert!(acc > 0.7, "{one}");
     assert_eq!(one, eval("2"));
     assert_eq!(one, eval("3"));
+}
+
+/// Bad inputs that used to panic now end with a clear error: a dataset folder with no
+/// test images, and residual blocks or branches with no layers.
+#[test]
+fn empty_parts_are_refused_with_a_message() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("no-test");
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_folder(&data, 20, 0, 4, 4, 3);
+    let (ok, _, err) = nnlab(&[
+        "train",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--epochs",
+        "1",
+    ]);
+    assert!(!ok && err.contains("no test examples"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for (layers, want) in [
+        (
+            "[{ type = \"residual\", layers = [] }]",
+            "model.layers[0].layers",
+        ),
+        (
+            "[{ type = \"branch\", merge = \"concat\", branches = [[{ type = \"dense\", units = 4 }], []] }]",
+            "model.layers[0].branches[1]",
+        ),
+    ] {
+        let cfg = d.path().join("net.toml");
+        std::fs::write(&cfg, format!("[model]\nlayers = {layers}\n")).unwrap();
+        let (ok, _, err) = nnlab(&["train", "--config", cfg.to_str().unwrap(), "--print-config"]);
+        assert!(
+            !ok && err.contains(want) && err.contains("at least one"),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
 }

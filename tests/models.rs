@@ -430,3 +430,24 @@ fn predict_from_png_matches_predict_from_idx() {
     // reproduces them up to resampling: all but at most one of 50 agree.
     assert!(same >= n - 1, "{same} of {n} agree");
 }
+
+/// A model file holding NaN or infinity is refused at load, naming the tensor.
+#[test]
+fn non_finite_weights_are_refused_at_load() {
+    for bad in [f32::NAN, f32::INFINITY] {
+        let (cfg, mut m) = small_model("xavier");
+        m.net.visit_params(&mut |p| {
+            if p.name == "2.bias" {
+                p.value[3] = bad;
+            }
+        });
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("m.safetensors");
+        save_model(&p, &mut m, &meta(&cfg)).unwrap();
+        let e = load_model(&p).err().expect("refused").to_string();
+        assert!(
+            e.contains("tensor 2.bias holds") && e.contains("element 3"),
+            "{e}"
+        );
+    }
+}

@@ -106,8 +106,9 @@ pub struct RunOptions {
 /// Set by Ctrl-C: training stops after the current batch.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
-/// Installs the Ctrl-C handler once: the first press asks training to stop after the
-/// current batch, a second one exits at once.
+/// Installs the handler of Ctrl-C, SIGTERM and SIGHUP once: the first signal asks
+/// training to stop after the current batch (then the checkpoint, if any, holds the
+/// last finished epoch), a second one exits at once.
 pub fn install_ctrl_c() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -115,7 +116,7 @@ pub fn install_ctrl_c() {
             if STOP.swap(true, Ordering::SeqCst) {
                 std::process::exit(130);
             }
-            eprintln!("\nnnlab: stopping after this batch (Ctrl-C again to quit now)");
+            eprintln!("\nnnlab: stopping after this batch (signal again to quit now)");
         });
     });
 }

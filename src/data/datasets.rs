@@ -254,6 +254,12 @@ pub fn load_dir(dir: &Path, name: &str, class_names: Option<Vec<String>>) -> Res
     if trl.is_empty() {
         return Err(Error::format(&trl_path, "no training examples"));
     }
+    if tel.is_empty() {
+        return Err(Error::format(
+            &tel_path,
+            "no test examples (a dataset needs at least one to report an accuracy)",
+        ));
+    }
     let class_names = class_names.unwrap_or_else(|| {
         let k = *trl.iter().max().unwrap_or(&0) as usize + 1;
         (0..k).map(|c| c.to_string()).collect()

@@ -154,10 +154,21 @@ pub(crate) fn tensor_f32(
             ),
         ));
     }
-    Ok(t.data()
+    let values: Vec<f32> = t
+        .data()
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect())
+        .collect();
+    if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::format(
+            path,
+            format!(
+                "tensor {name} holds {v} at element {i}: a model's values must be finite \
+                 (the file is corrupt, or saved from a run that diverged)"
+            ),
+        ));
+    }
+    Ok(values)
 }
 
 /// Copies the file's tensors into a freshly built model, checking names and shapes.

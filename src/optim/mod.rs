@@ -111,6 +111,19 @@ impl OptimConfig {
         pos("optimizer.eps", self.eps)?;
         nonneg("optimizer.l2", self.l2)?;
         nonneg("optimizer.weight_decay", self.weight_decay)?;
+        if let Schedule::Cosine { min_lr } = self.schedule
+            && !(0.0..=self.lr).contains(&min_lr)
+        {
+            return Err(Error::config(
+                "optimizer.schedule",
+                self.schedule,
+                format!(
+                    "the cosine schedule's floor must be in [0, lr = {}]: the rate falls \
+                     from lr to the floor",
+                    self.lr
+                ),
+            ));
+        }
         Ok(())
     }
 }

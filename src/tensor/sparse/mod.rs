@@ -25,9 +25,8 @@
 //! differ from the dense products' only in rounding.
 //!
 //! `Dense` uses these products when at most [`MAX_DENSITY`] of its input is nonzero and
-//! the runtime allows it (`Runtime::sparse`). Whole 15-epoch labs, sparse on against
-//! off, alternating in one run (BENCHMARKS.md): xavier 9.6 / 12.0 s, deep 38.9 / 45.7,
-//! dropout 34.8 / 49.3.
+//! the runtime allows it (`Runtime::sparse`); BENCHMARKS.md has what they win on whole
+//! labs and on `eval` (the reason they are kept).
 
 mod gather;
 mod portable;
@@ -42,10 +41,8 @@ pub use products::{sparse_affine, sparse_matmul_tn};
 use super::Matrix;
 
 /// The largest share of nonzero entries at which `Dense` uses these products instead
-/// of the dense ones. Measured on two threads (BENCHMARKS.md): at MNIST's 19% they
-/// take 626 µs against 869 for 784 -> 512, gathering included; the two meet near 35%
-/// (Fashion-MNIST thinned to 37% nonzero: 1304 against 1283 µs), and at 52% sparse
-/// takes 1451 against 853.
+/// of the dense ones: a little under where the two took the same time for a 784 ->
+/// 512 layer on batches of 100 (BENCHMARKS.md, 2026-11-27: near 35%).
 pub const MAX_DENSITY: f32 = 0.3;
 
 /// Columns summed in registers at once (8 AVX2 registers; the AVX-512 forward sums

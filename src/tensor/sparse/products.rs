@@ -115,7 +115,7 @@ simd_fn_wide! {
     /// batch of 100) stays in the first-level cache while every pixel's sum is taken
     /// from it in registers. (Read in place, the panel's rows lie `n` floats apart: at
     /// n = 512, 2 kB, all of them map to 8 of the cache's 64 sets and evict each other.
-    /// The copy made the product 10-30% faster, same bits; BENCHMARKS.md.)
+    /// The copy made the product faster, same bits; BENCHMARKS.md.)
     fn weight_grad_rows(
         level: Level,
         e: &Nonzeros,
@@ -194,8 +194,8 @@ pub(super) fn sum_scaled_rows<const WIDE: usize, const FETCH: bool>(
         "sum_scaled_rows: columns past the matrix"
     );
     assert_eq!(rows.len(), vals.len(), "sum_scaled_rows: entries");
-    // as a maximum, which the compiler vectorises (checked one by one with an early
-    // exit it took about 3% of an evaluation)
+    // as a maximum, which the compiler vectorises (one by one with an early exit was
+    // measurably slower)
     assert!(
         rows.iter()
             .copied()
@@ -239,10 +239,8 @@ fn sum_tail(
     super::portable::sum_tail(rows, vals, m, j, out, start)
 }
 
-/// How many entries ahead `sum_panels` asks for the row it will read. Measured on one
-/// thread, the forward alone on random inputs, against the same build without the
-/// prefetch (BENCHMARKS.md): 784 -> 512 at 19% nonzero, 3.52-3.54 against 3.56-3.63 ms
-/// per 1,000 rows; 512 -> 512 at 16%, 1.89-1.92 against 1.98-2.01.
+/// How many entries ahead `sum_panels` asks for the row it will read (the rows of `w`
+/// come from the second-level cache; 2 and 8 ahead measured no better, BENCHMARKS.md).
 const PREFETCH: usize = 4;
 
 /// `sum_panels` asks for one cache line in every `FETCH_EVERY` of the row it will read
