@@ -31,6 +31,11 @@ fn main() {
         cli::Command::Ensemble(args) => commands::ensemble::run(&args),
         cli::Command::Serve(args) => commands::serve::run(&args),
     };
+    if let Some(e) = commands::stdout_error() {
+        // (a closed pipe ends the process by SIGPIPE before this)
+        eprintln!("error: cannot write the output: {e}");
+        std::process::exit(1);
+    }
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);

@@ -450,3 +450,40 @@ fn empty_parts_are_refused_with_a_message() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+/// A full disk on stdout (`/dev/full`) ends each command with a one-line error and a
+/// non-zero status, not a panic.
+#[test]
+fn a_failing_stdout_is_an_error_not_a_panic() {
+    let d = tempfile::tempdir().unwrap();
+    let m = common::tiny_model(d.path(), 4, 4);
+    let data = d.path().join("data4x4");
+    let (m, data) = (m.to_str().unwrap(), data.to_str().unwrap());
+    let runs: [&[&str]; 4] = [
+        &["eval", "--model", m],
+        &["predict", "--model", m, "--index", "1"],
+        &["data", "info", data],
+        &[
+            "train",
+            "--dataset",
+            data,
+            "--epochs",
+            "1",
+            "--hidden",
+            "4",
+            "--validation",
+            "5",
+        ],
+    ];
+    for args in runs {
+        let out = Command::new(env!("CARGO_BIN_EXE_nnlab"))
+            .args(args)
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(err.contains("cannot write the output"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}

@@ -2,6 +2,7 @@
 //! beside the GEMM's speed measured in the same run.
 
 use super::load_dataset;
+use super::outln;
 use crate::cli::BenchArgs;
 use nnlab::bench::bench_config;
 use nnlab::config::TrainConfig;
@@ -33,7 +34,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             } else {
                 "(build with --features timers for the products' and optimiser's shares)".into()
             };
-            println!(
+            outln!(
                 "{:<8} {:>7.3} s/epoch  {:>8.0} samples/s  inference {:>6.4} s/{}  {:>6.1} GFLOP/epoch (dense)  {:>6.1} GFLOP/s = {:>4.0}% of GEMM on these shapes ({:.1} GFLOP/s; 2048³: {:.1})  {}  peak RSS {:.0} MB  [{} threads; epoch seconds {}: {:?}]",
                 r.preset,
                 r.median_epoch_s,
@@ -61,7 +62,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         reports.push(r);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        outln!("{}", serde_json::to_string_pretty(&reports)?);
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `nnlab data fetch | info | show`.
 
+use super::outln;
 use super::{fetch_options, load_dataset};
 use crate::cli::{DataArgs, DataCommand, Split};
 use nnlab::data::datasets::{DatasetRef, FILE_NAMES, find_file};
@@ -18,7 +19,7 @@ pub fn run(args: &DataArgs) -> anyhow::Result<()> {
                 );
             }
             let dir = r.ensure_files(&fetch_options(&args.data, false))?;
-            println!("{}: all four files verified in {}", r.name(), dir.display());
+            outln!("{}: all four files verified in {}", r.name(), dir.display());
             Ok(())
         }
         DataCommand::Info { dataset } => info(dataset, args),
@@ -43,11 +44,12 @@ pub fn run(args: &DataArgs) -> anyhow::Result<()> {
                 );
             }
             let label = d.labels[*index] as usize;
-            println!(
+            outln!(
                 "{} #{index}: label {label} ({})",
-                d.name, d.class_names[label]
+                d.name,
+                d.class_names[label]
             );
-            println!("{}", draw(d.images.row(*index), d.height, d.width, *style));
+            outln!("{}", draw(d.images.row(*index), d.height, d.width, *style));
             Ok(())
         }
     }
@@ -57,8 +59,8 @@ fn info(dataset: &str, args: &DataArgs) -> anyhow::Result<()> {
     let r = DatasetRef::parse(dataset)?;
     let opts = fetch_options(&args.data, false);
     let dir = r.ensure_files(&opts)?;
-    println!("dataset: {}", r.name());
-    println!("folder:  {}", dir.display());
+    outln!("dataset: {}", r.name());
+    outln!("folder:  {}", dir.display());
     for name in FILE_NAMES {
         let path = find_file(&dir, name)?;
         let status = match &r {
@@ -76,22 +78,22 @@ fn info(dataset: &str, args: &DataArgs) -> anyhow::Result<()> {
             }
             DatasetRef::Folder(_) => "no known checksum (folder)".to_string(),
         };
-        println!(
+        outln!(
             "  {:<28} {status}",
             path.file_name().unwrap_or_default().to_string_lossy()
         );
     }
     let s = r.load(&opts)?;
-    println!(
+    outln!(
         "images:  {}x{} grey, {} classes",
         s.train.height,
         s.train.width,
         s.train.classes()
     );
     for d in [&s.train, &s.test] {
-        println!("{}: {} images", d.name, d.len());
+        outln!("{}: {} images", d.name, d.len());
         for (c, n) in d.class_counts().iter().enumerate() {
-            println!("  {c:>3} {:<12} {n:>6}", d.class_names[c]);
+            outln!("  {c:>3} {:<12} {n:>6}", d.class_names[c]);
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 
 use super::load_dataset;
 use super::train::{RunSets, run_meta};
+use super::{out, outln};
 use crate::cli::{EnsembleArgs, Parallel};
 use nnlab::ensemble::{argmax_rows, average, train_members, vote};
 use nnlab::io::model_file;
@@ -21,7 +22,7 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
     }
     let cfg = t.resolve()?;
     if t.print_config {
-        print!("{}", cfg.to_toml());
+        out!("{}", cfg.to_toml());
         return Ok(());
     }
     if let Some(d) = &args.save_dir {
@@ -39,7 +40,7 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
         Parallel::Auto => args.members >= rt.threads && rt.threads > 1,
     };
     if !quiet {
-        println!(
+        outln!(
             "training {} members of {} ({} epochs each, seeds {}..{}), {}",
             args.members,
             t.preset.as_deref().unwrap_or("the given config"),
@@ -145,30 +146,30 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
     if let Some(r) = report {
         let page = r.finish("nnlab ensemble report")?;
         if !t.out.json {
-            println!("report: {}", page.display());
+            outln!("report: {}", page.display());
         }
     }
     if t.out.json {
-        println!("{summary}");
+        outln!("{summary}");
     } else {
         for (i, a) in accs.iter().enumerate() {
-            println!(
+            outln!(
                 "member {i} (seed {}): test accuracy {a:.4}",
                 cfg.seed + i as u64
             );
         }
         let best = accs.iter().cloned().fold(0f32, f32::max);
-        println!("members: mean {mean:.4}, best {best:.4}");
-        println!(
+        outln!("members: mean {mean:.4}, best {best:.4}");
+        outln!(
             "ensemble, averaged probabilities: {by_avg:.4} ({:+.4} over the mean member, {:+.4} over the best)",
             by_avg - mean,
             by_avg - best
         );
-        println!(
+        outln!(
             "ensemble, majority vote:          {by_vote:.4} ({:+.4} over the mean member)",
             by_vote - mean
         );
-        println!("trained in {seconds:.1} s");
+        outln!("trained in {seconds:.1} s");
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `nnlab eval`: accuracy, loss, per-class precision/recall and the confusion matrix
 //! of one or more saved models, and of their ensemble.
 
+use super::outln;
 use super::{check_fits, load_dataset, load_model};
 use crate::cli::{EvalArgs, Split};
 use nnlab::ensemble::{argmax_rows, average, vote};
@@ -51,7 +52,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         let e = m.model.evaluate(d, &rt);
         let conf = Confusion::new(&d.labels, &e.predictions, d.classes());
         if !args.json {
-            println!(
+            outln!(
                 "{}: accuracy {:.4}, loss {:.4} on {} ({} images)",
                 m.path.display(),
                 e.accuracy,
@@ -60,7 +61,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
                 d.len()
             );
             if args.models.len() == 1 {
-                println!("\n{}", conf.table(&d.class_names));
+                outln!("\n{}", conf.table(&d.class_names));
             }
         }
         results.push(serde_json::json!({
@@ -104,14 +105,14 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             )?;
         }
         if !args.json {
-            println!(
+            outln!(
                 "\nensemble of {}: accuracy {:.4} by averaged probabilities (loss {:.4}), {:.4} by majority vote",
                 models.len(),
                 acc(&by_avg),
                 loss,
                 acc(&by_vote)
             );
-            println!("\n{}", conf.table(&d.class_names));
+            outln!("\n{}", conf.table(&d.class_names));
         }
         ensemble = serde_json::json!({
             "members": models.len(), "accuracy_average": acc(&by_avg), "loss_average": loss,
@@ -119,7 +120,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         });
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({ "dataset": d.name, "models": results, "ensemble": ensemble })
         );

@@ -2,6 +2,7 @@
 //! table against the lecture's figures.
 
 use super::load_dataset;
+use super::outln;
 use super::train::{RunOptions, RunSets, run_config};
 use crate::cli::LabArgs;
 use nnlab::config::{LABS, TrainConfig};
@@ -42,7 +43,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
         cfg.seed = args.seed;
         cfg.epochs = args.epochs;
         if !args.out.json {
-            println!(
+            outln!(
                 "\n== Lab {}: 784-{}-10, {} init, keep_prob {} ==",
                 lab.title,
                 cfg.model
@@ -116,20 +117,32 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
         r.history_csv("history.csv", &histories)?;
         let page = r.finish("nnlab lab report: lecture 10's MNIST labs")?;
         if !args.out.json {
-            println!("report: {}", page.display());
+            outln!("report: {}", page.display());
         }
     }
     if args.out.json {
         return Ok(());
     }
-    println!(
+    outln!(
         "\n{:<8} {:<22} {:>9} {:>9} {:>12} {:>12} {:>9}",
-        "lab", "", "accuracy", "lecture", "cost ep1", "cost last", "train s"
+        "lab",
+        "",
+        "accuracy",
+        "lecture",
+        "cost ep1",
+        "cost last",
+        "train s"
     );
     for r in &rows {
-        println!(
+        outln!(
             "{:<8} {:<22} {:>9.4} {:>9.4} {:>12.6} {:>12.6} {:>9.1}",
-            r.name, r.title, r.accuracy, r.lecture, r.cost_first, r.cost_last, r.seconds
+            r.name,
+            r.title,
+            r.accuracy,
+            r.lecture,
+            r.cost_first,
+            r.cost_last,
+            r.seconds
         );
     }
     Ok(())

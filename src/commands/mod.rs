@@ -16,6 +16,58 @@ use crate::cli::{DataOpts, OutputOpts};
 use nnlab::data::{DatasetRef, FetchOptions, Splits};
 use nnlab::train::EpochStats;
 use std::io::IsTerminal;
+use std::io::Write;
+use std::sync::OnceLock;
+
+/// The first error writing to stdout (a full disk, a closed pipe), if any: later
+/// writes are skipped, and `main` reports it and exits non-zero once the command ends.
+static STDOUT_ERROR: OnceLock<String> = OnceLock::new();
+
+/// Writes to stdout without panicking (`println!` panics when stdout fails); see
+/// [`stdout_error`].
+pub fn write_out(args: std::fmt::Arguments<'_>, newline: bool) {
+    if STDOUT_ERROR.get().is_some() {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    let res = out.write_fmt(args).and_then(|_| {
+        if newline {
+            out.write_all(b"\n")
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = res {
+        let _ = STDOUT_ERROR.set(e.to_string());
+    }
+}
+
+/// Flushes stdout and returns the first error writing to it, if there was one.
+pub fn stdout_error() -> Option<String> {
+    if let Err(e) = std::io::stdout().flush() {
+        let _ = STDOUT_ERROR.set(e.to_string());
+    }
+    STDOUT_ERROR.get().cloned()
+}
+
+/// `println!` that records a failure instead of panicking (`write_out`).
+macro_rules! outln {
+    () => {
+        $crate::commands::write_out(format_args!(""), true)
+    };
+    ($($t:tt)*) => {
+        $crate::commands::write_out(format_args!($($t)*), true)
+    };
+}
+pub(crate) use outln;
+
+/// `print!` that records a failure instead of panicking (`write_out`).
+macro_rules! out {
+    ($($t:tt)*) => {
+        $crate::commands::write_out(format_args!($($t)*), false)
+    };
+}
+pub(crate) use out;
 
 /// Fetch options from the data flags.
 pub fn fetch_options(d: &DataOpts, quiet: bool) -> FetchOptions {
@@ -60,14 +112,17 @@ impl EpochPrinter<'_> {
             let mut v = serde_json::to_value(s).expect("stats serialise");
             v["event"] = "epoch".into();
             v["run"] = self.tag.into();
-            println!("{v}");
+            outln!("{v}");
         } else if !self.out.quiet {
             let val = s
                 .val_acc
                 .map_or(String::new(), |a| format!("  validation = {a:.4}"));
-            println!(
+            outln!(
                 "Epoch: {:04} cost = {:.9}  train = {:.4}{val}  ({:.2} s)",
-                s.epoch, s.cost, s.train_acc, s.seconds
+                s.epoch,
+                s.cost,
+                s.train_acc,
+                s.seconds
             );
         }
     }

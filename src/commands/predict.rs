@@ -1,5 +1,6 @@
 //! `nnlab predict`: the top-3 classes of one image with a saved model.
 
+use super::outln;
 use super::{check_fits, load_dataset, load_model};
 use crate::cli::{PredictArgs, Split};
 use nnlab::io::image_input::{SIDE, load_digit};
@@ -68,23 +69,23 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
             "label": label,
             "top": top.iter().map(|&(c, p)| serde_json::json!({"class": c, "name": names[c], "probability": p})).collect::<Vec<_>>(),
         });
-        println!("{v}");
+        outln!("{v}");
     } else {
         let style = if args.ascii {
             TextStyle::Ascii
         } else {
             TextStyle::Blocks
         };
-        println!(
+        outln!(
             "{source}{}",
             label.map_or(String::new(), |l| format!(
                 " (label {l}: {})",
                 names[l as usize]
             ))
         );
-        println!("{}", draw(&x.data, h, w, style));
+        outln!("{}", draw(&x.data, h, w, style));
         for (rank, &(c, p)) in top.iter().enumerate() {
-            println!("{}. {:<12} {:>6.2}%", rank + 1, names[c], 100.0 * p);
+            outln!("{}. {:<12} {:>6.2}%", rank + 1, names[c], 100.0 * p);
         }
     }
     Ok(())

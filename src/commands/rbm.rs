@@ -2,6 +2,7 @@
 //! images, with its reconstruction error per epoch.
 
 use super::load_dataset;
+use super::outln;
 use crate::cli::RbmArgs;
 use nnlab::rbm::{Rbm, RbmConfig};
 
@@ -23,7 +24,7 @@ pub fn run(args: &RbmArgs) -> anyhow::Result<()> {
     let s = load_dataset(&args.dataset, &args.data, false)?;
     let mut rng = nnlab::Rng::new(args.seed);
     let mut rbm = Rbm::new(s.train.features(), args.hidden, &mut rng);
-    println!(
+    outln!(
         "RBM {}-{} on {} ({} images), CD-{}, lr {}, batch {}",
         s.train.features(),
         args.hidden,
@@ -35,7 +36,7 @@ pub fn run(args: &RbmArgs) -> anyhow::Result<()> {
     );
     let start = std::time::Instant::now();
     rbm.train(&rt, &s.train.images, &cfg, &mut rng, &mut |e, err| {
-        println!(
+        outln!(
             "epoch {e:>3}: reconstruction error {err:.6}  ({:.1} s)",
             start.elapsed().as_secs_f64()
         )

@@ -8,6 +8,7 @@
 //! status 400 (not an image, no digit), 404, 405 or 413 (over `MAX_BODY`).
 
 use super::load_model;
+use super::outln;
 use crate::cli::ServeArgs;
 use anyhow::Context;
 use nnlab::io::LoadedModel;
@@ -74,7 +75,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         .server_addr()
         .to_ip()
         .context("the server is not on an IP address")?;
-    println!("nnlab serve: open http://{addr}/ to draw a digit (Ctrl-C stops)");
+    outln!("nnlab serve: open http://{addr}/ to draw a digit (Ctrl-C stops)");
     std::io::stdout().flush()?;
     let rt = args.rt.runtime();
     rt.enter();

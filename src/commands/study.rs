@@ -1,6 +1,7 @@
 //! `nnlab study <experiment>`: the lecture's claims, checked on MNIST.
 
 use super::load_dataset;
+use super::{out, outln};
 use crate::cli::{Experiment, StudyArgs};
 use nnlab::study::{self, StudyData, StudyOptions};
 
@@ -98,14 +99,14 @@ pub fn run(args: &StudyArgs) -> anyhow::Result<()> {
             format!("{:?}", args.experiment).to_lowercase()
         ))?;
         if !args.json {
-            println!("report: {}", page.display());
+            outln!("report: {}", page.display());
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string(&table)?);
+        outln!("{}", serde_json::to_string(&table)?);
     } else {
-        print!("{}", table.render());
-        println!("\n({:.0} s)", start.elapsed().as_secs_f64());
+        out!("{}", table.render());
+        outln!("\n({:.0} s)", start.elapsed().as_secs_f64());
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `nnlab train`, and the run-and-print routine `lab` shares with it.
 
 use super::{EpochPrinter, load_dataset, wants_progress};
+use super::{out, outln};
 use crate::cli::{OutputOpts, TrainArgs};
 use nnlab::Runtime;
 use nnlab::config::TrainConfig;
@@ -29,7 +30,7 @@ impl Observer for Printer<'_> {
     fn pretrain(&mut self, layer: usize, epoch: usize, error: f32) {
         let out = self.printer.out;
         if out.json {
-            println!(
+            outln!(
                 "{}",
                 serde_json::json!({"event": "pretrain", "run": self.printer.tag, "layer": layer, "epoch": epoch, "reconstruction_error": error})
             );
@@ -39,8 +40,8 @@ impl Observer for Printer<'_> {
                 layer + 1
             );
             match &self.bar {
-                Some(bar) => bar.suspend(|| println!("{line}")),
-                None => println!("{line}"),
+                Some(bar) => bar.suspend(|| outln!("{line}")),
+                None => outln!("{line}"),
             }
         }
     }
@@ -152,7 +153,7 @@ pub fn run_config(
         Some(dir) => {
             let t = checkpoint::load_checkpoint(dir, cfg, rt)?;
             if !out.json && !out.quiet {
-                println!(
+                outln!(
                     "resuming from {} after epoch {}",
                     checkpoint::checkpoint_path(dir).display(),
                     t.history.len()
@@ -171,7 +172,7 @@ pub fn run_config(
         trainer.checkpoint = Some((dir.clone(), meta.clone()));
     }
     if opts.describe && !out.quiet && !out.json {
-        println!(
+        outln!(
             "nnlab train: {} ({} parameters), {} epochs, batch {}, {:?} lr {}, seed {}",
             cfg.dataset,
             trainer.model.param_count(),
@@ -181,7 +182,7 @@ pub fn run_config(
             cfg.optimizer.lr,
             cfg.seed
         );
-        println!("{}", trainer.model.summary());
+        outln!("{}", trainer.model.summary());
     }
     let bar = wants_progress(out).then(|| {
         let b = indicatif::ProgressBar::new(0);
@@ -258,18 +259,18 @@ pub fn run_config(
             "sample_prediction": pred,
             "saved": opts.save,
         });
-        println!("{v}");
+        outln!("{v}");
     } else {
-        println!("Learning Finished!");
-        println!("Accuracy: {:.4}", eval.accuracy);
+        outln!("Learning Finished!");
+        outln!("Accuracy: {:.4}", eval.accuracy);
         if !out.quiet {
-            println!("Label:  [{}]", test.labels[r]);
-            println!("Prediction:  [{pred}]");
-            println!(
+            outln!("Label:  [{}]", test.labels[r]);
+            outln!("Prediction:  [{pred}]");
+            outln!(
                 "{}",
                 draw(x.images.row(0), test.height, test.width, out.style())
             );
-            println!(
+            outln!(
                 "(trained in {train_seconds:.1} s{})",
                 if cfg.model.pretrain_epochs > 0 {
                     ", RBM pre-training included"
@@ -279,7 +280,7 @@ pub fn run_config(
             );
         }
         if let Some(p) = &opts.save {
-            println!("saved {}", p.display());
+            outln!("saved {}", p.display());
         }
     }
     Ok(RunResult {
@@ -292,7 +293,7 @@ pub fn run_config(
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let cfg = args.resolve()?;
     if args.print_config {
-        print!("{}", cfg.to_toml());
+        out!("{}", cfg.to_toml());
         return Ok(());
     }
     if let Some(p) = &args.save {
@@ -331,7 +332,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     if let Some(r) = report {
         let page = r.finish("nnlab train report")?;
         if !args.out.json {
-            println!("report: {}", page.display());
+            outln!("report: {}", page.display());
         }
     }
     Ok(())
