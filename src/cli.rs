@@ -25,7 +25,7 @@ pub enum Command {
     /// lecture's code does, and compare with the lecture's accuracies.
     Lab(LabArgs),
     /// Train any MLP from a preset, a TOML config and/or flags.
-    Train(Box<TrainArgs>),
+    Train(Box<TrainCmd>),
     /// Evaluate saved models (and, with several, their ensemble) on a dataset.
     Eval(EvalArgs),
     /// Classify one image file or one dataset image with a saved model.
@@ -149,7 +149,24 @@ pub struct LabArgs {
     pub data: DataOpts,
 }
 
-/// Every training setting as a flag; each overrides the preset or config file.
+/// `nnlab train`: the training settings, and the files of one run.
+#[derive(Args, Debug, Default)]
+pub struct TrainCmd {
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// Save the trained model to this safetensors file (its folder must exist).
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Write a checkpoint (model, optimiser state, RNG, history) here after every epoch.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue the run whose checkpoint is in DIR (same settings; --epochs may grow).
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+}
+
+/// Every training setting as a flag; each overrides the preset or config file (whose
+/// values, and the preset's, `--print-config` shows).
 #[derive(Args, Debug, Default)]
 #[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
@@ -213,7 +230,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Minibatch size.
-    #[arg(long)]
+    #[arg(long, visible_alias = "batch-size")]
     pub batch: Option<usize>,
     /// Random seed.
     #[arg(long)]
@@ -224,15 +241,6 @@ pub struct TrainArgs {
     /// Evaluate the whole training set after each epoch (exact train accuracy).
     #[arg(long)]
     pub eval_train: bool,
-    /// Save the trained model to this safetensors file (its folder must exist).
-    #[arg(long, value_name = "FILE")]
-    pub save: Option<PathBuf>,
-    /// Write a checkpoint (model, optimiser state, RNG, history) here after every epoch.
-    #[arg(long, value_name = "DIR")]
-    pub checkpoint_dir: Option<PathBuf>,
-    /// Continue the run whose checkpoint is in DIR (same settings; --epochs may grow).
-    #[arg(long, value_name = "DIR")]
-    pub resume: Option<PathBuf>,
     /// Write a report (curves, confusion matrix, mistakes, weights, index.html) to DIR.
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
@@ -373,8 +381,8 @@ pub enum DataCommand {
         /// Index of the image.
         #[arg(long, default_value_t = 0)]
         index: usize,
-        /// Which part.
-        #[arg(long, value_enum, default_value_t = Split::Train)]
+        /// Which part (test by default, as for `predict --index` and `eval`).
+        #[arg(long, value_enum, default_value_t = Split::Test)]
         split: Split,
         /// Drawing style.
         #[arg(long, value_enum, default_value_t = TextStyle::Blocks)]

@@ -9,13 +9,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong in nnlab, as structured variants.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An I/O operation on a named path failed.
-    #[error("{action} {path}: {source}")]
+    /// An I/O operation on a named path failed. (The OS error is in the message, and
+    /// deliberately not also a `source()`, which `{:#}` would print a second time.)
+    #[error("{action} {path}: {cause}")]
     Io {
         action: &'static str,
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 
     /// A file exists but its content is not what the format requires.
@@ -94,11 +94,11 @@ pub enum Error {
 
 impl Error {
     /// Helper: wrap an `io::Error` with the action and path it came from.
-    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, cause: std::io::Error) -> Self {
         Error::Io {
             action,
             path: path.into(),
-            source,
+            cause,
         }
     }
 

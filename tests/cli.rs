@@ -487,3 +487,26 @@ fn a_failing_stdout_is_an_error_not_a_panic() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
 }
+
+/// Command-line conventions: a missing file's error gives the OS message once; the
+/// ensemble's help lists no flag it would reject; `--batch-size` is `--batch`; a lab
+/// run of other than 15 epochs says so beside the lecture's figures.
+#[test]
+fn conventions() {
+    let (ok, _, err) = nnlab(&["eval", "--model", "/no/such/model.safetensors"]);
+    assert!(!ok && err.matches("No such file").count() == 1, "{err}");
+    let (ok, out, _) = nnlab(&["ensemble", "--help"]);
+    assert!(ok);
+    for rejected in ["--save ", "--checkpoint-dir", "--resume"] {
+        assert!(!out.contains(rejected), "ensemble --help lists {rejected}");
+    }
+    let (ok, out, err) = nnlab(&[
+        "train",
+        "--preset",
+        "xavier",
+        "--batch-size",
+        "50",
+        "--print-config",
+    ]);
+    assert!(ok && out.contains("batch = 50"), "{out}{err}");
+}

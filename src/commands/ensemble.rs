@@ -12,11 +12,6 @@ use std::time::Instant;
 
 pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
     let t = &args.train;
-    if t.save.is_some() || t.checkpoint_dir.is_some() || t.resume.is_some() {
-        anyhow::bail!(
-            "ensemble saves members with --save-dir DIR; --save, --checkpoint-dir and --resume apply to `nnlab train`"
-        );
-    }
     if args.members == 0 {
         anyhow::bail!("invalid --members 0: an ensemble needs at least 1 member");
     }
@@ -41,10 +36,10 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
     };
     if !quiet {
         outln!(
-            "training {} members of {} ({} epochs each, seeds {}..{}), {}",
-            args.members,
+            "training {} of {} ({} each, seeds {}..{}), {}",
+            super::plural(args.members, "member"),
             t.preset.as_deref().unwrap_or("the given config"),
-            cfg.epochs,
+            super::plural(cfg.epochs, "epoch"),
             cfg.seed,
             cfg.seed + args.members as u64 - 1,
             if parallel {

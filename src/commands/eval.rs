@@ -53,12 +53,12 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         let conf = Confusion::new(&d.labels, &e.predictions, d.classes());
         if !args.json {
             outln!(
-                "{}: accuracy {:.4}, loss {:.4} on {} ({} images)",
+                "{}: accuracy {:.4}, loss {:.4} on {} ({})",
                 m.path.display(),
                 e.accuracy,
                 e.loss,
                 d.name,
-                d.len()
+                super::plural(d.len(), "image")
             );
             if args.models.len() == 1 {
                 outln!("\n{}", conf.table(&d.class_names));

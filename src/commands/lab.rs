@@ -7,6 +7,9 @@ use super::train::{RunOptions, RunSets, run_config};
 use crate::cli::LabArgs;
 use nnlab::config::{LABS, TrainConfig};
 
+/// Epochs the lecture's labs train (`training_epochs = 15`).
+const LECTURE_EPOCHS: usize = 15;
+
 /// One finished lab, for the closing table.
 struct Row {
     name: &'static str,
@@ -143,6 +146,12 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
             r.cost_first,
             r.cost_last,
             r.seconds
+        );
+    }
+    if args.epochs != LECTURE_EPOCHS {
+        outln!(
+            "(this run trained {}; the lecture's figures are after {LECTURE_EPOCHS})",
+            super::plural(args.epochs, "epoch")
         );
     }
     Ok(())

@@ -69,6 +69,15 @@ macro_rules! out {
 }
 pub(crate) use out;
 
+/// `n` and the noun, singular for 1: "1 epoch", "15 epochs".
+pub fn plural(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
 /// Fetch options from the data flags.
 pub fn fetch_options(d: &DataOpts, quiet: bool) -> FetchOptions {
     let mut o = FetchOptions::new(nnlab::data::fetch::default_data_dir(d.data_dir.as_deref()));

@@ -25,11 +25,11 @@ pub fn run(args: &RbmArgs) -> anyhow::Result<()> {
     let mut rng = nnlab::Rng::new(args.seed);
     let mut rbm = Rbm::new(s.train.features(), args.hidden, &mut rng);
     outln!(
-        "RBM {}-{} on {} ({} images), CD-{}, lr {}, batch {}",
+        "RBM {}-{} on {} ({}), CD-{}, lr {}, batch {}",
         s.train.features(),
         args.hidden,
         s.train.name,
-        s.train.len(),
+        super::plural(s.train.len(), "image"),
         args.k,
         args.lr,
         args.batch

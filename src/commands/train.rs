@@ -2,14 +2,14 @@
 
 use super::{EpochPrinter, load_dataset, wants_progress};
 use super::{out, outln};
-use crate::cli::{OutputOpts, TrainArgs};
+use crate::cli::{OutputOpts, TrainCmd};
 use nnlab::Runtime;
 use nnlab::config::TrainConfig;
 use nnlab::data::{Dataset, Splits};
 use nnlab::io::{ModelMeta, model_file};
 use nnlab::layers::Mode;
 use nnlab::render::draw;
-use nnlab::train::{EpochStats, Observer, RunData, Trainer, checkpoint};
+use nnlab::train::{BatchProgress, EpochStats, Observer, RunData, Trainer, checkpoint};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -45,13 +45,19 @@ impl Observer for Printer<'_> {
             }
         }
     }
-    fn batch(&mut self, epoch: usize, done: usize, total: usize) {
+    fn batch(&mut self, p: &BatchProgress) {
         if let Some(bar) = &self.bar {
-            if done == 1 {
-                bar.set_length(total as u64);
-                bar.set_message(format!("epoch {epoch}"));
+            if p.done == 1 {
+                bar.set_length(p.total as u64);
             }
-            bar.set_position(done as u64);
+            bar.set_position(p.done as u64);
+            bar.set_message(format!(
+                "epoch {}: loss {:.4}, train accuracy {:.4}, {:.0} batches/s",
+                p.epoch,
+                p.loss,
+                p.accuracy,
+                bar.per_sec()
+            ));
         }
     }
     fn epoch(&mut self, stats: &EpochStats) {
@@ -173,10 +179,10 @@ pub fn run_config(
     }
     if opts.describe && !out.quiet && !out.json {
         outln!(
-            "nnlab train: {} ({} parameters), {} epochs, batch {}, {:?} lr {}, seed {}",
+            "nnlab train: {} ({}), {}, batch {}, {:?} lr {}, seed {}",
             cfg.dataset,
-            trainer.model.param_count(),
-            cfg.epochs,
+            super::plural(trainer.model.param_count(), "parameter"),
+            super::plural(cfg.epochs, "epoch"),
             cfg.batch,
             cfg.optimizer.kind,
             cfg.optimizer.lr,
@@ -188,7 +194,7 @@ pub fn run_config(
         let b = indicatif::ProgressBar::new(0);
         b.set_style(
             indicatif::ProgressStyle::with_template(
-                "  {msg} {bar:30} {pos}/{len} batches {per_sec} eta {eta}",
+                "  {bar:30} {pos}/{len} batches, eta {eta}  {msg}",
             )
             .expect("static template"),
         );
@@ -290,13 +296,14 @@ pub fn run_config(
     })
 }
 
-pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+pub fn run(cmd: &TrainCmd) -> anyhow::Result<()> {
+    let args = &cmd.train;
     let cfg = args.resolve()?;
     if args.print_config {
         out!("{}", cfg.to_toml());
         return Ok(());
     }
-    if let Some(p) = &args.save {
+    if let Some(p) = &cmd.save {
         nnlab::files::check_writable(p)?;
     }
     let mut report = args
@@ -308,9 +315,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let sets = RunSets::new(splits, cfg.validation)?;
     let opts = RunOptions {
         test_each_epoch: true,
-        save: args.save.clone(),
-        checkpoint_dir: args.checkpoint_dir.clone(),
-        resume: args.resume.clone(),
+        save: cmd.save.clone(),
+        checkpoint_dir: cmd.checkpoint_dir.clone(),
+        resume: cmd.resume.clone(),
         describe: true,
     };
     let mut res = run_config(&cfg, &sets, &args.out, "train", &opts, args.rt.runtime())?;

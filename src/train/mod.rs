@@ -37,10 +37,25 @@ pub trait Observer {
     /// After each RBM pre-training epoch: hidden layer (0-based), epoch, mean
     /// reconstruction error.
     fn pretrain(&mut self, _layer: usize, _epoch: usize, _error: f32) {}
-    /// After each batch: 1-based epoch, batches done, batches per epoch.
-    fn batch(&mut self, _epoch: usize, _done: usize, _total: usize) {}
+    /// After each batch.
+    fn batch(&mut self, _progress: &BatchProgress) {}
     /// After each epoch.
     fn epoch(&mut self, stats: &EpochStats);
+}
+
+/// Where an epoch stands after a batch.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchProgress {
+    /// 1-based.
+    pub epoch: usize,
+    /// Batches done in this epoch, and how many it has.
+    pub done: usize,
+    pub total: usize,
+    /// Mean loss of the epoch's batches so far (what the epoch's cost will be).
+    pub loss: f32,
+    /// Share of the epoch's training examples so far classified right (in training
+    /// mode: with dropout on).
+    pub accuracy: f32,
 }
 
 /// An observer from a closure over epochs.
@@ -152,6 +167,7 @@ impl Trainer {
             let start = Instant::now();
             let mut cost = 0f64;
             let mut correct = 0usize;
+            let mut seen = 0usize;
             let mut b = 0;
             while batcher.next_batch(&rt, train) {
                 let (loss, ok) = self.model.train_step(
@@ -173,7 +189,14 @@ impl Trainer {
                 cost += loss as f64 / batches as f64;
                 correct += ok;
                 b += 1;
-                observe.batch(epoch + 1, b, batches);
+                seen += batcher.x.rows;
+                observe.batch(&BatchProgress {
+                    epoch: epoch + 1,
+                    done: b,
+                    total: batches,
+                    loss: (cost * batches as f64 / b as f64) as f32,
+                    accuracy: correct as f32 / seen as f32,
+                });
                 if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                     return Err(Error::Interrupted(format!(
                         "interrupted in epoch {} after batch {b}",
