@@ -65,6 +65,11 @@ pub fn train_members(
     use rayon::prelude::*;
     let in_dim = data.train.features();
     let classes = data.train.classes();
+    crate::memory::check_fits(
+        &format!("an ensemble of {members} members"),
+        members as f64 * crate::memory::training_bytes(&cfg.model, in_dim, classes, cfg.batch),
+        "train fewer members, or smaller ones",
+    )?;
     let member_rt = if parallel { rt.with_threads(1) } else { *rt };
     let one = |i: usize| -> Result<Trainer> {
         let mut c = cfg.clone();

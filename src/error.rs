@@ -59,6 +59,15 @@ pub enum Error {
         gives: String,
     },
 
+    /// Something would take more memory than the machine has available.
+    #[error("{what} would take {need}, but this machine has {have} available; {hint}")]
+    TooBig {
+        what: String,
+        need: String,
+        have: String,
+        hint: String,
+    },
+
     /// A configuration field holds a value outside its domain.
     #[error("invalid {field} = {value}: {expected}")]
     Config {

@@ -64,6 +64,7 @@ pub mod init;
 pub mod io;
 pub mod layers;
 pub mod loss;
+pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod optim;

@@ -102,6 +102,11 @@ impl Model {
                 got: format!("{in_dim} features, {classes} classes"),
             });
         }
+        crate::memory::check_fits(
+            &format!("a net of {in_dim} inputs and {classes} classes with these layers"),
+            crate::memory::model_bytes(cfg, in_dim, classes, EVAL_BATCH),
+            "use fewer or narrower layers",
+        )?;
         let mut net = Sequential::new(in_dim);
         let mut width = in_dim;
         if cfg.layers.is_empty() {

@@ -510,3 +510,51 @@ fn conventions() {
     ]);
     assert!(ok && out.contains("batch = 50"), "{out}{err}");
 }
+
+/// Sizes are checked before anything is allocated: absurd widths, maxout pieces and
+/// ensemble sizes are refused naming what they would take and what the machine has;
+/// a device or a FIFO given as a file is refused without reading it.
+#[test]
+fn absurd_sizes_and_special_files_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_folder(&data, 20, 5, 4, 4, 3);
+    let data = data.to_str().unwrap();
+    let runs: [&[&str]; 4] = [
+        &["train", "--hidden", "18446744073709551615"],
+        &["train", "--hidden", "1000000000"],
+        &[
+            "train",
+            "--activation",
+            "maxout:1000000",
+            "--hidden",
+            "1000",
+        ],
+        &["ensemble", "--members", "1000000000", "--hidden", "1000"],
+    ];
+    for args in runs {
+        let mut args = args.to_vec();
+        args.extend(["--dataset", data, "--validation", "5"]);
+        let (ok, _, err) = nnlab(&args);
+        assert!(!ok, "{args:?}");
+        assert!(
+            err.contains("would take") && err.contains("available"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let (ok, _, err) = nnlab(&["eval", "--model", "/dev/zero"]);
+    assert!(!ok && err.contains("not a regular file"), "{err}");
+    // a FIFO in place of a data file: refused at once, not waited on
+    let fifo_dir = d.path().join("fifo");
+    std::fs::create_dir_all(&fifo_dir).unwrap();
+    common::write_folder(&fifo_dir, 20, 5, 4, 4, 3);
+    let labels = fifo_dir.join("t10k-labels-idx1-ubyte");
+    std::fs::remove_file(&labels).unwrap();
+    let c = std::ffi::CString::new(labels.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let (ok, _, err) = nnlab(&["data", "info", fifo_dir.to_str().unwrap()]);
+    assert!(!ok && err.contains("FIFO"), "{err}");
+}

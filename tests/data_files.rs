@@ -129,7 +129,7 @@ fn corrupt_gzip_empty_file_directory_missing_file() {
     std::fs::remove_file(&gzp).unwrap();
     std::fs::create_dir(&p).unwrap();
     let e = read_images(&p).unwrap_err().to_string();
-    assert!(e.contains("is a directory"), "{e}");
+    assert!(e.contains("is a folder"), "{e}");
     std::fs::remove_dir(&p).unwrap();
     let e = err(d.path());
     assert!(e.contains("has no train-images-idx3-ubyte"), "{e}");

@@ -451,3 +451,17 @@ fn non_finite_weights_are_refused_at_load() {
         );
     }
 }
+
+/// A model file whose metadata claims an absurd input is refused before the net is
+/// built, with the memory it would take.
+#[test]
+fn an_absurd_declared_input_is_refused_before_allocating() {
+    let (cfg, mut m) = small_model("xavier");
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("m.safetensors");
+    let mut claims = meta(&cfg);
+    claims.input_shape = (1_000_000, 1_000_000);
+    save_model(&p, &mut m, &claims).unwrap();
+    let e = load_model(&p).err().expect("refused").to_string();
+    assert!(e.contains("would take") && e.contains("available"), "{e}");
+}

@@ -66,10 +66,7 @@ pub fn decompress_if_gzip(bytes: Vec<u8>, path: &Path) -> Result<Vec<u8>> {
 
 /// Reads a whole file (raw or gzip) into memory, decompressed.
 pub fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    if path.is_dir() {
-        return Err(Error::format(path, "is a directory, expected an IDX file"));
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+    let bytes = crate::files::read_regular(path, "an IDX file")?;
     decompress_if_gzip(bytes, path)
 }
 
@@ -177,6 +174,11 @@ pub fn images_from(arr: IdxArray, path: &Path) -> Result<Images> {
             ),
         ));
     }
+    crate::memory::check_fits(
+        &format!("{} as floats ({:?} pixels)", path.display(), arr.dims),
+        4.0 * arr.data.len() as f64,
+        "the file declares more images than fit; is it the right file?",
+    )?;
     Ok(Images {
         count: arr.dims[0],
         height: arr.dims[1],

@@ -117,13 +117,7 @@ pub fn save_model(path: &Path, model: &mut Model, meta: &ModelMeta) -> Result<()
 
 /// Reads a safetensors file: its tensors and metadata.
 pub(crate) fn read(path: &Path) -> Result<(Vec<u8>, HashMap<String, String>)> {
-    if path.is_dir() {
-        return Err(Error::format(
-            path,
-            "is a folder, expected a .safetensors model file",
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+    let bytes = crate::files::read_regular(path, "a .safetensors model file")?;
     let (_, md) = SafeTensors::read_metadata(&bytes)
         .map_err(|e| Error::format(path, format!("not a valid safetensors file ({e})")))?;
     let meta = md.metadata().clone().unwrap_or_default();

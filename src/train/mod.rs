@@ -93,6 +93,11 @@ impl Trainer {
     /// `in_dim` features and `classes` classes, to train under `rt`.
     pub fn new(cfg: &TrainConfig, in_dim: usize, classes: usize, rt: Runtime) -> Result<Trainer> {
         cfg.validate()?;
+        crate::memory::check_fits(
+            "training this net",
+            crate::memory::training_bytes(&cfg.model, in_dim, classes, cfg.batch),
+            "use fewer or narrower layers, or a smaller batch",
+        )?;
         let mut rng = Rng::new(cfg.seed);
         let mut model = Model::build(&cfg.model, in_dim, classes, &mut rng)?;
         let opt = Optimizer::new(cfg.optimizer.clone(), &mut model.net);
