@@ -23,7 +23,7 @@ fn filled(rows: usize, cols: usize, rng: &mut Rng) -> Matrix {
 
 fn kernels(c: &mut Criterion) {
     let rt = Runtime::default();
-    rt.enter();
+    let _fp = rt.enter();
     let mut rng = Rng::new(1);
     // forward y = x W, weight gradient dW = xᵀ dy, input gradient dx = dy Wᵀ, batch 100,
     // W stored (in, out) as `Dense` stores it

@@ -23,7 +23,7 @@ static ALLOC: nnlab::alloc::Aligned = nnlab::alloc::Aligned;
 
 fn main() {
     let rt = Runtime::default();
-    rt.enter();
+    let _fp = rt.enter();
     let mut args = std::env::args().skip(1);
     let out: usize = args.next().map_or(512, |s| s.parse().expect("OUT"));
     let keep: f32 = args.next().map_or(1.0, |s| s.parse().expect("DENSITY"));

@@ -29,10 +29,10 @@ pub struct BenchReport {
     pub inference_s: f64,
     pub test_examples: usize,
     /// FLOP of one epoch's matrix products (forward, weight and input gradients),
-    /// counted as dense products, as PyTorch computes them. The first layer's sparse
-    /// products (`tensor::sparse`) skip the zero pixels and do about a fifth of their
-    /// share on MNIST, so the GFLOP/s derived from this are dense-equivalent: the
-    /// speed a dense implementation would need to train as fast.
+    /// counted as dense products, as PyTorch computes them. The sparse products
+    /// (`tensor::sparse`) skip the zeros and do a fraction of that, so the GFLOP/s
+    /// derived from this are dense-equivalent: the speed a dense implementation would
+    /// need to train as fast.
     pub flop_per_epoch: f64,
     /// `flop_per_epoch / median_epoch_s` (dense-equivalent).
     pub achieved_gflops: f64,

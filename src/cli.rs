@@ -64,7 +64,8 @@ pub struct DataOpts {
 }
 
 /// How a command uses this machine. None of it is part of a model or a checkpoint:
-/// the same seed, data and config give the same bits at any thread count.
+/// the same seed, data and config give the same bits at any thread count and SIMD
+/// level (`--dense-only` and `--keep-subnormals` may change the rounding).
 #[derive(Args, Debug, Clone, Default)]
 pub struct RuntimeOpts {
     /// Threads to compute with [default: one per core; 0 means the same].
@@ -80,8 +81,8 @@ pub struct RuntimeOpts {
     #[arg(long, value_name = "LEVEL")]
     pub simd: Option<Level>,
     /// Compute with subnormal floats instead of flushing them to zero (FTZ/DAZ, the
-    /// default: on Intel CPUs each subnormal costs a microcode assist, which halved
-    /// training speed there; the lab results did not change).
+    /// default: on Intel CPUs each subnormal costs a microcode assist, which slows
+    /// training; the recorded lab results are the same either way).
     #[arg(long)]
     pub keep_subnormals: bool,
 }
@@ -458,7 +459,7 @@ pub struct EnsembleArgs {
     #[arg(long, value_name = "DIR")]
     pub save_dir: Option<PathBuf>,
     /// Train members at the same time, one thread each (auto: when there are at
-    /// least as many members as cores; measured faster, see BENCHMARKS.md).
+    /// least as many members as threads, --threads; measured faster, see BENCHMARKS.md).
     #[arg(long, value_enum, default_value_t = Parallel::Auto)]
     pub parallel: Parallel,
     /// The members' training settings (any flag of `nnlab train`).

@@ -51,9 +51,10 @@ pub fn vote(predictions: &[Vec<u8>], avg: &Matrix) -> Vec<u8> {
 }
 
 /// Trains `members` copies of `cfg` with seeds `cfg.seed, cfg.seed + 1, ...`.
-/// With `parallel`, members train at the same time (rayon's pool), one thread each;
-/// otherwise one after another, each with all of `rt`'s threads. Either way each
-/// member's weights are the same bits. `done(i, &trainer)` is called as each finishes.
+/// With `parallel`, members train at the same time, one thread each, on a pool of
+/// `rt.threads` threads; otherwise one after another, each with all of `rt`'s threads.
+/// Either way each member's weights are the same bits. `done(i, &trainer)` is called
+/// as each finishes.
 pub fn train_members(
     cfg: &TrainConfig,
     members: usize,
@@ -67,7 +68,14 @@ pub fn train_members(
     let classes = data.train.classes();
     crate::memory::check_fits(
         &format!("an ensemble of {members} members"),
-        members as f64 * crate::memory::training_bytes(&cfg.model, in_dim, classes, cfg.batch),
+        members as f64
+            * crate::footprint::training_bytes(
+                &cfg.model,
+                in_dim,
+                classes,
+                cfg.batch,
+                crate::model::EVAL_BATCH,
+            ),
         "train fewer members, or smaller ones",
     )?;
     let member_rt = if parallel { rt.with_threads(1) } else { *rt };
@@ -80,7 +88,11 @@ pub fn train_members(
         Ok(t)
     };
     if parallel {
-        (0..members).into_par_iter().map(one).collect()
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(rt.threads.max(1))
+            .build()
+            .map_err(|e| crate::error::Error::Interrupted(format!("cannot start threads: {e}")))?;
+        pool.install(|| (0..members).into_par_iter().map(one).collect())
     } else {
         (0..members).map(one).collect()
     }

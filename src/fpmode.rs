@@ -1,5 +1,11 @@
 //! The calling thread's floating-point mode: whether subnormal numbers are flushed to
-//! zero. On x86-64 these are two bits of the SSE control register MXCSR: FTZ (bit 15,
+//! zero.
+//!
+//! Changing it is `unsafe`: Rust (like LLVM) compiles on the assumption that the
+//! default mode holds, so a value the compiler folds at build time may differ from the
+//! same expression computed at run time under flushing. nnlab accepts that for its
+//! numeric kernels (a flushed subnormal is the point); the mode is set and restored
+//! only around computations, by [`crate::runtime::Runtime::enter`]. On x86-64 these are two bits of the SSE control register MXCSR: FTZ (bit 15,
 //! subnormal results become zero) and DAZ (bit 6, subnormal operands are read as
 //! zero). Each thread has its own MXCSR; [`crate::par`] hands the forking thread's to
 //! the worker that runs the other half of a fork. Elsewhere there is no such mode:
@@ -27,8 +33,12 @@ pub fn control_word() -> u32 {
 
 /// Sets the calling thread's control word (as read by [`control_word`] on some
 /// thread); does nothing where there is none, or where it is already `csr`.
+///
+/// # Safety
+/// `csr` must come from [`control_word`], or differ from such a value only in the
+/// FTZ/DAZ bits; and the caller accepts the module's caveat on a non-default mode.
 #[inline]
-pub fn set_control_word(csr: u32) {
+pub unsafe fn set_control_word(csr: u32) {
     #[cfg(target_arch = "x86_64")]
     if control_word() != csr {
         // SAFETY: `ldmxcsr` loads MXCSR from a local; `csr` came from `stmxcsr` or
@@ -43,15 +53,20 @@ pub fn set_control_word(csr: u32) {
 }
 
 /// Turns flushing of subnormals on or off for the calling thread.
-pub fn set_flush_to_zero(on: bool) {
+///
+/// # Safety
+/// As [`set_control_word`]: the caller accepts the module's caveat.
+pub unsafe fn set_flush_to_zero(on: bool) {
     #[cfg(target_arch = "x86_64")]
     {
         let csr = control_word();
-        set_control_word(if on {
+        let flags = if on {
             csr | FLUSH_BITS
         } else {
             csr & !FLUSH_BITS
-        });
+        };
+        // SAFETY: `csr` came from `control_word`; only FTZ/DAZ change; the caller's.
+        unsafe { set_control_word(flags) };
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = on;
@@ -77,17 +92,18 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     fn subnormals_are_flushed_only_when_asked() {
         let before = control_word();
-        set_flush_to_zero(false);
+        // SAFETY: a test of the mode itself, restored at the end.
+        unsafe { set_flush_to_zero(false) };
         assert!(!flushes_to_zero());
         assert_eq!(black_box(SUB) * black_box(1.0), SUB);
-        set_flush_to_zero(true);
+        unsafe { set_flush_to_zero(true) };
         assert!(flushes_to_zero());
         // DAZ: a subnormal operand reads as zero; FTZ: a subnormal result becomes zero
         assert_eq!(black_box(SUB) * black_box(1.0), 0.0);
         assert_eq!(black_box(f32::MIN_POSITIVE) * black_box(0.5), 0.0);
         // normal numbers are untouched
         assert_eq!(black_box(1.5f32) * black_box(2.0), 3.0);
-        set_control_word(before);
+        unsafe { set_control_word(before) };
         assert_eq!(control_word(), before);
     }
 }

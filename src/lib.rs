@@ -43,9 +43,10 @@
 //! ```
 //!
 //! Modules: [`data`] (IDX files, datasets, fetching, batches), [`layers`], [`loss`],
-//! [`init`], [`optim`], [`model`], [`train`], [`config`], [`rbm`] (Deep Belief Net
-//! pre-training), [`ensemble`], [`io`] (safetensors model files, checkpoints, image
-//! input), [`report`] (pictures), [`study`] (the lecture's claims as experiments),
+//! [`init`], [`optim`], [`model`], [`train`] (the loop and checkpoints), [`config`],
+//! [`rbm`] (Deep Belief Net pre-training), [`ensemble`], [`io`] (safetensors model
+//! files, image input), [`memory`] and [`footprint`] (sizes checked before
+//! allocating), [`report`] (pictures), [`study`] (the lecture's claims as experiments),
 //! [`bench`](mod@bench), [`gradcheck`], [`runtime`], [`par`] (fork-join and thread
 //! budgets), [`simd`] (run-time AVX2 builds of nnlab's own kernels), [`fpmode`]
 //! (subnormals flushed), [`timers`] (bench-only), [`files`] (atomic writes), [`alloc`]
@@ -58,6 +59,7 @@ pub mod data;
 pub mod ensemble;
 pub mod error;
 pub mod files;
+pub mod footprint;
 pub mod fpmode;
 pub mod gradcheck;
 pub mod init;

@@ -11,6 +11,14 @@ pub struct Confusion {
 }
 
 impl Confusion {
+    /// The counts as rows: `rows()[true class][predicted class]`.
+    pub fn rows(&self) -> Vec<Vec<u32>> {
+        self.counts
+            .chunks(self.classes.max(1))
+            .map(<[u32]>::to_vec)
+            .collect()
+    }
+
     /// Tallies `labels` against `predictions`.
     pub fn new(labels: &[u8], predictions: &[u8], classes: usize) -> Self {
         let mut counts = vec![0u32; classes * classes];

@@ -104,7 +104,7 @@ impl Model {
         }
         crate::memory::check_fits(
             &format!("a net of {in_dim} inputs and {classes} classes with these layers"),
-            crate::memory::model_bytes(cfg, in_dim, classes, EVAL_BATCH),
+            crate::footprint::model_bytes(cfg, in_dim, classes, EVAL_BATCH),
             "use fewer or narrower layers",
         )?;
         let mut net = Sequential::new(in_dim);
@@ -167,6 +167,7 @@ impl Model {
     /// # Shapes
     /// `x: (batch, in_dim)` -> `(batch, classes)`.
     pub fn forward(&mut self, x: &Matrix, mode: Mode, rng: &mut Rng, rt: &Runtime) -> &Matrix {
+        let _fp = rt.enter();
         self.net.run(x, &mut Pass::new(mode, rng, rt))
     }
 
@@ -181,6 +182,7 @@ impl Model {
         rng: &mut Rng,
         rt: &Runtime,
     ) -> (f32, usize) {
+        let _fp = rt.enter();
         let logits = self.net.run(x, &mut Pass::new(Mode::Train, rng, rt));
         let correct = (0..logits.rows)
             .filter(|&r| logits.argmax_row(r) == labels[r] as usize)
@@ -236,6 +238,7 @@ impl Model {
         rt: &Runtime,
         mut f: impl FnMut(usize, &Matrix, &mut Matrix),
     ) {
+        let _fp = rt.enter();
         let mut rng = Rng::new(0); // evaluation draws nothing
         let feat = data.features();
         let mut scratch = std::mem::take(&mut self.dlogits);
@@ -306,7 +309,7 @@ impl Model {
     /// One line per layer.
     pub fn summary(&self) -> String {
         self.net
-            .layers
+            .layers()
             .iter()
             .map(|l| format!("  {}", l.describe()))
             .collect::<Vec<_>>()

@@ -7,11 +7,9 @@
 //! and then sleeps, and waking it takes tens of microseconds. A training step forks a
 //! few dozen times, often after a stretch of work on one thread (a batch's copy, the
 //! loss, a layer's elementwise pass); whenever that stretch outlasts rayon's spinning,
-//! the other half of the next fork starts late. `examples/fork_cost.rs` measures it: a
-//! join of two 20 µs halves costs 2-3 µs on top when the worker is awake, about 30 µs
-//! after 50 µs or more of one-thread work. OpenMP runtimes spin before they sleep for
-//! the same reason (GNU libgomp, which PyTorch's Linux wheels ship, 300,000 spins by
-//! default; Intel's, 200 ms). Rayon has no setting for how long its workers stay
+//! the other half of the next fork starts late (`examples/fork_cost.rs` measures it;
+//! BENCHMARKS.md has the figures). OpenMP runtimes spin for a long while before they
+//! sleep for the same reason. Rayon has no setting for how long its workers stay
 //! awake (its maintainers declined to expose one: rayon-rs/rayon pull request 684), so
 //! the training loop's forks use this instead: a pool of one worker per core but one,
 //! each with a mailbox for one job, no queue and no stealing, which is all a fork into
@@ -25,7 +23,7 @@
 //! The other half of a fork runs in the forking thread's floating-point mode
 //! ([`crate::fpmode`]): the worker takes the forking thread's MXCSR with the job.
 //!
-//! Thread budgets live here too: [`join_budget`] splits a [`Runtime`]'s threads
+//! Thread budgets live here too: [`join_products`] splits a [`Runtime`]'s threads
 //! between two pieces of work, and [`fork_blocks`] runs one block per thread.
 
 use crate::runtime::Runtime;
@@ -164,7 +162,9 @@ fn work(w: &'static Worker) {
         }
         // SAFETY: the forking thread keeps the `JobRef` and its job alive until `done`.
         let job = unsafe { *job };
-        crate::fpmode::set_control_word(job.csr);
+        // SAFETY: `job.csr` is the forking thread's control word (`control_word`), so
+        // the job computes as it would have there.
+        unsafe { crate::fpmode::set_control_word(job.csr) };
         unsafe { (job.run)(job.data) };
         // free for the next fork before the forking thread hears this one is done, so
         // that its next fork finds this worker idle
@@ -277,7 +277,11 @@ pub fn join_products(
 /// shorter), in parallel by recursive halving with [`join`] (which, unlike a scope's
 /// spawn, does not allocate).
 pub fn fork_blocks(lo: usize, hi: usize, per: usize, block: &(impl Fn(usize, usize) + Sync)) {
-    let blocks = (hi - lo).div_ceil(per.max(1));
+    if hi <= lo {
+        return;
+    }
+    let per = per.max(1);
+    let blocks = (hi - lo).div_ceil(per);
     if blocks <= 1 {
         return block(lo, hi - lo);
     }
@@ -376,7 +380,8 @@ mod tests {
     fn the_other_half_runs_in_the_forking_threads_mode() {
         let before = crate::fpmode::control_word();
         for ftz in [true, false, true] {
-            crate::fpmode::set_flush_to_zero(ftz);
+            // SAFETY: a test of the mode, restored at the end.
+            unsafe { crate::fpmode::set_flush_to_zero(ftz) };
             for _ in 0..50 {
                 let sub = std::hint::black_box(f32::MIN_POSITIVE / 2.0);
                 let (a, b) = join(crate::fpmode::flushes_to_zero, || {
@@ -389,7 +394,7 @@ mod tests {
                 assert_eq!(b.1 == 0.0, ftz, "a subnormal operand, flush {ftz}");
             }
         }
-        crate::fpmode::set_control_word(before);
+        unsafe { crate::fpmode::set_control_word(before) };
     }
 
     /// A worker that has gone to sleep is woken by the next fork and runs its second

@@ -221,6 +221,9 @@ impl Rbm {
 
     /// One CD-k step on a batch: sample `h ~ p(h|v0)`, estimate the gradient, and
     /// update with momentum and weight decay. Returns the reconstruction error.
+    ///
+    /// # Shapes
+    /// `v0: (batch, visible)`.
     pub fn cd_step(
         &mut self,
         rt: &Runtime,

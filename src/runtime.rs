@@ -2,10 +2,13 @@
 //! command line, passed explicitly to whatever computes (the trainer, a model's
 //! evaluation, the server): there are no process-wide settings to set and restore.
 //!
-//! None of it is part of a model's or a run's identity: the same binary, seed, data
-//! and config give the same bits at any thread count (each product's sums, and each
-//! elementwise pass, do not depend on how the work is shared out; tested), so a run
-//! resumed at another thread count ends where the uninterrupted one would.
+//! None of it is part of a model's or a run's identity. The thread count and the SIMD
+//! level never change a bit: each product's sums, and each elementwise pass, do not
+//! depend on how the work is shared out or how wide the registers are (tested), so a
+//! run resumed at another thread count ends where the uninterrupted one would. The
+//! two fast-path switches may change rounding: `sparse` sums a layer's products in
+//! another order than the dense ones, and `ftz` turns subnormal values into zeros; a
+//! run resumed with either switched goes on correctly but not to the same bits.
 
 use crate::simd::Level;
 
@@ -19,15 +22,14 @@ pub struct Runtime {
     /// The instruction-set level of nnlab's own loops ([`crate::simd`]): the best the
     /// CPU has, or lower (to compare levels). Never above what the CPU has.
     pub simd: Level,
-    /// Whether a dense layer computes from its input's nonzero entries alone when at
-    /// most 30% of them are nonzero (MNIST images: about 19%), as the first layer of
-    /// every lab does. Off: always the dense product.
+    /// Whether a dense layer computes from its input's nonzero entries alone when few
+    /// of them are nonzero (`tensor::sparse::MAX_DENSITY`), as the first layer of every
+    /// lab does on MNIST's images. Off: always the dense product.
     pub sparse: bool,
     /// Whether subnormal floats are flushed to zero (MXCSR's FTZ and DAZ bits) on the
     /// threads that compute. On Intel cores each subnormal operand or result costs a
-    /// microcode assist; trained ReLU nets make many (their small gradients), which
-    /// halved the speed of every epoch after the first there (BENCHMARKS.md). The
-    /// printed results did not change.
+    /// microcode assist, and trained ReLU nets make many (their small gradients);
+    /// BENCHMARKS.md has what it costs.
     pub ftz: bool,
 }
 
@@ -71,12 +73,31 @@ impl Runtime {
         }
     }
 
-    /// Readies the calling thread to compute under this runtime: sets its
-    /// floating-point mode (see `ftz`). Work forked from this thread ([`crate::par`])
-    /// runs in the same mode. Call it at the start of each thread that computes (the
-    /// trainer, evaluation and the server do).
-    pub fn enter(&self) {
-        crate::fpmode::set_flush_to_zero(self.ftz);
+    /// Readies the calling thread to compute under this runtime until the returned
+    /// guard is dropped: sets its floating-point mode (see `ftz`), and puts the one it
+    /// had back on drop. Work forked from this thread ([`crate::par`]) runs in the same
+    /// mode. Training (`Trainer::fit`), a model's evaluation and forward pass, and the
+    /// commands enter their runtime this way.
+    #[must_use = "the mode lasts while the guard lives"]
+    pub fn enter(&self) -> Entered {
+        let before = crate::fpmode::control_word();
+        // SAFETY: flushing subnormals is what `ftz` asks for; the guard restores the
+        // thread's mode (fpmode's caveat is accepted for nnlab's kernels).
+        unsafe { crate::fpmode::set_flush_to_zero(self.ftz) };
+        Entered { before }
+    }
+}
+
+/// While it lives, the thread computes in its runtime's floating-point mode
+/// ([`Runtime::enter`]).
+pub struct Entered {
+    before: u32,
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        // SAFETY: `before` came from `control_word` on this thread.
+        unsafe { crate::fpmode::set_control_word(self.before) };
     }
 }
 

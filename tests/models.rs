@@ -104,7 +104,7 @@ fn layers_that_do_not_fit_are_refused_naming_both() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("the input gives an image of 1x28x28"), "{e}");
-    assert_eq!(net.layers.len(), 0, "nothing was added");
+    assert_eq!(net.layers().len(), 0, "nothing was added");
 }
 
 /// Evaluation with the sparse products (a trained ReLU net's hidden activations are
@@ -206,7 +206,7 @@ fn a_foreign_file_that_fits_an_mlp_loads_with_warnings() {
     let (_, mut m) = small_model("xavier");
     // write the tensors alone, as PyTorch's save_file(model.state_dict()) would
     let mut bufs = Vec::new();
-    for (i, l) in m.net.layers.iter_mut().enumerate() {
+    for (i, l) in m.net.layers_mut().iter_mut().enumerate() {
         l.visit_params(&mut |p| {
             bufs.push((
                 format!("{i}.{}", p.name),

@@ -87,7 +87,6 @@ fn steps(threads: usize) {
         }
         COUNT.store(0, Ordering::Relaxed);
         GEMM_COUNT.store(0, Ordering::Relaxed);
-        let calls_before = nnlab::tensor::gemm_calls();
         ON.store(true, Ordering::Relaxed);
         for step in 0..10 {
             let x = if step % 2 == 0 { &sparse } else { &dense };
@@ -98,15 +97,11 @@ fn steps(threads: usize) {
             COUNT.load(Ordering::Relaxed),
             GEMM_COUNT.load(Ordering::Relaxed),
         );
-        let calls = nnlab::tensor::gemm_calls() - calls_before;
-        assert!(
-            calls > 0 && in_gemm > 0,
-            "the count of gemm's own allocations works"
-        );
+        assert!(in_gemm > 0, "the count of gemm's own allocations works");
         assert_eq!(
             n, 0,
             "{preset} on {threads} thread(s): {n} allocations in 10 steps outside gemm \
-                 ({in_gemm} inside, {calls} calls)"
+                 ({in_gemm} inside)"
         );
     }
 }

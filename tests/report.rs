@@ -154,3 +154,53 @@ fn report_folder_that_cannot_be_written_is_refused_first() {
     let (ok, _, err) = nnlab(&["train", "--epochs", "30", "--report", bad.to_str().unwrap()]);
     assert!(!ok && err.contains("report folder"), "{err}");
 }
+
+/// `eval --report` writes its page and metrics.json (the confusion matrix as rows, the
+/// accuracy as printed), and JSON output prints f32 figures as they print (0.7, not
+/// 0.699999988079071).
+#[test]
+fn eval_report_has_its_page_and_tidy_metrics() {
+    let d = tempfile::tempdir().unwrap();
+    let m = common::tiny_model(d.path(), 4, 4);
+    let out_dir = d.path().join("evrep");
+    let (ok, out, err) = nnlab(&[
+        "eval",
+        "--model",
+        m.to_str().unwrap(),
+        "--report",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("report:"), "{out}");
+    let page = std::fs::read_to_string(out_dir.join("index.html")).unwrap();
+    assert!(page.contains("metrics.json"), "{page}");
+    let text = std::fs::read_to_string(out_dir.join("metrics.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let model = &v["models"][0];
+    let conf = model["confusion"].as_array().unwrap();
+    assert_eq!(conf.len(), 3, "a row per class");
+    assert!(conf.iter().all(|r| r.as_array().unwrap().len() == 3));
+    let acc = model["accuracy"].as_f64().unwrap();
+    assert_eq!(
+        acc,
+        format!("{}", acc as f32).parse::<f64>().unwrap(),
+        "{text}"
+    );
+    // a config's keep_prob of 0.7 prints as 0.7
+    let (ok, out, err) = nnlab(&[
+        "train",
+        "--dataset",
+        d.path().join("data4x4").to_str().unwrap(),
+        "--hidden",
+        "4",
+        "--keep-prob",
+        "0.7",
+        "--epochs",
+        "1",
+        "--validation",
+        "5",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    assert!(!out.contains("0.699999"), "{out}");
+}

@@ -62,7 +62,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         reports.push(r);
     }
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&reports)?);
+        let v = nnlab::report::tidy(serde_json::to_value(&reports)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
     }
     Ok(())
 }

@@ -145,7 +145,7 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
         }
     }
     if t.out.json {
-        outln!("{summary}");
+        super::print_json(summary);
     } else {
         for (i, a) in accs.iter().enumerate() {
             outln!(

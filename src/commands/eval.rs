@@ -11,7 +11,7 @@ use nnlab::tensor::Matrix;
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let rt = args.rt.runtime();
-    rt.enter();
+    let _fp = rt.enter();
     let mut models = args
         .models
         .iter()
@@ -68,7 +68,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             "model": m.path, "accuracy": e.accuracy, "loss": e.loss,
             "precision": (0..d.classes()).map(|c| conf.precision(c)).collect::<Vec<_>>(),
             "recall": (0..d.classes()).map(|c| conf.recall(c)).collect::<Vec<_>>(),
-            "confusion": conf.counts,
+            "confusion": conf.rows(),
         }));
         probs.push(m.model.predict_proba(d, &rt));
     }
@@ -116,14 +116,19 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         }
         ensemble = serde_json::json!({
             "members": models.len(), "accuracy_average": acc(&by_avg), "loss_average": loss,
-            "accuracy_vote": acc(&by_vote), "confusion": conf.counts,
+            "accuracy_vote": acc(&by_vote), "confusion": conf.rows(),
         });
     }
+    let summary = serde_json::json!({ "dataset": d.name, "models": results, "ensemble": ensemble });
+    if let Some(mut r) = report {
+        r.json("metrics.json", &summary)?;
+        let page = r.finish(&format!("nnlab eval report: {}", d.name))?;
+        if !args.json {
+            outln!("report: {}", page.display());
+        }
+    }
     if args.json {
-        outln!(
-            "{}",
-            serde_json::json!({ "dataset": d.name, "models": results, "ensemble": ensemble })
-        );
+        super::print_json(summary);
     }
     Ok(())
 }

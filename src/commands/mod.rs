@@ -69,6 +69,11 @@ macro_rules! out {
 }
 pub(crate) use out;
 
+/// Prints a JSON value on one line, its `f32` figures as they print (`report::tidy`).
+pub fn print_json(v: serde_json::Value) {
+    outln!("{}", nnlab::report::tidy(v));
+}
+
 /// `n` and the noun, singular for 1: "1 epoch", "15 epochs".
 pub fn plural(n: usize, one: &str) -> String {
     if n == 1 {
@@ -121,7 +126,7 @@ impl EpochPrinter<'_> {
             let mut v = serde_json::to_value(s).expect("stats serialise");
             v["event"] = "epoch".into();
             v["run"] = self.tag.into();
-            outln!("{v}");
+            print_json(v);
         } else if !self.out.quiet {
             let val = s
                 .val_acc

@@ -52,7 +52,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
     let x = Matrix::from_vec(1, h * w, pixels);
     let mut rng = nnlab::Rng::new(0);
     let rt = args.rt.runtime();
-    rt.enter();
+    let _fp = rt.enter();
     let logits = m
         .model
         .forward(&x, nnlab::layers::Mode::Eval, &mut rng, &rt)
@@ -69,7 +69,7 @@ pub fn run(args: &PredictArgs) -> anyhow::Result<()> {
             "label": label,
             "top": top.iter().map(|&(c, p)| serde_json::json!({"class": c, "name": names[c], "probability": p})).collect::<Vec<_>>(),
         });
-        outln!("{v}");
+        super::print_json(v);
     } else {
         let style = if args.ascii {
             TextStyle::Ascii

@@ -20,7 +20,7 @@ pub fn run(args: &RbmArgs) -> anyhow::Result<()> {
         anyhow::bail!("invalid --hidden 0: an RBM needs at least one hidden unit");
     }
     let rt = args.rt.runtime();
-    rt.enter();
+    let _fp = rt.enter();
     let s = load_dataset(&args.dataset, &args.data, false)?;
     let mut rng = nnlab::Rng::new(args.seed);
     let mut rbm = Rbm::new(s.train.features(), args.hidden, &mut rng);

@@ -65,7 +65,7 @@ pub fn model_pictures(
         "test_loss": e.loss,
         "precision": (0..test.classes()).map(|c| conf.precision(c)).collect::<Vec<_>>(),
         "recall": (0..test.classes()).map(|c| conf.recall(c)).collect::<Vec<_>>(),
-        "confusion": conf.counts,
+        "confusion": conf.rows(),
         "history": history,
     }))
 }

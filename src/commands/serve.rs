@@ -78,7 +78,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     outln!("nnlab serve: open http://{addr}/ to draw a digit (Ctrl-C stops)");
     std::io::stdout().flush()?;
     let rt = args.rt.runtime();
-    rt.enter();
+    let _fp = rt.enter();
     for (served, mut req) in server.incoming_requests().enumerate() {
         let start = Instant::now();
         let reply = handle(&mut req, &mut models, &rt);

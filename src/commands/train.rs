@@ -265,7 +265,7 @@ pub fn run_config(
             "sample_prediction": pred,
             "saved": opts.save,
         });
-        outln!("{v}");
+        super::print_json(v);
     } else {
         outln!("Learning Finished!");
         outln!("Accuracy: {:.4}", eval.accuracy);

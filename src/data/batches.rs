@@ -58,6 +58,9 @@ impl Batcher {
     }
 
     /// Copies the next batch into `x` and `labels`; false at the end of the epoch.
+    ///
+    /// # Shapes
+    /// `x: (batch, features)` (the last batch may be shorter), `labels: (batch,)`.
     pub fn next_batch(&mut self, rt: &Runtime, data: &Dataset) -> bool {
         let end = (self.pos + self.batch).min(self.order.len());
         if self.pos >= end {

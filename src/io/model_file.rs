@@ -52,7 +52,7 @@ pub(crate) fn f32_bytes(xs: &[f32]) -> Vec<u8> {
 /// Every tensor of the network as `(name, shape, little-endian bytes)`.
 pub(crate) fn network_tensors(model: &mut Model) -> Vec<(String, Vec<usize>, Vec<u8>)> {
     let mut out = Vec::new();
-    for (i, layer) in model.net.layers.iter_mut().enumerate() {
+    for (i, layer) in model.net.layers_mut().iter_mut().enumerate() {
         layer.visit_params(&mut |p| {
             out.push((
                 format!("{i}.{}", p.name),

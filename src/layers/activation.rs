@@ -85,11 +85,17 @@ impl Activation {
     }
 
     /// `y = f(x)` over a slice (vectorised at `level`, see [`crate::simd`]).
+    ///
+    /// # Shapes
+    /// `x, y: (n,)`.
     pub fn forward_slice(self, level: Level, x: &[f32], y: &mut [f32]) {
         forward_kernel(level, self, x, y)
     }
 
     /// `dx = dy ⊙ f'(x)` over slices (vectorised like `forward_slice`).
+    ///
+    /// # Shapes
+    /// `x, y, dy, dx: (n,)`.
     pub fn backward_slice(self, level: Level, x: &[f32], y: &[f32], dy: &[f32], dx: &mut [f32]) {
         backward_kernel(level, self, x, y, dy, dx)
     }

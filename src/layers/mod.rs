@@ -158,6 +158,9 @@ impl Param<'_> {
 /// `stored` (a tensor of `shape`, held transposed if `transposed`, see
 /// [`Param::transposed`]) in `shape`'s row-major order. Also for buffers laid out like
 /// a parameter, such as the optimiser's moments.
+///
+/// # Shapes
+/// `stored: (shape.size(),)` -> the same length.
 pub fn row_major(stored: &[f32], shape: Shape, transposed: bool) -> Vec<f32> {
     if !transposed {
         return stored.to_vec();
@@ -173,6 +176,9 @@ pub fn row_major(stored: &[f32], shape: Shape, transposed: bool) -> Vec<f32> {
 }
 
 /// The inverse of [`row_major`]: fills `stored` from `src` in `shape`'s row-major order.
+///
+/// # Shapes
+/// `stored, src`: as many elements as `shape` has.
 ///
 /// # Panics
 /// If `src` has another length than `stored`.

@@ -9,7 +9,8 @@ use crate::tensor::Matrix;
 
 /// Layers applied one after another; itself a `Layer`, so blocks can nest.
 pub struct Sequential {
-    pub layers: Vec<Box<dyn Layer>>,
+    /// Private, so that every layer comes through `push` and its shape check.
+    layers: Vec<Box<dyn Layer>>,
     /// acts[i]: (batch, layers[i].out_dim())
     acts: Vec<Matrix>,
     /// dacts[i]: like acts[i]
@@ -61,6 +62,16 @@ impl Sequential {
         Ok(())
     }
 
+    /// The layers, in order.
+    pub fn layers(&self) -> &[Box<dyn Layer>] {
+        &self.layers
+    }
+
+    /// The layers, mutable (their parameters; not their number or order).
+    pub fn layers_mut(&mut self) -> &mut [Box<dyn Layer>] {
+        &mut self.layers
+    }
+
     /// The output of the last forward (the logits for a classifier).
     ///
     /// # Shapes
@@ -78,6 +89,9 @@ impl Sequential {
     }
 
     /// Runs the chain and returns its output (also kept as `last_output()`).
+    ///
+    /// # Shapes
+    /// `x: (batch, input().size())` -> `(batch, output().size())`.
     pub fn run(&mut self, x: &Matrix, pass: &mut Pass<'_>) -> &Matrix {
         self.forward_inner(x, pass);
         self.last_output()
@@ -96,6 +110,9 @@ impl Sequential {
     /// Backpropagates `dout` (gradient of the loss w.r.t. the output) through the chain.
     /// `x` is the input of the last forward. `dx`, if given, receives dL/dx; the first
     /// layer is told not to compute it otherwise (it is the costliest product).
+    ///
+    /// # Shapes
+    /// `x: (batch, input().size())`, `dout: (batch, output().size())`, `dx` like `x`.
     pub fn backprop(&mut self, x: &Matrix, dout: &Matrix, dx: Option<&mut Matrix>, rt: &Runtime) {
         let n = self.layers.len();
         let mut dx = dx;

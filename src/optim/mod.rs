@@ -132,18 +132,28 @@ impl OptimConfig {
 /// buffer across threads gives the same bits as one pass.
 const CHUNK: usize = 16 * 1024;
 
-/// Applies `f` to matching pieces of `p`, `g` and the state buffers, splitting them in
-/// halves across threads (`par::join`) while they are large (no allocation). `m`/`v`
-/// may be empty (state the update does not use).
+/// Applies `f` to matching pieces of `p`, `g` and the state buffers, cut into one
+/// piece per thread of `rt` (recursive halves, `par::join`) while they are large (no
+/// allocation). `m`/`v` may be empty (state the update does not use).
 fn par_update<F>(rt: &Runtime, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], f: &F)
 where
     F: Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync,
 {
+    split_update(rt.threads, p, g, m, v, f)
+}
+
+/// `par_update` within a budget of `pieces` threads.
+fn split_update<F>(pieces: usize, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], f: &F)
+where
+    F: Fn(&mut [f32], &[f32], &mut [f32], &mut [f32]) + Sync,
+{
     let n = p.len();
-    if n < 2 * CHUNK || rt.threads <= 1 {
+    if n < 2 * CHUNK || pieces <= 1 {
         return f(p, g, m, v);
     }
-    let mid = (n / 2).div_ceil(CHUNK) * CHUNK;
+    let half = pieces / 2;
+    // cut in proportion to the pieces each side gets, on a chunk boundary
+    let mid = (n * half / pieces).div_ceil(CHUNK) * CHUNK;
     let (p1, p2) = p.split_at_mut(mid);
     let (g1, g2) = g.split_at(mid);
     let (m1, m2) = if m.is_empty() {
@@ -157,8 +167,8 @@ where
         v.split_at_mut(mid)
     };
     crate::par::join(
-        || par_update(rt, p1, g1, m1, v1, f),
-        || par_update(rt, p2, g2, m2, v2, f),
+        || split_update(half, p1, g1, m1, v1, f),
+        || split_update(pieces - half, p2, g2, m2, v2, f),
     );
 }
 

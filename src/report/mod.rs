@@ -34,6 +34,25 @@ fn register_font() {
     });
 }
 
+/// `value` with every number that came from an `f32` written as that `f32` prints
+/// (0.7, not the 0.699999988079071 its widening to `f64` gives), recursively.
+pub fn tidy(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if !(n.is_i64() || n.is_u64()) => {
+            let x = n.as_f64().unwrap_or(f64::NAN);
+            let short = x as f32;
+            match format!("{short}").parse::<f64>() {
+                Ok(y) if short as f64 == x && y.is_finite() => Value::from(y),
+                _ => Value::Number(n),
+            }
+        }
+        Value::Array(v) => Value::Array(v.into_iter().map(tidy).collect()),
+        Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, tidy(v))).collect()),
+        v => v,
+    }
+}
+
 /// Renders with a bitmap backend into an RGB buffer and writes a PNG.
 pub(crate) fn png(
     path: &Path,
@@ -96,7 +115,7 @@ impl ReportWriter {
 
     /// Writes a JSON file into the report.
     pub fn json(&mut self, file: &str, value: &serde_json::Value) -> Result<()> {
-        let text = serde_json::to_string_pretty(value).expect("json serialises");
+        let text = serde_json::to_string_pretty(&tidy(value.clone())).expect("json serialises");
         crate::files::write_atomic(&self.dir.join(file), text.as_bytes())?;
         self.add("data", file, "Every number behind the pictures.");
         Ok(())

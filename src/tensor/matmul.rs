@@ -9,7 +9,6 @@ use super::Matrix;
 use crate::par::fork_blocks;
 use crate::runtime::Runtime;
 use gemm::Parallelism;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A read-only matrix operand: `rows x cols` elements of `data`, element `(i, j)` at
 /// `data[i * rs + j * cs]` (a row-major matrix has `rs = cols, cs = 1`; its transpose
@@ -46,20 +45,17 @@ impl<'a> View<'a> {
         }
     }
 
-    /// Whether every element the shape and strides name lies inside `data`.
+    /// Whether every element the shape and strides name lies inside `data` (with no
+    /// overflow on the way).
     fn in_bounds(&self) -> bool {
-        self.rows == 0
-            || self.cols == 0
-            || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+        if self.rows == 0 || self.cols == 0 {
+            return true;
+        }
+        let last = (self.rows - 1)
+            .checked_mul(self.rs)
+            .and_then(|r| (self.cols - 1).checked_mul(self.cs)?.checked_add(r));
+        last.is_some_and(|i| i < self.data.len())
     }
-}
-
-static GEMM_CALLS: AtomicUsize = AtomicUsize::new(0);
-
-/// How many calls into the `gemm` crate this process has made (the no-allocation
-/// test checks that its count of `gemm`'s own allocations saw some).
-pub fn gemm_calls() -> usize {
-    GEMM_CALLS.load(Ordering::Relaxed)
 }
 
 thread_local! {
@@ -116,6 +112,11 @@ pub fn gemm(rt: &Runtime, a: View<'_>, b: View<'_>, out: &mut Matrix, accumulate
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "gemm: inner dims");
     assert_eq!((out.rows, out.cols), (m, n), "gemm: out shape");
+    assert_eq!(
+        out.data.len(),
+        m * n,
+        "gemm: out's data does not match its shape"
+    );
     assert!(
         a.in_bounds() && b.in_bounds(),
         "gemm: a view reaches past its data"
@@ -140,7 +141,6 @@ pub fn gemm(rt: &Runtime, a: View<'_>, b: View<'_>, out: &mut Matrix, accumulate
     // blocks write disjoint columns; `out` does not alias `a` or `b` (borrows).
     let block = |j0: usize, nb: usize| unsafe {
         let (dst, lhs, rhs) = (dst, lhs, rhs);
-        GEMM_CALLS.fetch_add(1, Ordering::Relaxed);
         let _inside = InGemm::enter();
         gemm::gemm(
             m,
@@ -168,10 +168,45 @@ pub fn gemm(rt: &Runtime, a: View<'_>, b: View<'_>, out: &mut Matrix, accumulate
     let t = if m * n * k < 64 * 64 * 64 {
         1
     } else {
-        rt.threads
+        rt.threads.max(1)
     };
-    let per = n.div_ceil(t).div_ceil(16) * 16;
-    fork_blocks(0, n, per, &block);
+    fork_blocks(0, n, column_block(m, n, t), &block);
+}
+
+/// Columns per block when an `(m, n)` product is cut for `t` threads: whole panels of
+/// 16, every block as wide as the others but the last, and every block taking the
+/// path through `gemm` that the whole product would take, so that the sums, and so
+/// the bits, do not depend on the cut. `gemm` (gemm-common 0.19, `gemm.rs`) sends a
+/// product with `m * n <= 256` to dot-product kernels, one with a single row or column
+/// to matrix-vector kernels, and one with `m <= 64` and `n <= 64` through the inner
+/// dimension in chunks of 512 where larger ones take equal chunks; within a path each
+/// element's sum runs over the inner dimension in the same order. Returns `n` (one
+/// block) when no cut keeps every block on the whole product's path.
+fn column_block(m: usize, n: usize, t: usize) -> usize {
+    // the path a block of `nb` columns takes, as `gemm` chooses it
+    let path = |nb: usize| {
+        if m * nb <= 256 {
+            0 // dot products
+        } else if m <= 1 || nb <= 1 {
+            1 // matrix-vector
+        } else if m <= 64 && nb <= 64 {
+            2 // small: inner chunks of 512
+        } else {
+            3 // blocked: equal inner chunks
+        }
+    };
+    let whole = path(n);
+    if whole < 3 {
+        return n;
+    }
+    for t in (2..=t).rev() {
+        let per = n.div_ceil(t).div_ceil(16) * 16;
+        let last = n - (n.div_ceil(per) - 1) * per;
+        if per < n && path(per) == whole && path(last) == whole {
+            return per;
+        }
+    }
+    n
 }
 
 /// `out (+)= a · bᵀ`.
@@ -267,6 +302,14 @@ mod tests {
             (128, 10, 784),
             (37, 513, 29),
             (513, 37, 100),
+            // small batches against inner dimensions over 512, where `gemm` chunks
+            // the sums by the block's shape
+            (64, 100, 784),
+            (4, 512, 784),
+            (16, 130, 600),
+            (2, 300, 1030),
+            (64, 129, 513),
+            (1, 700, 784),
         ]);
         for &(m, n, k) in &sizes {
             let a = random(m, k, &mut rng);
@@ -274,7 +317,7 @@ mod tests {
             let want = naive_matmul(&a, &b);
             let (at, bt) = (transpose(&a), transpose(&b));
             let mut first: Option<Vec<f32>> = None;
-            for threads in [1, 2, 3] {
+            for threads in [1, 2, 3, 8] {
                 let rt = Runtime::single().with_threads(threads);
                 let mut out = Matrix::zeros(m, n);
                 matmul_nn(&rt, &a, &b, &mut out, false);

@@ -1,8 +1,9 @@
 //! Checkpoints: the trainer's model, optimiser moments, RNG and history in one
 //! safetensors file (`DIR/checkpoint.safetensors`), written atomically after every
 //! epoch, from which a run resumes to the same bits as an uninterrupted one. The
-//! runtime (threads, SIMD level) is not saved: it does not change the results, so a
-//! run may resume with another.
+//! runtime is not saved: a run may resume at another thread count or SIMD level to
+//! the same bits (`--dense-only` or `--keep-subnormals` switched between the parts
+//! change the rounding from there on; see `runtime`).
 
 use super::{EpochStats, Trainer};
 use crate::config::TrainConfig;

@@ -77,8 +77,8 @@ pub struct RunData<'a> {
 /// computes with.
 pub struct Trainer {
     pub cfg: TrainConfig,
-    /// How training uses the machine (not part of the run's identity: the results are
-    /// the same bits under any runtime with the same SIMD-independent kernels).
+    /// How training uses the machine; not part of the run's identity (see `runtime`:
+    /// any thread count or SIMD level gives the same bits).
     pub rt: Runtime,
     pub model: Model,
     pub opt: Optimizer,
@@ -95,7 +95,13 @@ impl Trainer {
         cfg.validate()?;
         crate::memory::check_fits(
             "training this net",
-            crate::memory::training_bytes(&cfg.model, in_dim, classes, cfg.batch),
+            crate::footprint::training_bytes(
+                &cfg.model,
+                in_dim,
+                classes,
+                cfg.batch,
+                crate::model::EVAL_BATCH,
+            ),
             "use fewer or narrower layers, or a smaller batch",
         )?;
         let mut rng = Rng::new(cfg.seed);
@@ -141,7 +147,7 @@ impl Trainer {
     ) -> Result<()> {
         let train = data.train;
         let rt = self.rt;
-        rt.enter();
+        let _fp = rt.enter();
         if train.features() != self.model.in_dim || train.classes() > self.model.classes {
             return Err(Error::Shape {
                 op: "train",

@@ -13,12 +13,18 @@ use crate::tensor::Matrix;
 impl Nonzeros {
     /// Gathers the nonzero entries of `x` by row and by column if at most
     /// `max_density` of its entries are nonzero, and returns whether it did.
+    ///
+    /// # Shapes
+    /// `x: (rows, cols)`; the entries then describe a `(rows, cols)` matrix.
     pub fn gather(&mut self, rt: &Runtime, x: &Matrix, max_density: f32) -> bool {
         self.gather_in_pieces(rt, x, max_density, rt.threads, true)
     }
 
     /// `gather` without the by-column lists, which only the weight gradient reads: for
     /// a forward pass with no backward pass after it (evaluation).
+    ///
+    /// # Shapes
+    /// As `gather`.
     pub fn gather_rows(&mut self, rt: &Runtime, x: &Matrix, max_density: f32) -> bool {
         self.gather_in_pieces(rt, x, max_density, rt.threads, false)
     }
@@ -34,6 +40,11 @@ impl Nonzeros {
         columns: bool,
     ) -> bool {
         let (n, d) = (x.rows, x.cols);
+        assert_eq!(
+            x.data.len(),
+            n * d,
+            "gather: x's data does not match its shape"
+        );
         let pieces = self.count_by_piece(rt.simd, x, pieces);
         let per = self.per;
         // Each piece's start in the by-row lists; the last is the number of nonzeros.
@@ -99,10 +110,12 @@ impl Nonzeros {
         let level = rt.simd;
         fork_blocks(0, n, per, &|r0, nb| {
             let (p, out) = (r0 / per, out);
+            let slots = piece_start[p] as usize..piece_start[p + 1] as usize;
             // SAFETY: piece p writes its own cursors, its rows' row_start, its range
-            // of the by-row lists, and the column slots its cursors hand out, which
-            // the counts made disjoint from every other piece's.
-            unsafe { list_piece(level, x, r0, nb, p, piece_start[p] as usize, out, columns) }
+            // of the by-row lists (the listing checks it stays inside), and the column
+            // slots its cursors hand out, which the counts made disjoint from every
+            // other piece's.
+            unsafe { list_piece(level, x, r0, nb, p, slots, out, columns) }
         });
         self.columns = columns;
         true
@@ -152,12 +165,16 @@ simd_fn! {
     }
 }
 
-/// Lists the nonzeros of rows `r0 .. r0 + nb` (piece `p`) by row from `q0` on, then,
-/// if `columns`, copies each to the slot its column's cursor gives.
+/// Lists the nonzeros of rows `r0 .. r0 + nb` (piece `p`) by row into `slots` of the
+/// by-row lists, then, if `columns`, copies each to the slot its column's cursor gives.
 ///
 /// # Safety
 /// The buffers must be sized as `gather` sizes them and no other thread may write
 /// the parts this piece writes.
+///
+/// # Panics
+/// If the rows hold more nonzeros than `slots` (the counting pass saw fewer: a bug,
+/// caught before any write past the slots).
 #[allow(clippy::too_many_arguments)]
 unsafe fn list_piece(
     level: Level,
@@ -165,21 +182,21 @@ unsafe fn list_piece(
     r0: usize,
     nb: usize,
     p: usize,
-    q0: usize,
+    slots: std::ops::Range<usize>,
     out: Lists,
     columns: bool,
 ) {
     let d = x.cols;
-    let mut q = q0;
+    let mut q = slots.start;
     for r in r0..r0 + nb {
         unsafe {
             *out.row_start.0.add(r) = q as u32;
-            // the counts left room for each of the row's nonzeros from q on
             q += list_nonzeros(
                 level,
                 x.row(r),
                 out.by_row_col.0.add(q),
                 out.by_row_val.0.add(q),
+                slots.end - q,
             );
         }
     }
@@ -213,15 +230,24 @@ unsafe fn list_piece(
 /// no branch per entry (`x86::list_nonzeros_avx512`); else portably.
 ///
 /// # Safety
-/// `col` and `val` must have room for as many entries as `v` has nonzeros.
+/// `col` and `val` must have room for `room` entries.
+///
+/// # Panics
+/// If `v` has more than `room` nonzeros (before writing past them).
 #[inline(always)]
-pub(super) unsafe fn list_nonzeros(level: Level, v: &[f32], col: *mut u32, val: *mut f32) -> usize {
+pub(super) unsafe fn list_nonzeros(
+    level: Level,
+    v: &[f32],
+    col: *mut u32,
+    val: *mut f32,
+    room: usize,
+) -> usize {
     #[cfg(target_arch = "x86_64")]
     if level == Level::Avx512 && crate::simd::detected() == Level::Avx512 {
         // SAFETY: the CPU has AVX-512F and POPCNT (`detected`); the caller gives room.
-        return unsafe { super::x86::list_nonzeros_avx512(v, col, val) };
+        return unsafe { super::x86::list_nonzeros_avx512(v, col, val, room) };
     }
     let _ = level;
     // SAFETY: as this function's contract.
-    unsafe { super::portable::list_nonzeros(v, col, val) }
+    unsafe { super::portable::list_nonzeros(v, col, val, room) }
 }

@@ -1,5 +1,6 @@
-//! Products whose left operand is mostly exact zeros. MNIST's pixels are 81% zeros (150
-//! of 784 are ink), and a trained ReLU net's hidden activations are mostly zeros too,
+//! Products whose left operand is mostly exact zeros. MNIST's pixels are mostly zeros
+//! (the ink is a small part of each image), and a trained ReLU net's hidden
+//! activations are mostly zeros too,
 //! so a dense layer's forward product `y = x W` and its weight gradient `dW = xᵀ dy`
 //! need only the nonzero entries of `x`. With `W: (in, out)` (how `Dense` stores it)
 //! each nonzero `x[r, k]` becomes one row update:

@@ -9,9 +9,12 @@ use crate::tensor::Matrix;
 /// 0, at `col` and `val`; returns how many.
 ///
 /// # Safety
-/// `col` and `val` must have room for as many entries as `v` has nonzeros.
+/// `col` and `val` must have room for `room` entries.
+///
+/// # Panics
+/// If `v` has more than `room` nonzeros (before writing past them).
 #[inline(always)]
-pub(super) unsafe fn list_nonzeros(v: &[f32], col: *mut u32, val: *mut f32) -> usize {
+pub(super) unsafe fn list_nonzeros(v: &[f32], col: *mut u32, val: *mut f32, room: usize) -> usize {
     let mut q = 0;
     for (c, chunk) in v.chunks(32).enumerate() {
         let mut mask = chunk
@@ -21,7 +24,8 @@ pub(super) unsafe fn list_nonzeros(v: &[f32], col: *mut u32, val: *mut f32) -> u
         while mask != 0 {
             let j = mask.trailing_zeros() as usize;
             mask &= mask - 1;
-            // SAFETY: q counts the nonzeros so far, within the room the caller gives.
+            assert!(q < room, "list_nonzeros: more nonzeros than counted");
+            // SAFETY: q < room, the room the caller gives.
             unsafe {
                 *col.add(q) = (c * 32 + j) as u32;
                 *val.add(q) = chunk[j];

@@ -27,6 +27,13 @@ pub fn sparse_affine(rt: &Runtime, e: &Nonzeros, w: &Matrix, b: &[f32], out: &mu
         (e.rows, w.cols),
         "sparse_affine: out shape"
     );
+    // (the kernels index `w` and `out` unchecked: their buffers must hold their shapes)
+    assert_eq!(w.data.len(), w.rows * w.cols, "sparse_affine: w's data");
+    assert_eq!(
+        out.data.len(),
+        out.rows * out.cols,
+        "sparse_affine: out's data"
+    );
     let _timer = crate::timers::Timer::start(&crate::timers::PRODUCTS);
     let (m, n, t) = (e.rows, w.cols, rt.threads.max(1));
     let dst = SendPtr(out.data.as_mut_ptr());
@@ -89,6 +96,16 @@ pub fn sparse_matmul_tn(rt: &Runtime, e: &mut Nonzeros, dy: &Matrix, dw: &mut Ma
         (dw.rows, dw.cols),
         (e.cols, dy.cols),
         "sparse_matmul_tn: out shape"
+    );
+    assert_eq!(
+        dw.data.len(),
+        dw.rows * dw.cols,
+        "sparse_matmul_tn: dw's data"
+    );
+    assert_eq!(
+        dy.data.len(),
+        dy.rows * dy.cols,
+        "sparse_matmul_tn: dy's data"
     );
     let _timer = crate::timers::Timer::start(&crate::timers::PRODUCTS);
     let pieces = rt.threads.max(1);

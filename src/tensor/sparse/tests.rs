@@ -210,8 +210,8 @@ fn x86_kernels_equal_the_portable_ones() {
         // SAFETY: room for every entry; the CPU has AVX-512 (checked above).
         let (n1, n2) = unsafe {
             (
-                portable::list_nonzeros(&v, c1.as_mut_ptr(), v1.as_mut_ptr()),
-                x86::list_nonzeros_avx512(&v, c2.as_mut_ptr(), v2.as_mut_ptr()),
+                portable::list_nonzeros(&v, c1.as_mut_ptr(), v1.as_mut_ptr(), len),
+                x86::list_nonzeros_avx512(&v, c2.as_mut_ptr(), v2.as_mut_ptr(), len),
             )
         };
         assert_eq!(n1, n2, "length {len}");

@@ -13,21 +13,32 @@ use std::arch::x86_64::*;
 /// about as long as gathering it.)
 ///
 /// # Safety
-/// On a CPU with AVX-512F and POPCNT; `col` and `val` have room for as many entries as
-/// `v` has nonzeros.
+/// On a CPU with AVX-512F and POPCNT; `col` and `val` have room for `room` entries.
+///
+/// # Panics
+/// If `v` has more than `room` nonzeros (before writing past them).
 #[target_feature(enable = "avx512f,popcnt")]
-pub(super) unsafe fn list_nonzeros_avx512(v: &[f32], col: *mut u32, val: *mut f32) -> usize {
+pub(super) unsafe fn list_nonzeros_avx512(
+    v: &[f32],
+    col: *mut u32,
+    val: *mut f32,
+    room: usize,
+) -> usize {
     let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let (mut q, mut c) = (0, 0);
     while c < v.len() {
         let left = v.len() - c;
         let inside: __mmask16 = if left >= 16 { !0 } else { (1 << left) - 1 };
         // SAFETY: the load reads only the lanes in `inside`, which lie in `v`; the
-        // stores write the next `count` entries, within the room the caller gives.
+        // stores write the next `count` entries, q + count <= room (checked).
         unsafe {
             let x = _mm512_maskz_loadu_ps(inside, v.as_ptr().add(c));
             let nz = _mm512_mask_cmp_ps_mask::<_CMP_NEQ_UQ>(inside, x, _mm512_setzero_ps());
             let count = nz.count_ones() as usize;
+            assert!(
+                q + count <= room,
+                "list_nonzeros: more nonzeros than counted"
+            );
             let head = ((1u32 << count) - 1) as __mmask16;
             let cols = _mm512_add_epi32(lanes, _mm512_set1_epi32(c as i32));
             _mm512_mask_storeu_ps(val.add(q), head, _mm512_maskz_compress_ps(nz, x));
