@@ -9,10 +9,11 @@
 //! Zen 4 machines this project runs on, whose 512-bit square roots and divisions are
 //! split into two halves: Adam was slower at AVX-512 than at AVX2, BENCHMARKS.md.)
 //!
-//! The sparse products, which only load, multiply and add, are the exception:
-//! `simd_fn_wide!` adds an AVX-512 copy, and the forward product sums 128 columns in
-//! eight 512-bit registers instead of 64 in eight 256-bit ones, half the instructions
-//! per nonzero (faster than AVX2 on evaluation, BENCHMARKS.md, 2026-11-28).
+//! An AVX-512 build of the sparse products (128 columns in eight 512-bit registers,
+//! and intrinsics for listing nonzeros and the last columns) won less on a whole
+//! dropout lab on this project's Zen 4 machines than the 10% a special path must
+//! win, so it was removed (BENCHMARKS.md, 2026-12-05); `Level::Avx512` is detected
+//! and may be asked for, and runs the AVX2 code.
 //!
 //! The level is part of the [`Runtime`](crate::runtime::Runtime) (`--simd` caps it),
 //! passed to each kernel as its first argument; no setting is global.
@@ -31,9 +32,8 @@ pub enum Level {
     Baseline = 1,
     /// AVX2 (256-bit vectors).
     Avx2 = 2,
-    /// AVX-512 (512-bit vectors) and POPCNT, used only by the kernels defined with
-    /// `simd_fn_wide!` and the sparse products' listing; the rest run at AVX2 on such
-    /// CPUs.
+    /// AVX-512 (512-bit vectors): detected, and runs the AVX2 code (no kernel has an
+    /// AVX-512 copy; see the module docs).
     Avx512 = 3,
 }
 
@@ -43,9 +43,7 @@ pub fn detected() -> Level {
     *DETECTED.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         {
-            // (POPCNT too, which the sparse products' listing counts entries with;
-            // every AVX-512 CPU has it)
-            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("popcnt") {
+            if is_x86_feature_detected!("avx512f") {
                 return Level::Avx512;
             }
             if is_x86_feature_detected!("avx2") {
@@ -104,38 +102,6 @@ macro_rules! simd_fn {
     };
 }
 pub(crate) use simd_fn;
-
-/// Like `simd_fn!`, with a third copy compiled for AVX-512 (`avx512f`), run when
-/// the level is [`Level::Avx512`].
-macro_rules! simd_fn_wide {
-    ($(#[$m:meta])* $vis:vis fn $name:ident($lvl:ident: Level, $($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
-        $(#[$m])*
-        $vis fn $name($lvl: $crate::simd::Level, $($arg: $ty),*) $(-> $ret)? {
-            #[inline(always)]
-            #[allow(unused_variables)]
-            fn kernel($lvl: $crate::simd::Level, $($arg: $ty),*) $(-> $ret)? $body
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx2")]
-            unsafe fn avx2($lvl: $crate::simd::Level, $($arg: $ty),*) $(-> $ret)? {
-                kernel($lvl, $($arg),*)
-            }
-            #[cfg(target_arch = "x86_64")]
-            #[target_feature(enable = "avx512f")]
-            unsafe fn avx512($lvl: $crate::simd::Level, $($arg: $ty),*) $(-> $ret)? {
-                kernel($lvl, $($arg),*)
-            }
-            #[cfg(target_arch = "x86_64")]
-            match $lvl.min($crate::simd::detected()) {
-                // SAFETY: the level is at most what `detected()` found on this CPU.
-                $crate::simd::Level::Avx512 => return unsafe { avx512($lvl, $($arg),*) },
-                $crate::simd::Level::Avx2 => return unsafe { avx2($lvl, $($arg),*) },
-                $crate::simd::Level::Baseline => {}
-            }
-            kernel($lvl, $($arg),*)
-        }
-    };
-}
-pub(crate) use simd_fn_wide;
 
 #[cfg(test)]
 mod tests {

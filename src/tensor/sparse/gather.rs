@@ -4,6 +4,7 @@
 //! column lists (a column holds piece 0's entries, then piece 1's, ..., so rows stay
 //! ascending). The lists do not depend on the cut (tested).
 
+use super::kernels::list_nonzeros;
 use super::{Nonzeros, SendPtr, most_entries, room};
 use crate::par::fork_blocks;
 use crate::runtime::Runtime;
@@ -107,7 +108,6 @@ impl Nonzeros {
             by_row_val: SendPtr(self.by_row_val.as_mut_ptr()),
         };
         let piece_start = &self.piece_start;
-        let level = rt.simd;
         fork_blocks(0, n, per, &|r0, nb| {
             let (p, out) = (r0 / per, out);
             let slots = piece_start[p] as usize..piece_start[p + 1] as usize;
@@ -115,7 +115,7 @@ impl Nonzeros {
             // of the by-row lists (the listing checks it stays inside), and the column
             // slots its cursors hand out, which the counts made disjoint from every
             // other piece's.
-            unsafe { list_piece(level, x, r0, nb, p, slots, out, columns) }
+            unsafe { list_piece(x, r0, nb, p, slots, out, columns) }
         });
         self.columns = columns;
         true
@@ -175,9 +175,7 @@ simd_fn! {
 /// # Panics
 /// If the rows hold more nonzeros than `slots` (the counting pass saw fewer: a bug,
 /// caught before any write past the slots).
-#[allow(clippy::too_many_arguments)]
 unsafe fn list_piece(
-    level: Level,
     x: &Matrix,
     r0: usize,
     nb: usize,
@@ -192,7 +190,6 @@ unsafe fn list_piece(
         unsafe {
             *out.row_start.0.add(r) = q as u32;
             q += list_nonzeros(
-                level,
                 x.row(r),
                 out.by_row_col.0.add(q),
                 out.by_row_val.0.add(q),
@@ -223,31 +220,4 @@ unsafe fn list_piece(
             }
         }
     }
-}
-
-/// Writes the nonzero entries of `v` (NaN counts as nonzero), columns ascending from
-/// 0, at `col` and `val`; returns how many. With AVX-512 16 entries at a time, with
-/// no branch per entry (`x86::list_nonzeros_avx512`); else portably.
-///
-/// # Safety
-/// `col` and `val` must have room for `room` entries.
-///
-/// # Panics
-/// If `v` has more than `room` nonzeros (before writing past them).
-#[inline(always)]
-pub(super) unsafe fn list_nonzeros(
-    level: Level,
-    v: &[f32],
-    col: *mut u32,
-    val: *mut f32,
-    room: usize,
-) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    if level == Level::Avx512 && crate::simd::detected() == Level::Avx512 {
-        // SAFETY: the CPU has AVX-512F and POPCNT (`detected`); the caller gives room.
-        return unsafe { super::x86::list_nonzeros_avx512(v, col, val, room) };
-    }
-    let _ = level;
-    // SAFETY: as this function's contract.
-    unsafe { super::portable::list_nonzeros(v, col, val, room) }
 }

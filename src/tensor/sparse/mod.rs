@@ -15,8 +15,7 @@
 //! - [`gather`](self::gather): listing them, a counting sort cut by rows over threads;
 //! - [`products`](self::products): the two products, cut by columns over threads, each
 //!   panel of sums held in registers;
-//! - `portable` and `x86`: the innermost kernels, each in plain Rust and (on x86-64)
-//!   with intrinsics, which the tests hold equal.
+//! - `kernels`: listing a row's nonzeros, and a product's last columns.
 //!
 //! Rounding is fixed: `y[r, j]` adds `x[r, k] · W[k, j]` over `k` ascending, starting
 //! from 0, and adds that sum to the bias (in the last `n % 64` columns it starts from
@@ -30,12 +29,10 @@
 //! labs and on `eval` (the reason they are kept).
 
 mod gather;
-mod portable;
+mod kernels;
 mod products;
 #[cfg(test)]
 mod tests;
-#[cfg(target_arch = "x86_64")]
-mod x86;
 
 pub use products::{sparse_affine, sparse_matmul_tn};
 
@@ -46,8 +43,7 @@ use super::Matrix;
 /// 512 layer on batches of 100 (BENCHMARKS.md, 2026-11-27: near 35%).
 pub const MAX_DENSITY: f32 = 0.3;
 
-/// Columns summed in registers at once (8 AVX2 registers; the AVX-512 forward sums
-/// two panels at once, in 8 AVX-512 registers).
+/// Columns summed in registers at once (8 AVX2 registers).
 const PANEL: usize = 64;
 
 /// What a sum of scaled rows starts from: zero, or a bias row (columns `j0 ..` of it

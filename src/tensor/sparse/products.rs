@@ -1,13 +1,13 @@
 //! The two sparse products, `y = b + x W` (a dense layer's forward) and `dW = xᵀ dy`
 //! (its weight gradient), from a [`Nonzeros`] listing of `x`. Each sums one panel of
-//! columns at a time in registers (64 columns; 128 in the forward with AVX-512), and
+//! 64 columns at a time in registers (compiled for AVX2 too, `simd_fn!`), and
 //! each cuts its work over the runtime's threads by columns (the forward, so each
 //! thread reads only its part of `W`) or by rows of `dW` with equal numbers of entries.
 
 use super::{Nonzeros, PANEL, SendPtr, Start};
 use crate::par::{fork_blocks, join};
 use crate::runtime::Runtime;
-use crate::simd::{Level, simd_fn_wide};
+use crate::simd::simd_fn;
 use crate::tensor::Matrix;
 
 /// `out = b + x · w` (every row of `out` overwritten), with `x` given by its gathered
@@ -51,12 +51,11 @@ pub fn sparse_affine(rt: &Runtime, e: &Nonzeros, w: &Matrix, b: &[f32], out: &mu
     }
 }
 
-simd_fn_wide! {
+simd_fn! {
     /// Columns `cols` of rows `rows` of `out = start + x · w`, `out` given by `dst`.
     ///
-    /// Row by row, each panel of the row's sums (128 columns with AVX-512, else 64)
-    /// held in registers over the row's nonzeros (pixels ascending, from 0), then
-    /// added to `start` and stored.
+    /// Row by row, each panel of 64 of the row's sums held in registers over the row's
+    /// nonzeros (pixels ascending, from 0), then added to `start` and stored.
     fn forward_block(
         level: Level,
         e: &Nonzeros,
@@ -74,12 +73,7 @@ simd_fn_wide! {
             // threads write other columns or other rows.
             let out = unsafe { std::slice::from_raw_parts_mut(dst.0.add(r * n + j0), nb) };
             let (ks, vs) = e.row(r);
-            // 128 columns in eight 512-bit registers, 64 in eight 256-bit ones
-            if level == Level::Avx512 {
-                sum_scaled_rows::<{ 2 * PANEL }, true>(level, ks, vs, w, j0, out, start);
-            } else {
-                sum_scaled_rows::<PANEL, true>(level, ks, vs, w, j0, out, start);
-            }
+            sum_scaled_rows(ks, vs, w, j0, out, start);
         }
     }
 }
@@ -126,7 +120,7 @@ pub fn sparse_matmul_tn(rt: &Runtime, e: &mut Nonzeros, dy: &Matrix, dw: &mut Ma
     e.panels = panels;
 }
 
-simd_fn_wide! {
+simd_fn! {
     /// Rows `k0 .. k1` of `dw = xᵀ · dy`, `dw` given by `dst`. One 64-column panel at
     /// a time, copied into `panel` (this piece's buffer), so that it (25 kB for a
     /// batch of 100) stays in the first-level cache while every pixel's sum is taken
@@ -156,7 +150,7 @@ simd_fn_wide! {
                 // other rows.
                 let dk = unsafe { std::slice::from_raw_parts_mut(dst.0.add(k * n + j), len) };
                 let (rs, vs) = e.column(k);
-                sum_scaled_rows::<PANEL, false>(level, rs, vs, panel, 0, dk, Start::Zero);
+                sum_scaled_rows(rs, vs, panel, 0, dk, Start::Zero);
             }
             j += len;
         }
@@ -188,17 +182,12 @@ fn fork_by_entries(
     );
 }
 
-/// `out = start + Σ_i vals[i] · m[rows[i], j0 .. j0 + out.len()]`. Each panel of
-/// `WIDE` (then 64) columns is summed in registers from 0 over all the entries (in
-/// their order), then added to `start` and stored once; the last `len % 64` columns
-/// start from `start` and add the entries' products to it one by one (`sum_tail`).
-/// Every column gets the same sum in the same order whatever the panel width, so
-/// `WIDE` does not change the bits. With `FETCH` (the forward, whose rows of `m` come
-/// from the second-level cache) each entry also asks for the row `PREFETCH` entries
-/// ahead; the weight gradient's panel is already in the first-level cache.
+/// `out = start + Σ_i vals[i] · m[rows[i], j0 .. j0 + out.len()]`. Each panel of 64
+/// columns is summed in registers from 0 over all the entries (in their order), then
+/// added to `start` and stored once; the last `len % 64` columns start from `start`
+/// and add the entries' products to it one by one (`kernels::sum_tail`).
 #[inline(always)]
-pub(super) fn sum_scaled_rows<const WIDE: usize, const FETCH: bool>(
-    level: Level,
+pub(super) fn sum_scaled_rows(
     rows: &[u32],
     vals: &[f32],
     m: &Matrix,
@@ -210,9 +199,9 @@ pub(super) fn sum_scaled_rows<const WIDE: usize, const FETCH: bool>(
         j0 + out.len() <= m.cols,
         "sum_scaled_rows: columns past the matrix"
     );
+    assert_eq!(m.data.len(), m.rows * m.cols, "sum_scaled_rows: m's data");
     assert_eq!(rows.len(), vals.len(), "sum_scaled_rows: entries");
-    // as a maximum, which the compiler vectorises (one by one with an early exit was
-    // measurably slower)
+    // as a maximum, which the compiler vectorises
     assert!(
         rows.iter()
             .copied()
@@ -226,50 +215,19 @@ pub(super) fn sum_scaled_rows<const WIDE: usize, const FETCH: bool>(
             "sum_scaled_rows: bias shorter than the columns"
         );
     }
-    let wide = out.len() / WIDE * WIDE;
     let narrow = out.len() / PANEL * PANEL;
     let (head, rest) = out.split_at_mut(narrow);
-    let (wide_part, narrow_part) = head.split_at_mut(wide);
-    sum_panels::<WIDE, FETCH>(rows, vals, m, j0, wide_part, start);
-    sum_panels::<PANEL, FETCH>(rows, vals, m, j0 + wide, narrow_part, start);
-    sum_tail(level, rows, vals, m, j0 + narrow, rest, start);
+    sum_panels(rows, vals, m, j0, head, start);
+    super::kernels::sum_tail(rows, vals, m, j0 + narrow, rest, start);
 }
 
-/// The last `len % 64` columns: `portable::sum_tail`, or its AVX-512 twin.
-#[inline(always)]
-fn sum_tail(
-    level: Level,
-    rows: &[u32],
-    vals: &[f32],
-    m: &Matrix,
-    j: usize,
-    out: &mut [f32],
-    start: Start<'_>,
-) {
-    #[cfg(target_arch = "x86_64")]
-    if level == Level::Avx512 && crate::simd::detected() == Level::Avx512 && !out.is_empty() {
-        // SAFETY: the CPU has AVX-512F (`detected`); `sum_scaled_rows` checked the
-        // entries' rows, the columns and the bias.
-        return unsafe { super::x86::sum_tail_avx512(rows, vals, m, j, out, start) };
-    }
-    let _ = level;
-    super::portable::sum_tail(rows, vals, m, j, out, start)
-}
-
-/// How many entries ahead `sum_panels` asks for the row it will read (the rows of `w`
-/// come from the second-level cache; 2 and 8 ahead measured no better, BENCHMARKS.md).
-const PREFETCH: usize = 4;
-
-/// `sum_panels` asks for one cache line in every `FETCH_EVERY` of the row it will read
-/// (one per 256 bytes); the core's own prefetchers bring the lines between.
-const FETCH_EVERY: usize = 4;
-
-/// `sum_scaled_rows` over `out.len()` (a multiple of `P`) columns, `P` at a time.
+/// `sum_scaled_rows` over `out.len()` (a multiple of `PANEL`) columns, `PANEL` at a
+/// time.
 ///
 /// The caller (`sum_scaled_rows`) has checked that every entry's row lies in `m` and
 /// the columns `j0 .. j0 + out.len()` too.
 #[inline(always)]
-fn sum_panels<const P: usize, const FETCH: bool>(
+fn sum_panels(
     rows: &[u32],
     vals: &[f32],
     m: &Matrix,
@@ -280,17 +238,12 @@ fn sum_panels<const P: usize, const FETCH: bool>(
     let n = m.cols;
     let base = m.data.as_ptr();
     let mut j = j0;
-    for op in out.chunks_exact_mut(P) {
-        let mut acc = [0f32; P];
-        for (i, (&k, &v)) in rows.iter().zip(vals).enumerate() {
-            #[cfg(target_arch = "x86_64")]
-            if FETCH && let Some(&ahead) = rows.get(i + PREFETCH) {
-                super::x86::prefetch::<P>(base.wrapping_add(ahead as usize * n + j), FETCH_EVERY);
-            }
-            let _ = i;
-            // SAFETY: k < m.rows and j + P <= n (checked by the caller), so the P
-            // floats from k * n + j lie in `m.data`.
-            let mk = unsafe { &*(base.add(k as usize * n + j) as *const [f32; P]) };
+    for op in out.chunks_exact_mut(PANEL) {
+        let mut acc = [0f32; PANEL];
+        for (&k, &v) in rows.iter().zip(vals) {
+            // SAFETY: k < m.rows and j + PANEL <= n (checked by the caller), so the
+            // PANEL floats from k * n + j lie in `m.data`.
+            let mk = unsafe { &*(base.add(k as usize * n + j) as *const [f32; PANEL]) };
             for (a, &x) in acc.iter_mut().zip(mk) {
                 *a += v * x;
             }
@@ -298,12 +251,12 @@ fn sum_panels<const P: usize, const FETCH: bool>(
         match start {
             Start::Zero => op.copy_from_slice(&acc),
             Start::Bias(b) => {
-                let b: &[f32; P] = b[j..j + P].try_into().unwrap();
+                let b: &[f32; PANEL] = b[j..j + PANEL].try_into().unwrap();
                 op.iter_mut()
                     .zip(b.iter().zip(&acc))
                     .for_each(|(o, (&b, &a))| *o = b + a);
             }
         }
-        j += P;
+        j += PANEL;
     }
 }

@@ -180,16 +180,12 @@ fn gathering_rows_only_gives_the_same_forward() {
     assert_eq!(bits(&y1), bits(&y2));
 }
 
-/// The x86 kernels equal their portable twins: the listing at every length 0-40 (so
-/// every remainder of 16 and 32) with NaN and -0 among the values, and the last
-/// columns' sums at every width 0-63 from odd offsets `j` into a matrix of odd width,
-/// from zero and from a bias.
+/// The kernels against their definitions: the listing at every length 0-40 (every
+/// remainder of its 32-wide chunks) with NaN (listed) and -0 (not) among the values,
+/// its room check, and the last columns' sums at every width 0-63 from odd offsets `j`
+/// into a matrix of odd width, from zero and from a bias, in the documented order.
 #[test]
-#[cfg(target_arch = "x86_64")]
-fn x86_kernels_equal_the_portable_ones() {
-    if crate::simd::detected() < Level::Avx512 {
-        return; // nothing to compare on this CPU
-    }
+fn kernels_match_their_definitions() {
     let mut rng = Rng::new(21);
     for len in 0..=40 {
         let mut v: Vec<f32> = (0..len)
@@ -202,22 +198,29 @@ fn x86_kernels_equal_the_portable_ones() {
             })
             .collect();
         if len > 3 {
-            v[1] = f32::NAN; // counts as nonzero
-            v[2] = -0.0; // does not
+            v[1] = f32::NAN;
+            v[2] = -0.0;
         }
-        let (mut c1, mut v1) = (vec![u32::MAX; len + 16], vec![f32::NAN; len + 16]);
-        let (mut c2, mut v2) = (c1.clone(), v1.clone());
-        // SAFETY: room for every entry; the CPU has AVX-512 (checked above).
-        let (n1, n2) = unsafe {
-            (
-                portable::list_nonzeros(&v, c1.as_mut_ptr(), v1.as_mut_ptr(), len),
-                x86::list_nonzeros_avx512(&v, c2.as_mut_ptr(), v2.as_mut_ptr(), len),
-            )
-        };
-        assert_eq!(n1, n2, "length {len}");
-        assert_eq!(c1[..n1], c2[..n2], "length {len}");
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&v1[..n1]), bits(&v2[..n2]), "length {len}");
+        let want: Vec<(u32, u32)> = v
+            .iter()
+            .enumerate()
+            .filter(|(_, x)| **x != 0.0 || x.is_nan())
+            .map(|(j, x)| (j as u32, x.to_bits()))
+            .collect();
+        let (mut col, mut val) = (vec![u32::MAX; len], vec![f32::NAN; len]);
+        // SAFETY: room for every entry.
+        let n = unsafe { kernels::list_nonzeros(&v, col.as_mut_ptr(), val.as_mut_ptr(), len) };
+        let got: Vec<(u32, u32)> = (0..n).map(|i| (col[i], val[i].to_bits())).collect();
+        assert_eq!(got, want, "length {len}");
+        if n > 0 {
+            // one slot short: refused before writing past it
+            let r = std::panic::catch_unwind(|| {
+                let (mut c, mut x) = (vec![0u32; n - 1], vec![0f32; n - 1]);
+                // SAFETY: room for n - 1 entries, which is what is passed.
+                unsafe { kernels::list_nonzeros(&v, c.as_mut_ptr(), x.as_mut_ptr(), n - 1) }
+            });
+            assert!(r.is_err(), "length {len}: the room check");
+        }
     }
     let m = normal(23, 131, &mut rng);
     let bias: Vec<f32> = (0..131).map(|_| rng.normal()).collect();
@@ -226,12 +229,22 @@ fn x86_kernels_equal_the_portable_ones() {
     for len in 0..64 {
         for j in [0, 1, 3, 17, 131 - 64] {
             for start in [Start::Zero, Start::Bias(&bias)] {
-                let (mut a, mut b) = (vec![f32::NAN; len], vec![f32::NAN; len]);
-                portable::sum_tail(&rows, &vals, &m, j, &mut a, start);
-                // SAFETY: rows < 23, columns j + len <= 131 = m.cols = bias.len().
-                unsafe { x86::sum_tail_avx512(&rows, &vals, &m, j, &mut b, start) };
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&a), bits(&b), "{len} columns from {j}");
+                let mut got = vec![f32::NAN; len];
+                kernels::sum_tail(&rows, &vals, &m, j, &mut got, start);
+                for (c, g) in got.iter().enumerate() {
+                    let mut acc = match start {
+                        Start::Zero => 0.0f32,
+                        Start::Bias(b) => b[j + c],
+                    };
+                    for (&k, &v) in rows.iter().zip(&vals) {
+                        acc += v * m.data[k as usize * 131 + j + c];
+                    }
+                    assert_eq!(
+                        g.to_bits(),
+                        acc.to_bits(),
+                        "{len} columns from {j}, column {c}"
+                    );
+                }
             }
         }
     }

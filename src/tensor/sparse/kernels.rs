@@ -1,6 +1,8 @@
-//! The sparse products' innermost kernels in plain Rust: the reference each
-//! instruction-set version in `x86` must match (the tests compare them at awkward
-//! sizes), and the code that runs where none applies.
+//! The sparse products' innermost kernels that are not a panel of sums: listing a
+//! row's nonzero entries, and the last (fewer than 64) columns of a product. Plain
+//! Rust; the loops that call them are compiled for AVX2 too (`simd_fn!`). (Versions
+//! with AVX-512 intrinsics won less on a whole dropout lab than the 10% a fast path
+//! must win; BENCHMARKS.md.)
 
 use super::Start;
 use crate::tensor::Matrix;
