@@ -558,3 +558,41 @@ fn absurd_sizes_and_special_files_are_refused() {
     let (ok, _, err) = nnlab(&["data", "info", fifo_dir.to_str().unwrap()]);
     assert!(!ok && err.contains("FIFO"), "{err}");
 }
+
+/// A small PNG that declares 20000 x 20000 pixels is refused from its header, before
+/// any pixel is decoded.
+#[test]
+fn an_image_bomb_is_refused_before_decoding() {
+    fn chunk(kind: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        let mut out = (data.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+        out
+    }
+    let mut ihdr = 20000u32.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&20000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &ihdr));
+    png.extend(chunk(b"IDAT", &common::gz(&[0; 100])[10..]));
+    png.extend(chunk(b"IEND", b""));
+    let err = nnlab::io::image_input::digit_from_bytes(&png, nnlab::io::image_input::Invert::Auto)
+        .unwrap_err();
+    assert!(err.contains("too large") && err.contains("8192"), "{err}");
+    let d = tempfile::tempdir().unwrap();
+    let m = common::tiny_model(d.path(), 28, 28);
+    let p = d.path().join("bomb.png");
+    std::fs::write(&p, &png).unwrap();
+    let (ok, _, err) = nnlab(&[
+        "predict",
+        "--model",
+        m.to_str().unwrap(),
+        "--image",
+        p.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("too large"), "{err}");
+}

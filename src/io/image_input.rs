@@ -20,17 +20,39 @@ pub enum Invert {
 pub const SIDE: usize = 28;
 const BOX: usize = 20;
 
+/// The largest width or height accepted, checked from the file's header before any
+/// pixel is decoded (a small file may declare 20000 x 20000 pixels).
+pub const MAX_SIDE: u32 = 8192;
+
+/// The most memory the decoder may allocate for one image.
+const MAX_DECODE_BYTES: u64 = 512 << 20;
+
 /// Loads and preprocesses an image file into `SIDE * SIDE` values in [0, 1].
 pub fn load_digit(path: &Path, invert: Invert) -> Result<Vec<f32>> {
-    let img = image::open(path)
-        .map_err(|e| Error::format(path, format!("cannot decode the image: {e}")))?;
-    let grey = img.to_luma32f();
-    let (w, h) = grey.dimensions();
-    if w == 0 || h == 0 {
-        return Err(Error::format(path, "the image is empty (0 pixels)"));
+    let bytes = crate::files::read_regular(path, "an image file (PNG, JPEG, PGM/PPM)")?;
+    digit_from_bytes(&bytes, invert).map_err(|reason| Error::format(path, reason))
+}
+
+/// Decodes `bytes`, its dimensions checked against [`MAX_SIDE`] before decoding.
+fn decode(bytes: &[u8]) -> std::result::Result<image::DynamicImage, String> {
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("cannot read the image: {e}"))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    match reader.decode() {
+        Ok(img) => Ok(img),
+        Err(image::ImageError::Limits(e)) => Err(format!(
+            "the image is too large ({e}); at most {MAX_SIDE} x {MAX_SIDE} pixels are accepted"
+        )),
+        Err(e) => Err(format!(
+            "cannot decode the image ({} bytes): {e}",
+            bytes.len()
+        )),
     }
-    preprocess(grey.as_raw(), w as usize, h as usize, invert)
-        .map_err(|reason| Error::format(path, reason))
 }
 
 /// Decodes an image held in memory (PNG, JPEG, PGM/PPM; an upload, say) and
@@ -39,8 +61,7 @@ pub fn digit_from_bytes(bytes: &[u8], invert: Invert) -> std::result::Result<Vec
     if bytes.is_empty() {
         return Err("no image: the body is empty".into());
     }
-    let img = image::load_from_memory(bytes)
-        .map_err(|e| format!("cannot decode the image ({} bytes): {e}", bytes.len()))?;
+    let img = decode(bytes)?;
     let grey = img.to_luma32f();
     let (w, h) = grey.dimensions();
     if w == 0 || h == 0 {
