@@ -138,6 +138,9 @@ pub struct LabArgs {
     /// Save each lab's model as DIR/LAB.safetensors.
     #[arg(long, value_name = "DIR")]
     pub save_dir: Option<PathBuf>,
+    /// Let --save-dir replace existing files that nnlab did not write.
+    #[arg(long)]
+    pub force: bool,
     /// Write a report (each lab's curves, confusion matrix, mistakes and weights, and the
     /// labs against the lecture) to DIR.
     #[arg(long, value_name = "DIR")]
@@ -164,6 +167,10 @@ pub struct TrainCmd {
     /// Continue the run whose checkpoint is in DIR (same settings; --epochs may grow).
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Let --save replace an existing file that nnlab did not write (its own models
+    /// and checkpoints are replaced without it).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Every training setting as a flag; each overrides the preset or config file (whose
@@ -458,6 +465,9 @@ pub struct EnsembleArgs {
     /// Save each member as DIR/member-I.safetensors.
     #[arg(long, value_name = "DIR")]
     pub save_dir: Option<PathBuf>,
+    /// Let --save-dir replace existing files that nnlab did not write.
+    #[arg(long)]
+    pub force: bool,
     /// Train members at the same time, one thread each (auto: when there are at
     /// least as many members as threads, --threads; measured faster, see BENCHMARKS.md).
     #[arg(long, value_enum, default_value_t = Parallel::Auto)]

@@ -95,3 +95,149 @@ pub fn check_writable(path: &Path) -> Result<()> {
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }
+
+/// Checks, before a run, that `path` may be written as `what` (a model file): a new
+/// path in a writable folder, or a regular file that `ours` recognises (a model or
+/// checkpoint nnlab wrote), or any regular file when `force`. A folder, a device
+/// node, a FIFO or a symlink is refused (a symlink naming what it points to: the write
+/// would replace the link), and so is someone else's file without `force`.
+pub fn check_target(
+    path: &Path,
+    what: &str,
+    force: bool,
+    ours: impl Fn(&Path) -> bool,
+) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("checking", path, e)),
+        Ok(meta) => {
+            let kind = meta.file_type();
+            if kind.is_symlink() {
+                let to = std::fs::read_link(path)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_else(|e| format!("an unreadable target ({e})"));
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "is a symlink to {to}; writing {what} would replace the link: \
+                         give the target's own path"
+                    ),
+                ));
+            }
+            if !kind.is_file() {
+                let is = if kind.is_dir() {
+                    "a folder"
+                } else if is_fifo(&kind) {
+                    "a FIFO (named pipe)"
+                } else {
+                    "a device or socket"
+                };
+                return Err(Error::format(
+                    path,
+                    format!("is {is}; {what} can only go to a regular file"),
+                ));
+            }
+            if !force && !ours(path) {
+                return Err(Error::format(
+                    path,
+                    format!(
+                        "exists and is not a file nnlab wrote; pass --force to replace it \
+                         with {what}, or choose another path"
+                    ),
+                ));
+            }
+        }
+    }
+    check_writable(path)
+}
+
+/// An exclusive claim on a path for the life of a run: a lock file created with
+/// `O_EXCL` holding the owner's process id. A second run is refused, naming the first's
+/// process; a lock left by a process that no longer exists (killed) is taken over.
+/// The file is removed when the lock is dropped.
+pub struct Lock {
+    path: PathBuf,
+}
+
+impl Lock {
+    /// Takes the lock file `path` for `what` (which the error names).
+    pub fn acquire(path: &Path, what: &str) -> Result<Lock> {
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(mut f) => {
+                    f.write_all(std::process::id().to_string().as_bytes())
+                        .map_err(|e| Error::io("writing", path, e))?;
+                    return Ok(Lock {
+                        path: path.to_path_buf(),
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = std::fs::read_to_string(path)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u32>().ok());
+                    match owner {
+                        Some(pid) if process_alive(pid) => {
+                            return Err(Error::format(
+                                path,
+                                format!(
+                                    "{what} is in use by another nnlab run (process {pid}); \
+                                     wait for it to end, or choose another path"
+                                ),
+                            ));
+                        }
+                        // a dead run's lock (or a half-written one): take it over
+                        _ => {
+                            let _ = std::fs::remove_file(path);
+                        }
+                    }
+                }
+                Err(e) => return Err(Error::io("creating the lock", path, e)),
+            }
+        }
+        Err(Error::format(
+            path,
+            format!("could not take the lock on {what}"),
+        ))
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether a process with this id exists (Linux: `/proc/PID`; elsewhere assumed).
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    if Path::new("/proc/self").exists() {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
+/// Removes the temp files that `write_atomic` left in `dir` for `name` when its
+/// process died mid-write (`.NAME.tmp-PID-N` with no process PID).
+pub fn remove_stale_temps(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| !process_alive(p)) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}

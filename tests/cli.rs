@@ -596,3 +596,79 @@ fn an_image_bomb_is_refused_before_decoding() {
     ]);
     assert!(!ok && err.contains("too large"), "{err}");
 }
+
+/// Writes that cannot destroy: --save refuses a folder, a device, a symlink (naming
+/// its target) and someone else's file unless --force, and replaces nnlab's own
+/// model; a checkpoint folder in use by a live run is refused naming its process,
+/// while a dead run's lock and temp files are cleared.
+#[test]
+fn saves_and_checkpoints_do_not_destroy() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_folder(&data, 30, 5, 4, 4, 3);
+    let data = data.to_str().unwrap().to_string();
+    let train = |extra: &[&str]| {
+        let mut a = vec![
+            "train",
+            "--dataset",
+            &data,
+            "--hidden",
+            "4",
+            "--epochs",
+            "1",
+            "--validation",
+            "5",
+            "--quiet",
+        ];
+        a.extend_from_slice(extra);
+        nnlab(&a)
+    };
+    let notes = d.path().join("notes.txt");
+    std::fs::write(&notes, "my notes").unwrap();
+    let (ok, _, err) = train(&["--save", notes.to_str().unwrap()]);
+    assert!(!ok && err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "my notes");
+    let link = d.path().join("link.safetensors");
+    std::os::unix::fs::symlink(&notes, &link).unwrap();
+    let (ok, _, err) = train(&["--save", link.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("symlink to") && err.contains("notes.txt"),
+        "{err}"
+    );
+    let (ok, _, err) = train(&["--save", "/dev/null"]);
+    assert!(!ok && err.contains("device"), "{err}");
+    let null = std::fs::metadata("/dev/null").unwrap().file_type();
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_char_device(&null),
+        "still a device"
+    );
+    let (ok, _, err) = train(&["--save", d.path().to_str().unwrap()]);
+    assert!(!ok && err.contains("folder"), "{err}");
+    // nnlab's own model is replaced; someone else's file with --force
+    let model = d.path().join("m.safetensors");
+    for _ in 0..2 {
+        let (ok, _, err) = train(&["--save", model.to_str().unwrap()]);
+        assert!(ok, "{err}");
+    }
+    let (ok, _, err) = train(&["--save", notes.to_str().unwrap(), "--force"]);
+    assert!(ok, "{err}");
+    // a live run's lock (this test process) refuses; a dead run's is taken over
+    let ck = d.path().join("ck");
+    std::fs::create_dir_all(&ck).unwrap();
+    std::fs::write(ck.join(".lock"), std::process::id().to_string()).unwrap();
+    let (ok, _, err) = train(&["--checkpoint-dir", ck.to_str().unwrap()]);
+    let me = format!("process {}", std::process::id());
+    assert!(!ok && err.contains(&me), "{err}");
+    std::fs::write(ck.join(".lock"), "999999999").unwrap();
+    let stale = ck.join(".checkpoint.safetensors.tmp-999999999-0");
+    std::fs::write(&stale, "half a file").unwrap();
+    let (ok, _, err) = train(&["--checkpoint-dir", ck.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(!stale.exists(), "the dead run's temp file is gone");
+    assert!(
+        !ck.join(".lock").exists(),
+        "the lock is released at the end"
+    );
+    assert!(ck.join("checkpoint.safetensors").exists());
+}

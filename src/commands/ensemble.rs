@@ -23,7 +23,12 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
     if let Some(d) = &args.save_dir {
         std::fs::create_dir_all(d)
             .map_err(|e| anyhow::anyhow!("creating --save-dir {}: {e}", d.display()))?;
-        nnlab::files::check_writable(&d.join("member-0.safetensors"))?;
+        for i in 0..args.members.min(1000) {
+            super::train::check_save_target(
+                &d.join(format!("member-{i}.safetensors")),
+                args.force,
+            )?;
+        }
     }
     let quiet = t.out.quiet || t.out.json;
     let mut report = t.report.as_deref().map(super::report::open).transpose()?;

@@ -29,7 +29,12 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
     if let Some(d) = &args.save_dir {
         std::fs::create_dir_all(d)
             .map_err(|e| anyhow::anyhow!("creating --save-dir {}: {e}", d.display()))?;
-        nnlab::files::check_writable(&d.join("probe.safetensors"))?;
+        for lab in &labs {
+            super::train::check_save_target(
+                &d.join(format!("{}.safetensors", lab.name)),
+                args.force,
+            )?;
+        }
     }
     let mut report = args
         .report
@@ -64,6 +69,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
                 .save_dir
                 .as_ref()
                 .map(|d| d.join(format!("{}.safetensors", lab.name))),
+            force: args.force,
             ..RunOptions::default()
         };
         let mut res = run_config(&cfg, &sets, &args.out, lab.name, &opts, args.rt.runtime())?;

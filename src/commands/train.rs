@@ -6,11 +6,12 @@ use crate::cli::{OutputOpts, TrainCmd};
 use nnlab::Runtime;
 use nnlab::config::TrainConfig;
 use nnlab::data::{Dataset, Splits};
+use nnlab::files::Lock;
 use nnlab::io::{ModelMeta, model_file};
 use nnlab::layers::Mode;
 use nnlab::render::draw;
 use nnlab::train::{BatchProgress, EpochStats, Observer, RunData, Trainer, checkpoint};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -108,6 +109,23 @@ pub struct RunOptions {
     pub resume: Option<PathBuf>,
     /// Print the network (layers, parameter count) and settings before training.
     pub describe: bool,
+    /// Replace an existing `save` file that nnlab did not write.
+    pub force: bool,
+}
+
+/// Checks that a model may be saved at `path` (a new path, one of nnlab's own files,
+/// or anything regular with `force`; `files::check_target`).
+pub fn check_save_target(path: &Path, force: bool) -> anyhow::Result<()> {
+    nnlab::files::check_target(path, "the model", force, model_file::is_nnlab_file)?;
+    Ok(())
+}
+
+/// The lock file beside `path` (`.NAME.lock`) that a run holds while it may write it.
+fn lock_beside(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or("model".into(), |n| n.to_string_lossy());
+    path.with_file_name(format!(".{name}.lock"))
 }
 
 /// Set by Ctrl-C: training stops after the current batch.
@@ -150,8 +168,20 @@ pub fn run_config(
     rt: Runtime,
 ) -> anyhow::Result<RunResult> {
     install_ctrl_c();
+    // Held for the whole run: a second run with the same --save path or checkpoint
+    // folder is refused, naming this one's process.
+    let mut _locks = Vec::new();
     if let Some(p) = &opts.save {
-        nnlab::files::check_writable(p)?;
+        check_save_target(p, opts.force)?;
+        _locks.push(Lock::acquire(&lock_beside(p), &p.display().to_string())?);
+    }
+    if let Some(dir) = opts.checkpoint_dir.as_ref().or(opts.resume.as_ref()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            anyhow::anyhow!("creating the checkpoint folder {}: {e}", dir.display())
+        })?;
+        let what = format!("the checkpoint folder {}", dir.display());
+        _locks.push(Lock::acquire(&dir.join(".lock"), &what)?);
+        nnlab::files::remove_stale_temps(dir, "checkpoint.safetensors");
     }
     let (train, val, test) = (&sets.train, &sets.val, &sets.test);
     let mut meta = run_meta(cfg, sets);
@@ -304,7 +334,7 @@ pub fn run(cmd: &TrainCmd) -> anyhow::Result<()> {
         return Ok(());
     }
     if let Some(p) = &cmd.save {
-        nnlab::files::check_writable(p)?;
+        check_save_target(p, cmd.force)?;
     }
     let mut report = args
         .report
@@ -319,6 +349,7 @@ pub fn run(cmd: &TrainCmd) -> anyhow::Result<()> {
         checkpoint_dir: cmd.checkpoint_dir.clone(),
         resume: cmd.resume.clone(),
         describe: true,
+        force: cmd.force,
     };
     let mut res = run_config(&cfg, &sets, &args.out, "train", &opts, args.rt.runtime())?;
     if let Some(r) = report.as_mut() {

@@ -59,7 +59,7 @@ fn decode(bytes: &[u8]) -> std::result::Result<image::DynamicImage, String> {
 /// preprocesses it like [`load_digit`]. The error says what is wrong with the bytes.
 pub fn digit_from_bytes(bytes: &[u8], invert: Invert) -> std::result::Result<Vec<f32>, String> {
     if bytes.is_empty() {
-        return Err("no image: the body is empty".into());
+        return Err("cannot decode an empty image (0 bytes)".into());
     }
     let img = decode(bytes)?;
     let grey = img.to_luma32f();

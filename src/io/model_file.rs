@@ -109,6 +109,36 @@ pub(crate) fn serialize(
     safetensors::serialize(views, Some(metadata)).map_err(|e| Error::format(path, e.to_string()))
 }
 
+/// Whether `path` is a file nnlab wrote (a model or a checkpoint: its safetensors
+/// metadata says `format = nnlab-model/1`), reading only its header.
+pub fn is_nnlab_file(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut len = [0u8; 8];
+    if f.read_exact(&mut len).is_err() {
+        return false;
+    }
+    let n = u64::from_le_bytes(len);
+    if n > 100 << 20 {
+        return false;
+    }
+    let mut header = vec![0u8; n as usize];
+    if f.read_exact(&mut header).is_err() {
+        return false;
+    }
+    serde_json::from_slice::<serde_json::Value>(&header)
+        .ok()
+        .and_then(|v| {
+            v.get("__metadata__")?
+                .get("format")?
+                .as_str()
+                .map(|s| s == FORMAT)
+        })
+        .unwrap_or(false)
+}
+
 /// Saves a model and its metadata to `path` (atomically).
 pub fn save_model(path: &Path, model: &mut Model, meta: &ModelMeta) -> Result<()> {
     let bytes = serialize(&network_tensors(model), base_metadata(meta), path)?;
