@@ -5,27 +5,53 @@
 //!
 //! Routes: `GET /` the page; `GET /model` what is loaded (JSON); `POST /predict` an
 //! image (PNG, JPEG, PGM/PPM) -> JSON. Errors are JSON too: `{"error": "..."}` with
-//! status 400 (not an image, no digit), 404, 405 or 413 (over `MAX_BODY`).
+//! status 400 (not an image, no digit, two Content-Lengths), 404, 405, 408 (a body
+//! slower than `BODY_TIMEOUT`) or 413 (over `MAX_BODY`).
+//!
+//! What it protects against: requests are read concurrently on tokio (a client that
+//! sends a few bytes and waits holds no one else up; its headers must arrive within
+//! `HEADER_TIMEOUT`, its body within `BODY_TIMEOUT`); bodies are limited while read
+//! (`MAX_BODY`, a larger declared length refused before reading); images are checked
+//! from their headers before decoding (`image_input::MAX_SIDE`); connections are
+//! bounded (`MAX_CONNECTIONS`) and answered without Nagle's delay; Ctrl-C, SIGTERM and
+//! SIGHUP stop accepting and let the requests in flight finish.
 
 use super::load_model;
 use super::outln;
 use crate::cli::ServeArgs;
-use anyhow::Context;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, header};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use nnlab::Runtime;
 use nnlab::io::LoadedModel;
 use nnlab::io::image_input::{Invert, SIDE, digit_from_bytes};
 use nnlab::layers::Mode;
 use nnlab::loss::softmax;
 use nnlab::tensor::Matrix;
 use serde_json::{Value, json};
-use std::io::{Read, Write};
-use std::time::Instant;
-use tiny_http::{Header, Method, Request, Response, Server};
+use std::convert::Infallible;
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// The drawing page.
 const PAGE: &str = include_str!("../../assets/serve/index.html");
 
-/// Largest request body accepted (a 280x280 PNG drawing is a few kB).
+/// Largest request body accepted (a 280x280 PNG drawing is a few kB): a larger
+/// declared `Content-Length` is refused before reading, a longer body while reading.
 const MAX_BODY: usize = 4 << 20;
+
+/// How long a client may take to send its request's headers, and then its body.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connections served at once; more are closed as they arrive.
+const MAX_CONNECTIONS: usize = 512;
+
+/// How long a graceful shutdown waits for requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 struct Reply {
     status: u16,
@@ -43,6 +69,20 @@ fn json_reply(status: u16, v: Value) -> Reply {
 
 fn error(status: u16, message: impl Into<String>) -> Reply {
     json_reply(status, json!({ "error": message.into() }))
+}
+
+/// What every connection shares.
+struct State {
+    /// The models (one forward at a time; requests are read and answered
+    /// concurrently, and the forward of one digit takes about a millisecond).
+    models: Mutex<Vec<LoadedModel>>,
+    rt: Runtime,
+    quiet: bool,
+    /// Requests answered, and after how many to stop (`--max-requests`).
+    served: AtomicUsize,
+    max_requests: Option<usize>,
+    /// Woken when `max_requests` have been answered.
+    done: tokio::sync::Notify,
 }
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
@@ -69,54 +109,149 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
         }
         models.push(m);
     }
-    let server = Server::http((args.host.as_str(), args.port))
+    let rt = args.rt.runtime();
+    let state = Arc::new(State {
+        models: Mutex::new(models),
+        rt,
+        quiet: args.quiet,
+        served: AtomicUsize::new(0),
+        max_requests: args.max_requests,
+        done: tokio::sync::Notify::new(),
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(rt.threads.max(1))
+        .max_blocking_threads(rt.threads.max(1))
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(args, state))
+}
+
+/// Accepts connections until a signal (Ctrl-C, SIGTERM, SIGHUP) or `--max-requests`,
+/// then stops accepting and lets the requests in flight finish.
+async fn serve(args: &ServeArgs, state: Arc<State>) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
+        .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", args.host, args.port))?;
-    let addr = server
-        .server_addr()
-        .to_ip()
-        .context("the server is not on an IP address")?;
+    let addr = listener.local_addr()?;
     outln!("nnlab serve: open http://{addr}/ to draw a digit (Ctrl-C stops)");
     std::io::stdout().flush()?;
-    let rt = args.rt.runtime();
-    let _fp = rt.enter();
-    for (served, mut req) in server.incoming_requests().enumerate() {
-        let start = Instant::now();
-        let reply = handle(&mut req, &mut models, &rt);
-        if !args.quiet {
-            eprintln!(
-                "{} {} -> {} ({:.1} ms)",
-                req.method(),
-                req.url(),
-                reply.status,
-                start.elapsed().as_secs_f64() * 1e3
-            );
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let stop = stop_signal(state.clone());
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            why = &mut stop => {
+                if !state.quiet {
+                    eprintln!("nnlab serve: {why}; finishing the requests in flight");
+                }
+                break;
+            }
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    continue; // over MAX_CONNECTIONS: dropped, so closed
+                };
+                // answers go out at once, not after the client's delayed ACK
+                let _ = stream.set_nodelay(true);
+                let st = state.clone();
+                let service = hyper::service::service_fn(move |req| handle(req, st.clone()));
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                    drop(slot);
+                });
+            }
         }
-        let content_type =
-            Header::from_bytes("Content-Type", reply.content_type).expect("a valid header");
-        // A client that went away is its own business; keep serving the others.
-        let _ = req.respond(
-            Response::from_data(reply.body)
-                .with_status_code(reply.status)
-                .with_header(content_type),
-        );
-        if args.max_requests.is_some_and(|n| served + 1 >= n) {
-            break;
-        }
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(SHUTDOWN_GRACE) => {}
     }
     Ok(())
 }
 
-fn handle(req: &mut Request, models: &mut [LoadedModel], rt: &nnlab::Runtime) -> Reply {
-    let path = req.url().split('?').next().unwrap_or("").to_string();
+/// Resolves, saying why, at the first of Ctrl-C, SIGTERM, SIGHUP or `max_requests`
+/// answered.
+async fn stop_signal(state: Arc<State>) -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        ) else {
+            return "cannot listen for signals";
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "interrupted",
+            _ = term.recv() => "terminated",
+            _ = hup.recv() => "hung up",
+            _ = state.done.notified() => "served --max-requests",
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupted",
+        _ = state.done.notified() => "served --max-requests",
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<State>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let start = Instant::now();
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let reply = route(req, &state).await;
+    if !state.quiet {
+        eprintln!(
+            "{method} {uri} -> {} ({:.1} ms)",
+            reply.status,
+            start.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    let served = state.served.fetch_add(1, Ordering::SeqCst) + 1;
+    if state.max_requests.is_some_and(|n| served >= n) {
+        state.done.notify_one();
+    }
+    let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+    *response.status_mut() = hyper::StatusCode::from_u16(reply.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(reply.content_type),
+    );
+    Ok(response)
+}
+
+async fn route(req: Request<Incoming>, state: &Arc<State>) -> Reply {
+    let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
-        (Method::Get, "/" | "/index.html") => Reply {
+        (&Method::GET, "/" | "/index.html") => Reply {
             status: 200,
             content_type: "text/html; charset=utf-8",
             body: PAGE.as_bytes().to_vec(),
         },
-        (Method::Get, "/model") => json_reply(200, model_info(models)),
-        (Method::Post, "/predict") => match read_body(req) {
-            Ok(body) => predict(&body, models, rt),
+        (&Method::GET, "/model") => {
+            let models = state.models.lock().unwrap_or_else(|e| e.into_inner());
+            json_reply(200, model_info(&models))
+        }
+        (&Method::POST, "/predict") => match read_body(req).await {
+            Ok(body) => {
+                let st = state.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut models = st.models.lock().unwrap_or_else(|e| e.into_inner());
+                    predict(&body, &mut models, &st.rt)
+                })
+                .await
+                .unwrap_or_else(|e| error(500, format!("the prediction failed: {e}")))
+            }
             Err(reply) => reply,
         },
         (m, "/" | "/index.html" | "/model" | "/predict") => {
@@ -129,20 +264,38 @@ fn handle(req: &mut Request, models: &mut [LoadedModel], rt: &nnlab::Runtime) ->
     }
 }
 
-fn read_body(req: &mut Request) -> Result<Vec<u8>, Reply> {
+/// The request's body: at most `MAX_BODY` bytes, within `BODY_TIMEOUT`, with at most
+/// one `Content-Length` (hyper refuses a malformed or conflicting one itself).
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Reply> {
     let too_big = || error(413, format!("the body is over {} MB", MAX_BODY >> 20));
-    if req.body_length().is_some_and(|n| n > MAX_BODY) {
+    let lengths: Vec<_> = req
+        .headers()
+        .get_all(header::CONTENT_LENGTH)
+        .iter()
+        .collect();
+    if lengths.len() > 1 {
+        return Err(error(400, "more than one Content-Length header"));
+    }
+    let declared = lengths
+        .first()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return Err(too_big());
     }
-    let mut body = Vec::new();
-    req.as_reader()
-        .take(MAX_BODY as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| error(400, format!("cannot read the request body: {e}")))?;
-    if body.len() > MAX_BODY {
-        return Err(too_big());
+    let body = Limited::new(req.into_body(), MAX_BODY);
+    match tokio::time::timeout(BODY_TIMEOUT, body.collect()).await {
+        Err(_) => Err(error(
+            408,
+            format!(
+                "the body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+        )),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_big()),
+        Ok(Err(e)) => Err(error(400, format!("cannot read the request body: {e}"))),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
     }
-    Ok(body)
 }
 
 fn model_info(models: &[LoadedModel]) -> Value {
@@ -156,7 +309,7 @@ fn model_info(models: &[LoadedModel]) -> Value {
 }
 
 /// The image's class probabilities, averaged over the models.
-fn predict(body: &[u8], models: &mut [LoadedModel], rt: &nnlab::Runtime) -> Reply {
+fn predict(body: &[u8], models: &mut [LoadedModel], rt: &Runtime) -> Reply {
     let pixels = match digit_from_bytes(body, Invert::Auto) {
         Ok(p) => p,
         Err(e) => return error(400, e),
