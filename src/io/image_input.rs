@@ -24,8 +24,9 @@ const BOX: usize = 20;
 /// pixel is decoded (a small file may declare 20000 x 20000 pixels).
 pub const MAX_SIDE: u32 = 8192;
 
-/// The most memory the decoder may allocate for one image.
-const MAX_DECODE_BYTES: u64 = 512 << 20;
+/// The most memory the decoder may allocate for one image: a 16-megapixel RGBA
+/// picture (a phone's photo of a digit fits; decoding takes a fraction of a second).
+const MAX_DECODE_BYTES: u64 = 64 << 20;
 
 /// Loads and preprocesses an image file into `SIDE * SIDE` values in [0, 1].
 pub fn load_digit(path: &Path, invert: Invert) -> Result<Vec<f32>> {
