@@ -145,3 +145,19 @@ fn unknown_dataset_names() {
         .to_string();
     assert!(e.contains("is a file"), "{e}");
 }
+
+/// A loop of symlinks in place of a data file is reported as such, not as a missing
+/// file.
+#[test]
+fn a_symlink_loop_is_named_as_one() {
+    let d = tempfile::tempdir().unwrap();
+    write_folder(d.path(), 5, 3, 4, 4, 3);
+    let labels = d.path().join(FILE_NAMES[3]);
+    std::fs::remove_file(&labels).unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    std::os::unix::fs::symlink(&a, &labels).unwrap();
+    let e = err(d.path());
+    assert!(e.contains("symbolic links") && !e.contains("has no"), "{e}");
+}

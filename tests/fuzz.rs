@@ -86,7 +86,10 @@ fn alive(addr: &str) -> bool {
         return false;
     };
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let _ = write!(s, "GET /model HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let _ = write!(
+        s,
+        "GET /model HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out.starts_with("HTTP/1.1 200")
@@ -143,7 +146,10 @@ fn http_input_never_takes_the_server_down() {
         .and_then(|c| c.parse().ok())
         .unwrap_or(300);
     let mut runner = TestRunner::new(Config::with_cases(cases));
-    let strategy = (proptest::collection::vec(any::<u8>(), 0..300), request_pieces());
+    let strategy = (
+        proptest::collection::vec(any::<u8>(), 0..300),
+        request_pieces(),
+    );
     runner
         .run(&strategy, |(junk, request)| {
             send(&s.addr, &junk);

@@ -193,7 +193,9 @@ impl DatasetRef {
 /// Finds `base` or `base.gz` in `dir`.
 pub fn find_file(dir: &Path, base: &str) -> Result<PathBuf> {
     for cand in [dir.join(base), dir.join(format!("{base}.gz"))] {
-        if cand.exists() {
+        // (the link itself, so that a dangling link or a loop of links is reported as
+        // what it is when read, not as a missing file)
+        if std::fs::symlink_metadata(&cand).is_ok() {
             return Ok(cand);
         }
     }
