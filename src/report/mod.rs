@@ -9,7 +9,7 @@
 //! darker monotonically, so they survive greyscale printing; lines also differ by
 //! marker shape.
 //!
-//! By what it draws: [`charts`] (line charts and bars), [`pictures`] (the confusion
+//! By what it draws: `charts` (line charts and bars), `pictures` (the confusion
 //! heatmap, misclassified digits, weight tiles); here the report folder, its data files
 //! (`metrics.json`, `history.csv`) and the page that shows them.
 

@@ -12,8 +12,8 @@
 //!
 //! The folder, by what each part does:
 //! - here: [`Nonzeros`], the entries listed by row and by column;
-//! - [`gather`](self::gather): listing them, a counting sort cut by rows over threads;
-//! - [`products`](self::products): the two products, cut by columns over threads, each
+//! - `gather`: listing them, a counting sort cut by rows over threads;
+//! - `products`: the two products, cut by columns over threads, each
 //!   panel of sums held in registers;
 //! - `kernels`: listing a row's nonzeros, and a product's last columns.
 //!
