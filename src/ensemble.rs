@@ -53,14 +53,15 @@ pub fn vote(predictions: &[Vec<u8>], avg: &Matrix) -> Vec<u8> {
 /// Trains `members` copies of `cfg` with seeds `cfg.seed, cfg.seed + 1, ...`.
 /// With `parallel`, members train at the same time, one thread each, on a pool of
 /// `rt.threads` threads; otherwise one after another, each with all of `rt`'s threads.
-/// Either way each member's weights are the same bits. `done(i, &trainer)` is called
-/// as each finishes.
+/// Either way each member's weights are the same bits. `epoch(i, &stats)` is called
+/// after each of member `i`'s epochs, `done(i, &trainer)` as each finishes.
 pub fn train_members(
     cfg: &TrainConfig,
     members: usize,
     data: &RunData<'_>,
     rt: &Runtime,
     parallel: bool,
+    epoch: &(dyn Fn(usize, &EpochStats) + Sync),
     done: &(dyn Fn(usize, &mut Trainer) + Sync),
 ) -> Result<Vec<Trainer>> {
     use rayon::prelude::*;
@@ -83,7 +84,7 @@ pub fn train_members(
         let mut c = cfg.clone();
         c.seed = cfg.seed.wrapping_add(i as u64);
         let mut t = Trainer::new(&c, in_dim, classes, member_rt)?;
-        t.fit(data, None, &mut |_: &EpochStats| {})?;
+        t.fit(data, None, &mut |s: &EpochStats| epoch(i, s))?;
         done(i, &mut t);
         Ok(t)
     };

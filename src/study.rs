@@ -406,7 +406,15 @@ pub fn ensemble(data: &StudyData<'_>, o: &StudyOptions) -> Result<Table> {
         test: None,
     };
     let parallel = o.rt.threads != 1;
-    let mut ts = crate::ensemble::train_members(&cfg, members, &run, &o.rt, parallel, &|_, _| {})?;
+    let mut ts = crate::ensemble::train_members(
+        &cfg,
+        members,
+        &run,
+        &o.rt,
+        parallel,
+        &|_, _| {},
+        &|_, _| {},
+    )?;
     let probs: Vec<Matrix> = ts
         .iter_mut()
         .map(|t| t.model.predict_proba(data.test, &o.rt))

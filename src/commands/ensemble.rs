@@ -61,11 +61,31 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
         test: None,
     };
     let meta = run_meta(&cfg, &sets);
-    let mut members = train_members(&cfg, args.members, &data, &rt, parallel, &|i, tr| {
+    let epochs = cfg.epochs;
+    let progress = |i: usize, s: &nnlab::train::EpochStats| {
         if !quiet {
-            eprintln!("nnlab: member {i} (seed {}) done", tr.cfg.seed);
+            let val = s
+                .val_acc
+                .map_or(String::new(), |a| format!(", validation {a:.4}"));
+            eprintln!(
+                "nnlab: member {i} epoch {}/{epochs}: cost {:.6}{val} ({:.1} s)",
+                s.epoch, s.cost, s.seconds
+            );
         }
-    })?;
+    };
+    let mut members = train_members(
+        &cfg,
+        args.members,
+        &data,
+        &rt,
+        parallel,
+        &progress,
+        &|i, tr| {
+            if !quiet {
+                eprintln!("nnlab: member {i} (seed {}) done", tr.cfg.seed);
+            }
+        },
+    )?;
     let seconds = start.elapsed().as_secs_f64();
     let test = &sets.test;
     let mut probs = Vec::new();
