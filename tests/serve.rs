@@ -252,6 +252,10 @@ fn the_server_holds_under_hostile_clients_and_load() {
     )
     .unwrap();
     let mut c = BufReader::new(TcpStream::connect(&addr).unwrap());
+    // a server held up by the slow client fails the test instead of hanging it
+    c.get_ref()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     assert_eq!(post_on(&mut c, &png), 200); // warm
     // (the median of 20, so that a test running beside this one on a busy machine
     // does not fail it; a stall would hold every request)
