@@ -25,8 +25,13 @@ pub fn read_regular(path: &Path, what: &str) -> Result<Vec<u8>> {
         };
         return Err(Error::format(path, format!("is {is}; expected {what}")));
     }
+    crate::memory::check_fits(
+        &format!("reading {}", path.display()),
+        meta.len() as f64,
+        "is it the right file?",
+    )?;
     let file = std::fs::File::open(path).map_err(|e| Error::io("reading", path, e))?;
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    let mut bytes = Vec::new();
     file.take(meta.len())
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io("reading", path, e))?;
@@ -162,63 +167,92 @@ pub struct Lock {
 impl Lock {
     /// Takes the lock file `path` for `what` (which the error names).
     pub fn acquire(path: &Path, what: &str) -> Result<Lock> {
-        for _ in 0..2 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-            {
-                Ok(mut f) => {
-                    f.write_all(std::process::id().to_string().as_bytes())
-                        .map_err(|e| Error::io("writing", path, e))?;
-                    return Ok(Lock {
-                        path: path.to_path_buf(),
-                    });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let owner = std::fs::read_to_string(path)
-                        .ok()
-                        .and_then(|s| s.trim().parse::<u32>().ok());
-                    match owner {
-                        Some(pid) if process_alive(pid) => {
+        let me = std::process::id();
+        // The lock appears with its content at once: written to a temp file, then
+        // hard-linked to `path`, which fails if `path` exists.
+        let tmp = path.with_file_name(format!(
+            ".{}.{}",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("lock"),
+            unique_suffix()
+        ));
+        std::fs::write(&tmp, me.to_string()).map_err(|e| Error::io("writing", &tmp, e))?;
+        let result = (|| {
+            for _ in 0..3 {
+                match std::fs::hard_link(&tmp, path) {
+                    Ok(()) => {
+                        return Ok(Lock {
+                            path: path.to_path_buf(),
+                        });
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let owner = std::fs::read_to_string(path)
+                            .ok()
+                            .and_then(|s| s.trim().parse::<u32>().ok());
+                        if let Some(pid) = owner.filter(|&p| p != me && process_alive(p)) {
                             return Err(Error::format(
                                 path,
                                 format!(
                                     "{what} is in use by another nnlab run (process {pid}); \
-                                     wait for it to end, or choose another path"
+                                     wait for it to end, or, if that process is not nnlab, \
+                                     remove this lock file"
                                 ),
                             ));
                         }
-                        // a dead run's lock (or a half-written one): take it over
-                        _ => {
-                            let _ = std::fs::remove_file(path);
+                        // a dead run's lock: moved aside (atomically, so two runs
+                        // cannot both take it over), then try again
+                        let aside = path.with_file_name(format!(".stale-lock.{}", unique_suffix()));
+                        if std::fs::rename(path, &aside).is_ok() {
+                            // another run may have taken it over in between: if what was
+                            // moved is not the lock judged dead, put it back and yield
+                            let moved = std::fs::read_to_string(&aside)
+                                .ok()
+                                .and_then(|s| s.trim().parse::<u32>().ok());
+                            if moved != owner {
+                                let _ = std::fs::hard_link(&aside, path);
+                                let _ = std::fs::remove_file(&aside);
+                                continue;
+                            }
+                            let _ = std::fs::remove_file(&aside);
                         }
                     }
+                    Err(e) => return Err(Error::io("creating the lock", path, e)),
                 }
-                Err(e) => return Err(Error::io("creating the lock", path, e)),
             }
-        }
-        Err(Error::format(
-            path,
-            format!("could not take the lock on {what}"),
-        ))
+            Err(Error::format(
+                path,
+                format!("could not take the lock on {what}"),
+            ))
+        })();
+        let _ = std::fs::remove_file(&tmp);
+        result
     }
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // only our own lock (never one another run has taken over since)
+        let mine = std::fs::read_to_string(&self.path)
+            .is_ok_and(|s| s.trim() == std::process::id().to_string());
+        if mine {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
-/// Whether a process with this id exists (Linux: `/proc/PID`; elsewhere assumed).
+/// Whether a process with this id exists.
 fn process_alive(pid: u32) -> bool {
-    if pid == std::process::id() {
-        return true;
+    #[cfg(unix)]
+    {
+        let Ok(pid) = i32::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: signal 0 only checks that the process exists and may be signalled.
+        let r = unsafe { libc::kill(pid, 0) };
+        r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
     }
-    if Path::new("/proc/self").exists() {
-        Path::new(&format!("/proc/{pid}")).exists()
-    } else {
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
         true
     }
 }

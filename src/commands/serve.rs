@@ -76,6 +76,8 @@ struct State {
     /// The models (one forward at a time; requests are read and answered
     /// concurrently, and the forward of one digit takes about a millisecond).
     models: Mutex<Vec<LoadedModel>>,
+    /// `GET /model`'s answer, made once.
+    info: Value,
     rt: Runtime,
     quiet: bool,
     /// Requests answered, and after how many to stop (`--max-requests`).
@@ -111,6 +113,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     }
     let rt = args.rt.runtime();
     let state = Arc::new(State {
+        info: model_info(&models),
         models: Mutex::new(models),
         rt,
         quiet: args.quiet,
@@ -148,7 +151,11 @@ async fn serve(args: &ServeArgs, state: Arc<State>) -> anyhow::Result<()> {
                 break;
             }
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, _)) = accepted else {
+                    // out of file descriptors, say: wait rather than spin
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
                     continue; // over MAX_CONNECTIONS: dropped, so closed
                 };
@@ -238,16 +245,19 @@ async fn route(req: Request<Incoming>, state: &Arc<State>) -> Reply {
             content_type: "text/html; charset=utf-8",
             body: PAGE.as_bytes().to_vec(),
         },
-        (&Method::GET, "/model") => {
-            let models = state.models.lock().unwrap_or_else(|e| e.into_inner());
-            json_reply(200, model_info(&models))
-        }
+        (&Method::GET, "/model") => json_reply(200, state.info.clone()),
         (&Method::POST, "/predict") => match read_body(req).await {
             Ok(body) => {
                 let st = state.clone();
                 tokio::task::spawn_blocking(move || {
-                    let mut models = st.models.lock().unwrap_or_else(|e| e.into_inner());
-                    predict(&body, &mut models, &st.rt)
+                    // decoded before taking the models, so a slow image holds no one up
+                    match digit_from_bytes(&body, Invert::Auto) {
+                        Ok(pixels) => {
+                            let mut models = st.models.lock().unwrap_or_else(|e| e.into_inner());
+                            predict(pixels, &mut models, &st.rt)
+                        }
+                        Err(e) => error(400, e),
+                    }
                 })
                 .await
                 .unwrap_or_else(|e| error(500, format!("the prediction failed: {e}")))
@@ -308,12 +318,8 @@ fn model_info(models: &[LoadedModel]) -> Value {
     })
 }
 
-/// The image's class probabilities, averaged over the models.
-fn predict(body: &[u8], models: &mut [LoadedModel], rt: &Runtime) -> Reply {
-    let pixels = match digit_from_bytes(body, Invert::Auto) {
-        Ok(p) => p,
-        Err(e) => return error(400, e),
-    };
+/// The prepared digit's class probabilities, averaged over the models.
+fn predict(pixels: Vec<f32>, models: &mut [LoadedModel], rt: &Runtime) -> Reply {
     let x = Matrix::from_vec(1, SIDE * SIDE, pixels);
     let classes = models[0].model.classes;
     let mut avg = vec![0f32; classes];

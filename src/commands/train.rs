@@ -175,6 +175,11 @@ pub fn run_config(
         check_save_target(p, opts.force)?;
         _locks.push(Lock::acquire(&lock_beside(p), &p.display().to_string())?);
     }
+    if let Some(dir) = &opts.resume
+        && !dir.is_dir()
+    {
+        anyhow::bail!("--resume {}: no such folder", dir.display());
+    }
     if let Some(dir) = opts.checkpoint_dir.as_ref().or(opts.resume.as_ref()) {
         std::fs::create_dir_all(dir).map_err(|e| {
             anyhow::anyhow!("creating the checkpoint folder {}: {e}", dir.display())

@@ -28,6 +28,9 @@ pub const MAX_SIDE: u32 = 8192;
 /// picture (a phone's photo of a digit fits; decoding takes a fraction of a second).
 const MAX_DECODE_BYTES: u64 = 64 << 20;
 
+/// The most pixels accepted (preparing the digit takes a few floats per pixel).
+pub const MAX_PIXELS: u64 = 16 << 20;
+
 /// Loads and preprocesses an image file into `SIDE * SIDE` values in [0, 1].
 pub fn load_digit(path: &Path, invert: Invert) -> Result<Vec<f32>> {
     let bytes = crate::files::read_regular(path, "an image file (PNG, JPEG, PGM/PPM)")?;
@@ -45,9 +48,17 @@ fn decode(bytes: &[u8]) -> std::result::Result<image::DynamicImage, String> {
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
     match reader.decode() {
+        Ok(img) if img.width() as u64 * img.height() as u64 > MAX_PIXELS => Err(format!(
+            "the image is too large: {} x {} pixels, at most {} million are accepted",
+            img.width(),
+            img.height(),
+            MAX_PIXELS >> 20
+        )),
         Ok(img) => Ok(img),
         Err(image::ImageError::Limits(e)) => Err(format!(
-            "the image is too large ({e}); at most {MAX_SIDE} x {MAX_SIDE} pixels are accepted"
+            "the image is too large ({e}): at most {MAX_SIDE} x {MAX_SIDE} pixels and {} MB \
+             to decode are accepted",
+            MAX_DECODE_BYTES >> 20
         )),
         Err(e) => Err(format!(
             "cannot decode the image ({} bytes): {e}",
