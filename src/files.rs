@@ -16,14 +16,11 @@ pub fn read_regular(path: &Path, what: &str) -> Result<Vec<u8>> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io("reading", path, e))?;
     let kind = meta.file_type();
     if !kind.is_file() {
-        let is = if kind.is_dir() {
-            "a folder"
-        } else if is_fifo(&kind) {
-            "a FIFO (named pipe)"
-        } else {
-            "not a regular file (a device or socket)"
-        };
-        return Err(Error::format(path, format!("is {is}; expected {what}")));
+        let is = kind_name(&kind);
+        return Err(Error::format(
+            path,
+            format!("is {is}, not a regular file; expected {what}"),
+        ));
     }
     crate::memory::check_fits(
         &format!("reading {}", path.display()),
@@ -36,6 +33,17 @@ pub fn read_regular(path: &Path, what: &str) -> Result<Vec<u8>> {
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io("reading", path, e))?;
     Ok(bytes)
+}
+
+/// What a file that is not a regular one is, for messages.
+fn kind_name(kind: &std::fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        "a folder"
+    } else if is_fifo(kind) {
+        "a FIFO (named pipe)"
+    } else {
+        "a device or socket"
+    }
 }
 
 #[cfg(unix)]
@@ -130,13 +138,7 @@ pub fn check_target(
                 ));
             }
             if !kind.is_file() {
-                let is = if kind.is_dir() {
-                    "a folder"
-                } else if is_fifo(&kind) {
-                    "a FIFO (named pipe)"
-                } else {
-                    "a device or socket"
-                };
+                let is = kind_name(&kind);
                 return Err(Error::format(
                     path,
                     format!("is {is}; {what} can only go to a regular file"),

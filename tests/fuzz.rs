@@ -6,9 +6,8 @@
 mod common;
 
 use proptest::prelude::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -23,48 +22,6 @@ fn digit_png() -> &'static [u8] {
         img.write_to(&mut out, image::ImageFormat::Png).unwrap();
         out.into_inner()
     })
-}
-
-/// `nnlab serve` on a free loopback port, killed when dropped (test passed or not),
-/// so that no server outlives the test to hold its output open.
-struct Server {
-    addr: String,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn server() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let model = common::tiny_model(dir.path(), 28, 28);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nnlab"))
-        .args(["serve", "--port", "0", "--quiet", "--model"])
-        .arg(&model)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .unwrap()
-        .to_string();
-    Server {
-        addr,
-        child,
-        _dir: dir,
-    }
 }
 
 /// Sends `bytes` on a fresh connection, closes its sending side, and reads what
@@ -140,7 +97,9 @@ proptest! {
 #[test]
 fn http_input_never_takes_the_server_down() {
     use proptest::test_runner::{Config, TestRunner};
-    let s = server();
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::tiny_model(dir.path(), 28, 28);
+    let (_server, addr) = common::serve(&model);
     let cases = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|c| c.parse().ok())
@@ -152,9 +111,9 @@ fn http_input_never_takes_the_server_down() {
     );
     runner
         .run(&strategy, |(junk, request)| {
-            send(&s.addr, &junk);
-            send(&s.addr, &request);
-            prop_assert!(alive(&s.addr), "the server stopped answering");
+            send(&addr, &junk);
+            send(&addr, &request);
+            prop_assert!(alive(&addr), "the server stopped answering");
             Ok(())
         })
         .unwrap();

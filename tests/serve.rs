@@ -5,42 +5,9 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// Kills the server when the test ends, passed or not.
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `nnlab serve` on a free port; returns the process and its `host:port`.
-fn serve(model: &Path) -> (Served, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nnlab"))
-        .args(["serve", "--port", "0", "--quiet", "--model"])
-        .arg(model)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    // "nnlab serve: open http://127.0.0.1:PORT/ to draw a digit (Ctrl-C stops)"
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    (Served(child), addr)
-}
+use common::serve;
 
 /// One request with `Connection: close`: (status, body).
 fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {

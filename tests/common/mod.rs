@@ -110,3 +110,41 @@ pub fn tiny_model(dir: &Path, h: usize, w: usize) -> std::path::PathBuf {
     assert!(ok, "{err}");
     model
 }
+
+/// A `nnlab serve` process, killed when dropped (the test passed or not), so that no
+/// server outlives its test.
+pub struct Served(pub std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `nnlab serve` for `model` on a free loopback port; returns the process and
+/// its `host:port`. (Its stderr goes nowhere: a server may not hold the tests' output
+/// open.)
+pub fn serve(model: &Path) -> (Served, String) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nnlab"))
+        .args(["serve", "--port", "0", "--quiet", "--model"])
+        .arg(model)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // "nnlab serve: open http://127.0.0.1:PORT/ to draw a digit (Ctrl-C stops)"
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    (Served(child), addr)
+}
