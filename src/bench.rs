@@ -156,7 +156,7 @@ pub fn bench_config(
     let warmup = warmup.max(1);
     let mut cfg = cfg.clone();
     cfg.epochs = warmup + epochs;
-    let mut trainer = Trainer::new(&cfg, train.features(), train.classes(), *rt)?;
+    let mut trainer = Trainer::new(&cfg, train.shape(), train.classes(), *rt)?;
     let mut secs = Vec::new();
     let mut gemm_ns = Vec::new();
     let mut optim_ns = Vec::new();

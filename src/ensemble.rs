@@ -65,25 +65,25 @@ pub fn train_members(
     done: &(dyn Fn(usize, &mut Trainer) + Sync),
 ) -> Result<Vec<Trainer>> {
     use rayon::prelude::*;
-    let in_dim = data.train.features();
+    let input = data.train.shape();
     let classes = data.train.classes();
     crate::memory::check_fits(
         &format!("an ensemble of {members} members"),
         members as f64
             * crate::footprint::training_bytes(
                 &cfg.model,
-                in_dim,
+                input,
                 classes,
                 cfg.batch,
                 crate::model::EVAL_BATCH,
-            ),
+            )?,
         "train fewer members, or smaller ones",
     )?;
     let member_rt = if parallel { rt.with_threads(1) } else { *rt };
     let one = |i: usize| -> Result<Trainer> {
         let mut c = cfg.clone();
         c.seed = cfg.seed.wrapping_add(i as u64);
-        let mut t = Trainer::new(&c, in_dim, classes, member_rt)?;
+        let mut t = Trainer::new(&c, input, classes, member_rt)?;
         t.fit(data, None, &mut |s: &EpochStats| epoch(i, s))?;
         done(i, &mut t);
         Ok(t)

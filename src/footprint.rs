@@ -2,6 +2,8 @@
 //! before anything is built (see `memory` for the check against the machine).
 
 use crate::config::{HiddenUnit, LayerSpec, ModelConfig};
+use crate::error::Result;
+use crate::layers::Features;
 
 /// Bytes of one `f32`.
 const F32: f64 = 4.0;
@@ -24,85 +26,116 @@ impl Cost {
     }
 }
 
-/// The cost of `spec` on an input of `width` features, and its output width.
-fn spec_cost(spec: &LayerSpec, width: f64) -> (Cost, f64) {
-    let list = |specs: &[LayerSpec], w: f64| {
-        specs.iter().fold((Cost::default(), w), |(c, w), s| {
-            let (d, w) = spec_cost(s, w);
-            (c.add(d), w)
-        })
+/// Elements of one example of `shape`, as a float (no overflow).
+fn size(shape: Features) -> f64 {
+    match shape {
+        Features::Vector(n) => n as f64,
+        Features::Image { c, h, w } => c as f64 * h as f64 * w as f64,
+        Features::Sequence { t, f } => t as f64 * f as f64,
+    }
+}
+
+/// The cost of `spec` on examples of shape `input`, and its output shape; `path`
+/// names it in errors (a spec that cannot take `input`).
+fn spec_cost(spec: &LayerSpec, input: Features, path: &str) -> Result<(Cost, Features)> {
+    let list = |specs: &[LayerSpec], s: Features, p: &str| {
+        specs
+            .iter()
+            .enumerate()
+            .try_fold((Cost::default(), s), |(c, s), (i, spec)| {
+                let (d, s) = spec_cost(spec, s, &format!("{p}[{i}]"))?;
+                Ok::<_, crate::error::Error>((c.add(d), s))
+            })
     };
-    match spec {
-        LayerSpec::Dense { units, .. } => {
-            let u = *units as f64;
-            (
-                Cost {
-                    params: (width + 1.0) * u,
-                    acts: u,
-                },
-                u,
-            )
-        }
-        LayerSpec::Maxout { units, k } => {
-            let (u, k) = (*units as f64, *k as f64);
-            // the k pieces' outputs and their gradients are kept too
-            (
-                Cost {
-                    params: (width + 1.0) * u * k,
-                    acts: u + 2.0 * u * k,
-                },
-                u,
-            )
-        }
-        LayerSpec::Activation { .. } | LayerSpec::Dropout { .. } => (
+    let out = spec.out_shape(input, path)?;
+    let (width, o) = (size(input), size(out));
+    let cost = match spec {
+        LayerSpec::Dense { .. } => Cost {
+            params: (width + 1.0) * o,
+            acts: o,
+        },
+        // the k pieces' outputs and their gradients are kept too
+        LayerSpec::Maxout { k, .. } => Cost {
+            params: (width + 1.0) * o * *k as f64,
+            acts: o + 2.0 * o * *k as f64,
+        },
+        LayerSpec::Activation { .. } | LayerSpec::Dropout { .. } | LayerSpec::Flatten => Cost {
+            params: 0.0,
+            acts: 2.0 * width,
+        },
+        LayerSpec::Batchnorm => {
+            let features = match input {
+                Features::Image { c, .. } => c as f64,
+                _ => width,
+            };
             Cost {
-                params: 0.0,
-                acts: 2.0 * width,
-            },
-            width,
-        ),
-        LayerSpec::Batchnorm => (
+                params: 4.0 * features,
+                acts: 3.0 * width,
+            }
+        }
+        // patches and their gradient, the product and its gradient, the output and its
+        LayerSpec::Conv { kernel, .. } => {
+            let (c_in, pixels) = match (input, out) {
+                (Features::Image { c, .. }, Features::Image { h, w, .. }) => {
+                    (c as f64, h as f64 * w as f64)
+                }
+                _ => (width, 1.0),
+            };
+            let patch = c_in * (*kernel as f64).powi(2);
+            let c_out = o / pixels;
             Cost {
-                params: 4.0 * width,
-                acts: 2.0 * width,
-            },
-            width,
-        ),
+                params: (patch + 1.0) * c_out,
+                acts: 2.0 * pixels * patch + 4.0 * o,
+            }
+        }
+        LayerSpec::Maxpool { .. } | LayerSpec::Avgpool { .. } => Cost {
+            params: 0.0,
+            acts: 3.0 * o,
+        },
+        LayerSpec::Rnn { .. } | LayerSpec::Lstm { .. } | LayerSpec::Gru { .. } => {
+            let gates = match spec {
+                LayerSpec::Lstm { .. } => 4.0,
+                LayerSpec::Gru { .. } => 3.0,
+                _ => 1.0,
+            };
+            let (t, f) = match input {
+                Features::Sequence { t, f } => (t as f64, f as f64),
+                Features::Image { h, w, .. } => (h as f64, w as f64),
+                Features::Vector(n) => (1.0, n as f64),
+            };
+            Cost {
+                params: gates * o * (f + o + 2.0),
+                // the input twice, every step's gates (and their gradients) and states
+                acts: t * (2.0 * f + 3.0 * gates * o + 3.0 * o) + 2.0 * o,
+            }
+        }
         LayerSpec::Residual { layers } => {
-            let (c, out) = list(layers, width);
-            let proj = if out != width { width * out } else { 0.0 };
-            (
-                c.add(Cost {
-                    params: proj,
-                    acts: 2.0 * width,
-                }),
-                out,
-            )
+            let (c, _) = list(layers, input, &format!("{path}.layers"))?;
+            let proj = if o != width { width * o } else { 0.0 };
+            c.add(Cost {
+                params: proj,
+                acts: 2.0 * width,
+            })
         }
         LayerSpec::Branch { branches, .. } => {
             let mut total = Cost::default();
-            let mut out = 0.0f64;
-            for b in branches {
-                let (c, o) = list(b, width);
-                total = total.add(c);
-                out += o;
+            for (k, b) in branches.iter().enumerate() {
+                total = total.add(list(b, input, &format!("{path}.branches[{k}]"))?.0);
             }
-            (
-                total.add(Cost {
-                    params: 0.0,
-                    acts: out + width,
-                }),
-                out,
-            )
+            total.add(Cost {
+                params: 0.0,
+                acts: o + width,
+            })
         }
-    }
+    };
+    Ok((cost, out))
 }
 
 /// Parameters and summed activation widths of the net `cfg` builds for `in_dim`
 /// inputs and `classes` outputs.
-fn net_cost(cfg: &ModelConfig, in_dim: usize, classes: usize) -> Cost {
+fn net_cost(cfg: &ModelConfig, input: Features, classes: usize) -> Result<Cost> {
     let mut cost = Cost::default();
-    let mut width = in_dim as f64;
+    let mut width = size(input);
     if cfg.layers.is_empty() {
         for &h in &cfg.hidden {
             let h = h as f64;
@@ -135,24 +168,32 @@ fn net_cost(cfg: &ModelConfig, in_dim: usize, classes: usize) -> Cost {
             width = h;
         }
     } else {
-        for spec in &cfg.layers {
-            let (c, w) = spec_cost(spec, width);
+        let mut shape = input;
+        for (i, spec) in cfg.layers.iter().enumerate() {
+            let (c, s) = spec_cost(spec, shape, &format!("model.layers[{i}]"))?;
             cost = cost.add(c);
-            width = w;
+            shape = s;
         }
+        width = size(shape);
     }
     let classes = classes as f64;
-    cost.add(Cost {
+    Ok(cost.add(Cost {
         params: (width + 1.0) * classes,
         acts: classes,
-    })
+    }))
 }
 
 /// Bytes a model of `cfg` takes to hold and to evaluate `rows` examples at once:
 /// parameters and their gradients, each layer's output and its gradient.
-pub fn model_bytes(cfg: &ModelConfig, in_dim: usize, classes: usize, rows: usize) -> f64 {
-    let c = net_cost(cfg, in_dim, classes);
-    F32 * (2.0 * c.params + 2.0 * c.acts * rows as f64)
+/// Errors when a layer of the list cannot take what the one before gives.
+pub fn model_bytes(
+    cfg: &ModelConfig,
+    input: impl Into<Features>,
+    classes: usize,
+    rows: usize,
+) -> Result<f64> {
+    let c = net_cost(cfg, input.into(), classes)?;
+    Ok(F32 * (2.0 * c.params + 2.0 * c.acts * rows as f64))
 }
 
 /// Bytes a training run of `cfg` takes: the model at the batch size (or at
@@ -160,13 +201,14 @@ pub fn model_bytes(cfg: &ModelConfig, in_dim: usize, classes: usize, rows: usize
 /// parameter (Adam's; fewer for the others).
 pub fn training_bytes(
     cfg: &ModelConfig,
-    in_dim: usize,
+    input: impl Into<Features>,
     classes: usize,
     batch: usize,
     eval_rows: usize,
-) -> f64 {
-    let c = net_cost(cfg, in_dim, classes);
-    model_bytes(cfg, in_dim, classes, batch.max(eval_rows)) + F32 * 2.0 * c.params
+) -> Result<f64> {
+    let input = input.into();
+    let c = net_cost(cfg, input, classes)?;
+    Ok(model_bytes(cfg, input, classes, batch.max(eval_rows))? + F32 * 2.0 * c.params)
 }
 
 #[cfg(test)]
@@ -212,7 +254,7 @@ branches = [[{ type = "dense", units = 7 }], [{ type = "maxout", units = 5, k = 
             m.net.visit_buffers(&mut |_, v| buffers += v.len());
             // batch-norm buffers (running statistics) are counted with its parameters
             assert_eq!(
-                net_cost(&cfg, 784, 10).params as usize,
+                net_cost(&cfg, Features::Vector(784), 10).unwrap().params as usize,
                 params + buffers,
                 "{cfg:?}"
             );
@@ -223,7 +265,7 @@ branches = [[{ type = "dense", units = 7 }], [{ type = "maxout", units = 5, k = 
     fn absurd_sizes_do_not_overflow_and_are_refused() {
         let mut cfg = TrainConfig::preset("xavier").unwrap().model;
         cfg.hidden = vec![usize::MAX];
-        let need = training_bytes(&cfg, 784, 10, 100, 1000);
+        let need = training_bytes(&cfg, 784, 10, 100, 1000).unwrap();
         assert!(need > 1e20);
         if crate::memory::available_bytes().is_some() {
             let e = crate::memory::check_fits("training this net", need, "use fewer units")

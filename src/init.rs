@@ -36,6 +36,9 @@ pub enum Init {
     /// LeCun et al. 1998, "Efficient BackProp": N(0, 1 / fan_in), the lecture's simple
     /// Xavier form `randn(fan_in, fan_out) / sqrt(fan_in)`.
     LeCunNormal,
+    /// U(-l, l), l = 1 / sqrt(fan_in): PyTorch's default for `Linear` and `Conv2d`
+    /// weights (`kaiming_uniform_` with a = √5) and biases.
+    FanInUniform,
 }
 
 impl Init {
@@ -52,6 +55,7 @@ impl Init {
             Init::HeNormal => Init::Normal((2.0 / fi).sqrt()).fill(w, 0, 0, rng),
             Init::HeUniform => Init::Uniform((6.0 / fi).sqrt()).fill(w, 0, 0, rng),
             Init::LeCunNormal => Init::Normal((1.0 / fi).sqrt()).fill(w, 0, 0, rng),
+            Init::FanInUniform => Init::Uniform(1.0 / fi.sqrt()).fill(w, 0, 0, rng),
         }
     }
 
@@ -66,12 +70,13 @@ impl Init {
             Init::XavierUniform | Init::XavierNormal => (0.0, 2.0 / (fi + fo)),
             Init::HeNormal | Init::HeUniform => (0.0, 2.0 / fi),
             Init::LeCunNormal => (0.0, 1.0 / fi),
+            Init::FanInUniform => (0.0, 1.0 / (3.0 * fi)),
         }
     }
 
     /// All names, for help and errors.
     pub const NAMES: &'static str = "zeros, constant:C, normal:STD, uniform:LIMIT, xavier-uniform, \
-         xavier-normal, he-normal, he-uniform, lecun-normal (and, for --init, rbm)";
+         xavier-normal, he-normal, he-uniform, lecun-normal, fan-in-uniform (and, for --init, rbm)";
 }
 
 impl fmt::Display for Init {
@@ -86,6 +91,7 @@ impl fmt::Display for Init {
             Init::HeNormal => write!(f, "he-normal"),
             Init::HeUniform => write!(f, "he-uniform"),
             Init::LeCunNormal => write!(f, "lecun-normal"),
+            Init::FanInUniform => write!(f, "fan-in-uniform"),
         }
     }
 }
@@ -120,6 +126,7 @@ impl std::str::FromStr for Init {
             "he-normal" | "he" | "kaiming-normal" => Init::HeNormal,
             "he-uniform" | "kaiming-uniform" => Init::HeUniform,
             "lecun-normal" | "lecun" => Init::LeCunNormal,
+            "fan-in-uniform" | "torch-default" => Init::FanInUniform,
             _ => {
                 return Err(Error::UnknownName {
                     kind: "initialiser",
@@ -169,6 +176,7 @@ mod tests {
             Init::HeNormal,
             Init::HeUniform,
             Init::LeCunNormal,
+            Init::FanInUniform,
         ];
         for init in all {
             let mut w = vec![0f32; fi * fo];
@@ -191,6 +199,7 @@ mod tests {
                 Init::Uniform(l) => Some(l),
                 Init::XavierUniform => Some((6.0 / (fi + fo) as f32).sqrt()),
                 Init::HeUniform => Some((6.0 / fi as f32).sqrt()),
+                Init::FanInUniform => Some(1.0 / (fi as f32).sqrt()),
                 _ => None,
             };
             if let Some(l) = limit {

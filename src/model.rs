@@ -1,12 +1,12 @@
 //! A classifier: a `Sequential` network built from a `ModelConfig`, with the fused
 //! softmax cross-entropy loss, a training step and batched evaluation.
 
-use crate::config::{HiddenUnit, LayerSpec, ModelConfig};
+use crate::config::{HiddenUnit, LayerSpec, ModelConfig, window};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::layers::{
-    ActivationLayer, BatchNorm, Branch, Dense, Dropout, Layer, Maxout, Mode, Pass, Residual,
-    Sequential,
+    ActivationLayer, AvgPool2d, BatchNorm, Branch, Conv2d, Dense, Dropout, Features, Flatten, Gru,
+    Layer, Lstm, MaxPool2d, Maxout, Mode, Pass, Residual, Rnn, Sequential,
 };
 use crate::loss::{softmax, softmax_cross_entropy};
 use crate::optim::Optimizer;
@@ -14,23 +14,30 @@ use crate::rng::Rng;
 use crate::runtime::Runtime;
 use crate::tensor::{Matrix, for_each_piece};
 
-/// Builds one layer (or block) of an explicit layer list for an input of `width`.
-/// The spec was validated by `ModelConfig::validate`.
+/// Builds one layer (or block) of an explicit layer list for examples of shape
+/// `input`; `path` names it in errors. The spec's fields were checked by
+/// `ModelConfig::validate`; whether it can take `input` is checked here.
 fn build_layer(
     spec: &LayerSpec,
-    width: usize,
+    input: Features,
+    path: &str,
     cfg: &ModelConfig,
     rng: &mut Rng,
 ) -> Result<Box<dyn Layer>> {
-    let list = |specs: &[LayerSpec], width: usize, rng: &mut Rng| -> Result<Sequential> {
-        let mut s = Sequential::new(width);
-        let mut w = width;
-        for spec in specs {
-            let l = build_layer(spec, w, cfg, rng)?;
-            w = l.out_dim();
+    spec.out_shape(input, path)?;
+    let list = |specs: &[LayerSpec], input: Features, p: &str, rng: &mut Rng| {
+        let mut s = Sequential::new(input);
+        for (i, spec) in specs.iter().enumerate() {
+            let l = build_layer(spec, s.output(), &format!("{p}[{i}]"), cfg, rng)?;
             s.push(l)?;
         }
-        Ok(s)
+        Ok::<_, Error>(s)
+    };
+    let width = input.size();
+    let seq = |input: Features| match input {
+        Features::Sequence { t, f } => (t, f),
+        Features::Image { h, w, .. } => (h, w),
+        Features::Vector(n) => (1, n),
     };
     Ok(match spec {
         LayerSpec::Dense {
@@ -44,22 +51,72 @@ fn build_layer(
             bias_init.unwrap_or(cfg.bias_init),
             rng,
         )),
-        LayerSpec::Activation { name } => Box::new(ActivationLayer::new(*name, width)),
+        LayerSpec::Activation { name } => Box::new(ActivationLayer::new(*name, input)),
         LayerSpec::Maxout { units, k } => {
             Box::new(Maxout::new(width, *units, *k, cfg.init, cfg.bias_init, rng))
         }
-        LayerSpec::Dropout { keep } => Box::new(Dropout::new(*keep, width)),
-        LayerSpec::Batchnorm => Box::new(BatchNorm::new(width)),
+        LayerSpec::Dropout { keep } => Box::new(Dropout::new(*keep, input)),
+        LayerSpec::Batchnorm => Box::new(BatchNorm::new(input)),
         LayerSpec::Residual { layers } => {
-            let f = list(layers, width, rng)?;
+            let f = list(layers, input, &format!("{path}.layers"), rng)?;
             Box::new(Residual::new(f, rng))
         }
         LayerSpec::Branch { merge, branches } => {
             let bs = branches
                 .iter()
-                .map(|b| list(b, width, rng))
+                .enumerate()
+                .map(|(k, b)| list(b, input, &format!("{path}.branches[{k}]"), rng))
                 .collect::<Result<_>>()?;
             Box::new(Branch::new(bs, *merge))
+        }
+        LayerSpec::Conv {
+            channels,
+            kernel,
+            stride,
+            padding,
+            init,
+            bias_init,
+        } => Box::new(Conv2d::new(
+            window(input, *kernel, *stride, *padding, path)?,
+            *channels,
+            init.unwrap_or(cfg.init),
+            bias_init.unwrap_or(cfg.bias_init),
+            rng,
+        )),
+        LayerSpec::Maxpool {
+            size,
+            stride,
+            padding,
+        } => Box::new(MaxPool2d::new(window(
+            input,
+            *size,
+            stride.unwrap_or(*size),
+            *padding,
+            path,
+        )?)),
+        LayerSpec::Avgpool {
+            size,
+            stride,
+            padding,
+        } => Box::new(AvgPool2d::new(window(
+            input,
+            *size,
+            stride.unwrap_or(*size),
+            *padding,
+            path,
+        )?)),
+        LayerSpec::Flatten => Box::new(Flatten::new(input)),
+        LayerSpec::Rnn { units, init } => {
+            let (t, f) = seq(input);
+            Box::new(Rnn::new(t, f, *units, *init, rng))
+        }
+        LayerSpec::Lstm { units, init } => {
+            let (t, f) = seq(input);
+            Box::new(Lstm::new(t, f, *units, *init, rng))
+        }
+        LayerSpec::Gru { units, init } => {
+            let (t, f) = seq(input);
+            Box::new(Gru::new(t, f, *units, *init, rng))
         }
     })
 }
@@ -72,6 +129,9 @@ pub const EVAL_BATCH: usize = 1000;
 pub struct Model {
     pub net: Sequential,
     pub config: ModelConfig,
+    /// The shape of one example (an image `(1, h, w)` for the datasets here).
+    pub input: Features,
+    /// Elements per example: `input.size()`.
     pub in_dim: usize,
     pub classes: usize,
     /// (batch, classes): gradient of the loss w.r.t. the logits.
@@ -91,10 +151,18 @@ pub struct Evaluation {
 }
 
 impl Model {
-    /// Builds the network of `cfg` for `in_dim` inputs and `classes` outputs, drawing
-    /// every initial parameter from `rng`, layer by layer.
-    pub fn build(cfg: &ModelConfig, in_dim: usize, classes: usize, rng: &mut Rng) -> Result<Model> {
+    /// Builds the network of `cfg` for examples of shape `input` (an image `(1, h, w)`,
+    /// or a vector of features) and `classes` outputs, drawing every initial parameter
+    /// from `rng`, layer by layer.
+    pub fn build(
+        cfg: &ModelConfig,
+        input: impl Into<Features>,
+        classes: usize,
+        rng: &mut Rng,
+    ) -> Result<Model> {
         cfg.validate()?;
+        let input = input.into();
+        let in_dim = input.size();
         if in_dim == 0 || classes < 2 {
             return Err(Error::Shape {
                 op: "Model::build",
@@ -104,10 +172,10 @@ impl Model {
         }
         crate::memory::check_fits(
             &format!("a net of {in_dim} inputs and {classes} classes with these layers"),
-            crate::footprint::model_bytes(cfg, in_dim, classes, EVAL_BATCH),
+            crate::footprint::model_bytes(cfg, input, classes, EVAL_BATCH)?,
             "use fewer or narrower layers",
         )?;
-        let mut net = Sequential::new(in_dim);
+        let mut net = Sequential::new(input);
         let mut width = in_dim;
         if cfg.layers.is_empty() {
             for &h in &cfg.hidden {
@@ -139,8 +207,9 @@ impl Model {
                 width = h;
             }
         } else {
-            for spec in &cfg.layers {
-                let layer = build_layer(spec, width, cfg, rng)?;
+            for (i, spec) in cfg.layers.iter().enumerate() {
+                let path = format!("model.layers[{i}]");
+                let layer = build_layer(spec, net.output(), &path, cfg, rng)?;
                 width = layer.out_dim();
                 net.push(layer)?;
             }
@@ -155,6 +224,7 @@ impl Model {
         Ok(Model {
             net,
             config: cfg.clone(),
+            input,
             in_dim,
             classes,
             dlogits: Matrix::zeros(0, classes),

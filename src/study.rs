@@ -122,7 +122,7 @@ fn train(
     data: &StudyData<'_>,
     with_test: bool,
 ) -> Result<(Trainer, f64)> {
-    let mut t = Trainer::new(cfg, data.train.features(), data.train.classes(), o.rt)?;
+    let mut t = Trainer::new(cfg, data.train.shape(), data.train.classes(), o.rt)?;
     t.fit(
         &RunData {
             train: data.train,
@@ -233,7 +233,7 @@ pub fn depth(data: &StudyData<'_>, o: &StudyOptions) -> Result<Table> {
             // gradient norms at initialisation (a fresh, untrained net with the same seed)
             let mut fresh = Trainer::new(
                 &config(o, model, sgd(0.1), epochs),
-                data.train.features(),
+                data.train.shape(),
                 data.train.classes(),
                 o.rt,
             )?;

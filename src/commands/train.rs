@@ -204,7 +204,7 @@ pub fn run_config(
         }
         None => Trainer::new(
             cfg,
-            train.features(),
+            train.shape(),
             train.classes().max(test.classes()),
             rt,
         )?,

@@ -48,6 +48,15 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// The shape of one example: a one-channel image `(1, height, width)`.
+    pub fn shape(&self) -> crate::layers::Features {
+        crate::layers::Features::Image {
+            c: 1,
+            h: self.height,
+            w: self.width,
+        }
+    }
+
     /// Number of examples.
     pub fn len(&self) -> usize {
         self.labels.len()

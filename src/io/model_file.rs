@@ -263,7 +263,12 @@ pub fn load_model(path: &Path) -> Result<LoadedModel> {
         let meta = meta_from(&md, path)?;
         let (h, w) = meta.input_shape;
         let classes = meta.class_names.len();
-        let mut model = Model::build(&meta.config.model, h * w, classes, &mut Rng::new(0))
+        let mut model = Model::build(
+            &meta.config.model,
+            crate::layers::Features::Image { c: 1, h, w },
+            classes,
+            &mut Rng::new(0),
+        )
             .map_err(|e| {
                 Error::format(path, format!("cannot build the model it describes: {e}"))
             })?;

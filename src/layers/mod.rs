@@ -9,21 +9,36 @@
 //! one input to several paths (residual, branch) sum the paths' `dx` themselves.
 
 pub mod activation;
+pub mod avgpool;
 pub mod batch_norm;
 pub mod branch;
+pub mod conv2d;
 pub mod dense;
 pub mod dropout;
+pub mod flatten;
+pub mod gru;
+pub mod lstm;
 pub mod maxout;
+pub mod maxpool;
+pub mod recurrent;
 pub mod residual;
+pub mod rnn;
 pub mod sequential;
 
 pub use activation::{Activation, ActivationLayer};
+pub use avgpool::AvgPool2d;
 pub use batch_norm::BatchNorm;
 pub use branch::{Branch, Merge};
+pub use conv2d::Conv2d;
 pub use dense::Dense;
 pub use dropout::Dropout;
+pub use flatten::Flatten;
+pub use gru::Gru;
+pub use lstm::Lstm;
 pub use maxout::Maxout;
+pub use maxpool::MaxPool2d;
 pub use residual::Residual;
+pub use rnn::Rnn;
 pub use sequential::Sequential;
 
 use crate::rng::Rng;
@@ -58,12 +73,25 @@ impl From<usize> for Features {
 }
 
 impl Features {
+    /// Whether a layer that takes `takes` can read examples of this shape. Besides the
+    /// same shape: any shape feeds a vector of as many elements (flattened in layout
+    /// order, as `nn.Flatten` would), and a one-channel image `h x w` feeds a sequence
+    /// of `h` steps of `w` (its rows, top to bottom).
+    pub fn feeds(&self, takes: Features) -> bool {
+        match (*self, takes) {
+            (a, b) if a == b => true,
+            (a, Features::Vector(n)) => a.size() == n,
+            (Features::Image { c: 1, h, w }, Features::Sequence { t, f }) => (h, w) == (t, f),
+            _ => false,
+        }
+    }
+
     /// Elements per example.
     pub fn size(&self) -> usize {
         match *self {
             Features::Vector(f) => f,
-            Features::Image { c, h, w } => c * h * w,
-            Features::Sequence { t, f } => t * f,
+            Features::Image { c, h, w } => c.saturating_mul(h).saturating_mul(w),
+            Features::Sequence { t, f } => t.saturating_mul(f),
         }
     }
 }

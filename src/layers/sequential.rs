@@ -39,7 +39,7 @@ impl Sequential {
     /// the error names both layers (or the chain's input) and both shapes.
     pub fn push(&mut self, mut layer: Box<dyn Layer>) -> Result<()> {
         let gives = self.output();
-        if layer.input() != gives {
+        if !gives.feeds(layer.input()) {
             let i = self.layers.len();
             let before = match self.layers.last() {
                 Some(l) => format!("layer {} ({})", i - 1, l.describe()),

@@ -45,6 +45,17 @@ impl<'a> View<'a> {
         }
     }
 
+    /// This view's transpose (strides swapped).
+    pub fn transpose(self) -> Self {
+        View {
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+            ..self
+        }
+    }
+
     /// Whether every element the shape and strides name lies inside `data` (with no
     /// overflow on the way).
     fn in_bounds(&self) -> bool {

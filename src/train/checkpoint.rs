@@ -110,7 +110,12 @@ pub fn load_checkpoint(dir: &Path, cfg: &TrainConfig, rt: Runtime) -> Result<Tra
         ));
     }
     let (h, w) = meta.input_shape;
-    let mut trainer = Trainer::new(cfg, h * w, meta.class_names.len(), rt)?;
+    let mut trainer = Trainer::new(
+        cfg,
+        crate::layers::Features::Image { c: 1, h, w },
+        meta.class_names.len(),
+        rt,
+    )?;
     fill_model(&mut trainer.model, &st, &path)?;
     let layouts = param_layouts(&mut trainer.model);
     let opt = &mut trainer.opt;

@@ -89,23 +89,29 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// Builds the model from `cfg` (initial weights from the seed) for data of
-    /// `in_dim` features and `classes` classes, to train under `rt`.
-    pub fn new(cfg: &TrainConfig, in_dim: usize, classes: usize, rt: Runtime) -> Result<Trainer> {
+    /// Builds the model from `cfg` (initial weights from the seed) for examples of
+    /// shape `input` (`Dataset::shape`) and `classes` classes, to train under `rt`.
+    pub fn new(
+        cfg: &TrainConfig,
+        input: impl Into<crate::layers::Features>,
+        classes: usize,
+        rt: Runtime,
+    ) -> Result<Trainer> {
         cfg.validate()?;
+        let input = input.into();
         crate::memory::check_fits(
             "training this net",
             crate::footprint::training_bytes(
                 &cfg.model,
-                in_dim,
+                input,
                 classes,
                 cfg.batch,
                 crate::model::EVAL_BATCH,
-            ),
+            )?,
             "use fewer or narrower layers, or a smaller batch",
         )?;
         let mut rng = Rng::new(cfg.seed);
-        let mut model = Model::build(&cfg.model, in_dim, classes, &mut rng)?;
+        let mut model = Model::build(&cfg.model, input, classes, &mut rng)?;
         let opt = Optimizer::new(cfg.optimizer.clone(), &mut model.net);
         Ok(Trainer {
             cfg: cfg.clone(),

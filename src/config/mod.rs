@@ -7,6 +7,8 @@ use crate::layers::Activation;
 use crate::optim::OptimConfig;
 use std::fmt;
 
+mod layer_spec;
+
 /// What follows each hidden dense layer: an elementwise activation, or maxout
 /// (which replaces dense + activation with `k` affine pieces per unit).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -84,114 +86,7 @@ pub struct ModelConfig {
     pub layers: Vec<LayerSpec>,
 }
 
-/// One entry of an explicit layer list, as written in a TOML config:
-/// ```toml
-/// [[model.layers]]
-/// type = "dense"
-/// units = 256
-/// [[model.layers]]
-/// type = "activation"
-/// name = "relu"
-/// [[model.layers]]
-/// type = "residual"
-/// layers = [{ type = "dense", units = 256 }, { type = "activation", name = "relu" }]
-/// [[model.layers]]
-/// type = "branch"
-/// merge = "concat"
-/// branches = [[{ type = "dense", units = 64 }], [{ type = "dense", units = 32 }, { type = "activation", name = "tanh" }]]
-/// ```
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum LayerSpec {
-    /// Affine layer; initialisers default to the model's.
-    Dense {
-        units: usize,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        init: Option<Init>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        bias_init: Option<Init>,
-    },
-    /// Elementwise activation.
-    Activation { name: Activation },
-    /// Maxout with `k` pieces.
-    Maxout { units: usize, k: usize },
-    /// Inverted dropout keeping units with probability `keep`.
-    Dropout { keep: f32 },
-    /// Batch normalisation.
-    Batchnorm,
-    /// `y = x + f(x)` (projection shortcut when the width changes).
-    Residual { layers: Vec<LayerSpec> },
-    /// Parallel sub-networks merged by `sum` or `concat`.
-    Branch {
-        merge: crate::layers::Merge,
-        branches: Vec<Vec<LayerSpec>>,
-    },
-}
-
-impl LayerSpec {
-    /// Output width for an input of `width`, checking the spec; `path` names it in errors.
-    pub fn out_width(&self, width: usize, path: &str) -> Result<usize> {
-        let list = |layers: &[LayerSpec], w: usize, p: &str| -> Result<usize> {
-            layers
-                .iter()
-                .enumerate()
-                .try_fold(w, |w, (i, l)| l.out_width(w, &format!("{p}[{i}]")))
-        };
-        match self {
-            LayerSpec::Dense { units, .. } | LayerSpec::Maxout { units, .. } if *units == 0 => Err(
-                Error::config(format!("{path}.units"), 0, "must be positive"),
-            ),
-            LayerSpec::Maxout { k: 0, .. } => {
-                Err(Error::config(format!("{path}.k"), 0, "must be at least 1"))
-            }
-            LayerSpec::Dense { units, .. } | LayerSpec::Maxout { units, .. } => Ok(*units),
-            LayerSpec::Dropout { keep } if !(*keep > 0.0 && *keep <= 1.0) => Err(Error::config(
-                format!("{path}.keep"),
-                keep,
-                "must be in (0, 1]",
-            )),
-            LayerSpec::Activation { .. } | LayerSpec::Dropout { .. } | LayerSpec::Batchnorm => {
-                Ok(width)
-            }
-            LayerSpec::Residual { layers } if layers.is_empty() => Err(Error::config(
-                format!("{path}.layers"),
-                "[]",
-                "needs at least one layer (the block is y = x + f(x))",
-            )),
-            LayerSpec::Residual { layers } => list(layers, width, &format!("{path}.layers")),
-            LayerSpec::Branch { merge, branches } => {
-                if branches.is_empty() {
-                    return Err(Error::config(
-                        format!("{path}.branches"),
-                        "[]",
-                        "needs at least one branch",
-                    ));
-                }
-                if let Some(k) = branches.iter().position(|b| b.is_empty()) {
-                    return Err(Error::config(
-                        format!("{path}.branches[{k}]"),
-                        "[]",
-                        "a branch needs at least one layer",
-                    ));
-                }
-                let outs = branches
-                    .iter()
-                    .enumerate()
-                    .map(|(k, b)| list(b, width, &format!("{path}.branches[{k}]")))
-                    .collect::<Result<Vec<_>>>()?;
-                match merge {
-                    crate::layers::Merge::Concat => Ok(outs.iter().sum()),
-                    crate::layers::Merge::Sum if outs.iter().all(|&o| o == outs[0]) => Ok(outs[0]),
-                    crate::layers::Merge::Sum => Err(Error::config(
-                        format!("{path}.branches"),
-                        format!("{outs:?}"),
-                        "merge = \"sum\" needs branches of equal output width (or use \"concat\")",
-                    )),
-                }
-            }
-        }
-    }
-}
+pub use layer_spec::{LayerSpec, Padding, window};
 
 impl Default for ModelConfig {
     fn default() -> Self {
@@ -239,9 +134,9 @@ impl ModelConfig {
                 "RBM pre-training needs dense hidden layers, not maxout",
             ));
         }
-        // Widths are checked from a dummy input width: only the first layer depends on it.
+        // Shapes are checked when the net is built for its data (`Model::build`).
         for (i, l) in self.layers.iter().enumerate() {
-            l.out_width(1, &format!("model.layers[{i}]"))?;
+            l.check(&format!("model.layers[{i}]"))?;
         }
         Ok(())
     }
@@ -327,9 +222,100 @@ pub const LABS: [LabInfo; 4] = [
     },
 ];
 
+/// The convolutional presets' nets (the classifier layer is added after the list):
+/// - `cnn1`, the course's lab 11-1: conv 32 + pool, conv 64 + pool, dense 3136 -> 10;
+/// - `cnn`, lab 11-2: three 3x3 conv blocks of 32, 64, 128 channels, each ReLU, 2x2
+///   max-pool (the third `SAME`-padded, 7x7 -> 4x4) and dropout keep 0.7; dense
+///   2048 -> 625, ReLU, dropout, -> 10;
+/// - `cnn-best`: two 3x3 conv pairs with batch norm (32, 32 | 64, 64), pools, dense
+///   256 with dropout 0.5; trained with augmentation.
+///
+/// Convolutions and biases start as PyTorch's do (`fan-in-uniform`), dense weights
+/// Xavier-uniform as in the course's code.
+fn cnn_model(name: &str) -> ModelConfig {
+    let conv = |channels| LayerSpec::Conv {
+        channels,
+        kernel: 3,
+        stride: 1,
+        padding: Padding::Pixels(1),
+        init: Some(Init::FanInUniform),
+        bias_init: Some(Init::FanInUniform),
+    };
+    let relu = || LayerSpec::Activation {
+        name: Activation::Relu,
+    };
+    let pool = |padding| LayerSpec::Maxpool {
+        size: 2,
+        stride: None,
+        padding,
+    };
+    let drop = |keep| LayerSpec::Dropout { keep };
+    let dense = |units| LayerSpec::Dense {
+        units,
+        init: None,
+        bias_init: None,
+    };
+    let layers = match name {
+        "cnn1" => vec![
+            conv(32),
+            relu(),
+            pool(Padding::None),
+            conv(64),
+            relu(),
+            pool(Padding::None),
+            LayerSpec::Flatten,
+        ],
+        "cnn" => vec![
+            conv(32),
+            relu(),
+            pool(Padding::None),
+            drop(0.7),
+            conv(64),
+            relu(),
+            pool(Padding::None),
+            drop(0.7),
+            conv(128),
+            relu(),
+            pool(Padding::Same),
+            drop(0.7),
+            LayerSpec::Flatten,
+            dense(625),
+            relu(),
+            drop(0.7),
+        ],
+        _ => vec![
+            conv(32),
+            LayerSpec::Batchnorm,
+            relu(),
+            conv(32),
+            LayerSpec::Batchnorm,
+            relu(),
+            pool(Padding::None),
+            conv(64),
+            LayerSpec::Batchnorm,
+            relu(),
+            conv(64),
+            LayerSpec::Batchnorm,
+            relu(),
+            pool(Padding::None),
+            LayerSpec::Flatten,
+            dense(256),
+            relu(),
+            drop(0.5),
+        ],
+    };
+    ModelConfig {
+        layers,
+        init: Init::XavierUniform,
+        bias_init: Init::FanInUniform,
+        ..ModelConfig::default()
+    }
+}
+
 impl TrainConfig {
     /// Names of the presets.
-    pub const PRESETS: &'static str = "nn, xavier, deep, dropout, dbn, deep-bn";
+    pub const PRESETS: &'static str =
+        "nn, xavier, deep, dropout, dbn, deep-bn, cnn1, cnn, cnn-best, rnn, lstm, gru";
 
     /// A named preset: the lecture's labs exactly (LABS.md).
     pub fn preset(name: &str) -> Result<TrainConfig> {
@@ -369,6 +355,21 @@ impl TrainConfig {
                 batch_norm: true,
                 ..model(vec![512; 4], Init::XavierUniform, 1.0)
             },
+            "cnn1" | "cnn" | "cnn-best" => cnn_model(name),
+            "rnn" | "lstm" | "gru" => {
+                let units = 128;
+                let layer = match name {
+                    "rnn" => LayerSpec::Rnn { units, init: None },
+                    "lstm" => LayerSpec::Lstm { units, init: None },
+                    _ => LayerSpec::Gru { units, init: None },
+                };
+                ModelConfig {
+                    layers: vec![layer],
+                    init: Init::FanInUniform,
+                    bias_init: Init::FanInUniform,
+                    ..ModelConfig::default()
+                }
+            }
             _ => {
                 return Err(Error::UnknownName {
                     kind: "preset",
@@ -412,7 +413,7 @@ mod tests {
 
     #[test]
     fn presets_round_trip_through_toml() {
-        for p in ["nn", "xavier", "deep", "dropout", "dbn", "deep-bn"] {
+        for p in TrainConfig::PRESETS.split(", ") {
             let c = TrainConfig::preset(p).unwrap();
             c.validate().unwrap();
             let back = TrainConfig::from_toml(&c.to_toml(), "t").unwrap();

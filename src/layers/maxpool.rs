@@ -1,0 +1,144 @@
+//! Max pooling over each channel's plane. Padding is never the maximum: a window
+//! hanging over the edge takes the maximum of its pixels inside (PyTorch's padded
+//! `MaxPool2d`, TensorFlow's `SAME`). The gradient goes to the pixel that won (the
+//! first, on ties).
+
+use super::{Features, Layer, Param, Pass};
+use crate::par::fork_blocks;
+use crate::runtime::Runtime;
+use crate::tensor::Matrix;
+use crate::tensor::im2col::{Window, images_per_block};
+
+/// A max pool over images `(c, h, w)` to `(c, oh, ow)`.
+#[derive(Clone, Debug)]
+pub struct MaxPool2d {
+    pub geometry: Window,
+    /// (batch, c·oh·ow): the index within its plane of each output's winning pixel
+    winners: Vec<u32>,
+}
+
+impl MaxPool2d {
+    /// A pool over `geometry`.
+    pub fn new(geometry: Window) -> Self {
+        MaxPool2d {
+            geometry,
+            winners: Vec::new(),
+        }
+    }
+}
+
+/// A pointer shared by blocks that write disjoint images.
+#[derive(Clone, Copy)]
+struct Shared<T>(*mut T);
+// SAFETY: each block writes only its own images' elements; the fork-join outlives it.
+unsafe impl<T> Send for Shared<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for Shared<T> {}
+
+impl Layer for MaxPool2d {
+    fn describe(&self) -> String {
+        let g = &self.geometry;
+        format!(
+            "maxpool {}x{} (stride {}, pad {}) {}x{} -> {}x{}",
+            g.y.kernel, g.x.kernel, g.y.stride, g.y.pad, g.y.input, g.x.input, g.y.output, g.x.output
+        )
+    }
+    fn input(&self) -> Features {
+        let g = &self.geometry;
+        Features::Image {
+            c: g.channels,
+            h: g.y.input,
+            w: g.x.input,
+        }
+    }
+    fn output(&self) -> Features {
+        let g = &self.geometry;
+        Features::Image {
+            c: g.channels,
+            h: g.y.output,
+            w: g.x.output,
+        }
+    }
+
+    /// `y[b, c, oy, ox] = max over the window of x[b, c, ·, ·]`.
+    ///
+    /// # Shapes
+    /// `x: (batch, c·h·w)`, `y, winners: (batch, c·oh·ow)`.
+    fn forward(&mut self, x: &Matrix, y: &mut Matrix, pass: &mut Pass<'_>) {
+        let g = self.geometry;
+        let (batch, out) = (x.rows, y.cols);
+        self.winners.resize(batch * out, 0);
+        let (ys, ws) = (Shared(y.data.as_mut_ptr()), Shared(self.winners.as_mut_ptr()));
+        let (hw, ohw) = (g.y.input * g.x.input, g.out_pixels());
+        fork_blocks(0, batch, images_per_block(pass.rt, batch), &|b0, nb| {
+            let (ys, ws) = (ys, ws);
+            for b in b0..b0 + nb {
+                // SAFETY: image b's rows of y and winners: disjoint between blocks.
+                let (yb, wb) = unsafe {
+                    (
+                        std::slice::from_raw_parts_mut(ys.0.add(b * out), out),
+                        std::slice::from_raw_parts_mut(ws.0.add(b * out), out),
+                    )
+                };
+                for c in 0..g.channels {
+                    let plane = &x.row(b)[c * hw..(c + 1) * hw];
+                    for oy in 0..g.y.output {
+                        for ox in 0..g.x.output {
+                            let mut won: Option<(f32, usize)> = None;
+                            for ky in 0..g.y.kernel {
+                                let Some(iy) = g.y.at(oy, ky) else { continue };
+                                for kx in 0..g.x.kernel {
+                                    let Some(ix) = g.x.at(ox, kx) else { continue };
+                                    let v = plane[iy * g.x.input + ix];
+                                    if won.is_none_or(|(best, _)| v > best) {
+                                        won = Some((v, iy * g.x.input + ix));
+                                    }
+                                }
+                            }
+                            // every window holds a pixel inside (`Axis` checks)
+                            let (best, at) = won.unwrap_or((0.0, 0));
+                            let o = c * ohw + oy * g.x.output + ox;
+                            yb[o] = best;
+                            wb[o] = at as u32;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// `dx[b, c, winner] += dy[b, c, oy, ox]`, zero elsewhere.
+    ///
+    /// # Shapes
+    /// `dy: (batch, c·oh·ow)`, `dx: (batch, c·h·w)`.
+    fn backward(
+        &mut self,
+        _x: &Matrix,
+        _y: &Matrix,
+        dy: &Matrix,
+        dx: Option<&mut Matrix>,
+        rt: &Runtime,
+    ) {
+        let Some(dx) = dx else { return };
+        let g = self.geometry;
+        let (batch, out, size) = (dy.rows, dy.cols, dx.cols);
+        let (hw, ohw) = (g.y.input * g.x.input, g.out_pixels());
+        let dxs = Shared(dx.data.as_mut_ptr());
+        let winners = &self.winners;
+        fork_blocks(0, batch, images_per_block(rt, batch), &|b0, nb| {
+            let dxs = dxs;
+            for b in b0..b0 + nb {
+                // SAFETY: image b's row of dx: disjoint between blocks.
+                let db = unsafe { std::slice::from_raw_parts_mut(dxs.0.add(b * size), size) };
+                db.fill(0.0);
+                for c in 0..g.channels {
+                    for o in c * ohw..(c + 1) * ohw {
+                        db[c * hw + winners[b * out + o] as usize] += dy.data[b * out + o];
+                    }
+                }
+            }
+        });
+    }
+
+    fn visit_params(&mut self, _f: &mut dyn FnMut(Param<'_>)) {}
+}

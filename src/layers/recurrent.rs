@@ -1,0 +1,235 @@
+//! What the recurrent layers (`Rnn`, `Lstm`, `Gru`) share: PyTorch's parameters for
+//! one layer of `gates` gate blocks, the move between the batch's `(b, t)` row order
+//! and the steps' `(t, b)` order, and the weight gradients, which are computed once
+//! for all steps as three GEMMs after backpropagation through time.
+//!
+//! Each layer reads a sequence `(t, f)` (an image read as `h` rows of `w` pixels) and
+//! gives its last hidden state `(hidden,)`.
+
+use super::{Features, Param, Shape};
+use crate::init::Init;
+use crate::rng::Rng;
+use crate::runtime::Runtime;
+use crate::tensor::{Matrix, View, gemm, matmul_tn};
+
+/// One recurrent layer's weights as PyTorch names and lays them out: gate blocks
+/// stacked along the rows (LSTM: i, f, g, o; GRU: r, z, n; RNN: one).
+#[derive(Clone, Debug)]
+pub struct RecurrentParams {
+    pub steps: usize,
+    pub features: usize,
+    pub hidden: usize,
+    pub gates: usize,
+    /// (gates·hidden, features): `weight_ih_l0`
+    pub w_ih: Matrix,
+    /// (gates·hidden, hidden): `weight_hh_l0`
+    pub w_hh: Matrix,
+    /// (gates·hidden,): `bias_ih_l0`
+    pub b_ih: Vec<f32>,
+    /// (gates·hidden,): `bias_hh_l0`
+    pub b_hh: Vec<f32>,
+    pub dw_ih: Matrix,
+    pub dw_hh: Matrix,
+    pub db_ih: Vec<f32>,
+    pub db_hh: Vec<f32>,
+}
+
+impl RecurrentParams {
+    /// Parameters for sequences `(steps, features)` and `hidden` units, drawn in
+    /// PyTorch's order (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`) from `init`;
+    /// `None` is PyTorch's default, U(-1/√hidden, 1/√hidden) for all four.
+    pub fn new(
+        steps: usize,
+        features: usize,
+        hidden: usize,
+        gates: usize,
+        init: Option<Init>,
+        rng: &mut Rng,
+    ) -> Self {
+        let gh = gates * hidden;
+        let default = Init::Uniform(1.0 / (hidden as f32).sqrt());
+        let (winit, binit) = match init {
+            Some(i) => (i, Init::Zeros),
+            None => (default, default),
+        };
+        let mut w_ih = Matrix::zeros(gh, features);
+        winit.fill(&mut w_ih.data, features, hidden, rng);
+        let mut w_hh = Matrix::zeros(gh, hidden);
+        winit.fill(&mut w_hh.data, hidden, hidden, rng);
+        let mut b_ih = vec![0.0; gh];
+        binit.fill(&mut b_ih, hidden, hidden, rng);
+        let mut b_hh = vec![0.0; gh];
+        binit.fill(&mut b_hh, hidden, hidden, rng);
+        RecurrentParams {
+            steps,
+            features,
+            hidden,
+            gates,
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+            dw_ih: Matrix::zeros(gh, features),
+            dw_hh: Matrix::zeros(gh, hidden),
+            db_ih: vec![0.0; gh],
+            db_hh: vec![0.0; gh],
+        }
+    }
+
+    /// The input shape: `(steps, features)`.
+    pub fn input(&self) -> Features {
+        Features::Sequence {
+            t: self.steps,
+            f: self.features,
+        }
+    }
+
+    /// Visits the four tensors under PyTorch's names (`weight_ih_l0`, ...).
+    pub fn visit(&mut self, f: &mut dyn FnMut(Param<'_>)) {
+        let gh = self.gates * self.hidden;
+        f(Param {
+            name: "weight_ih_l0",
+            value: &mut self.w_ih.data,
+            grad: &self.dw_ih.data,
+            shape: Shape::matrix(gh, self.features),
+            decay: true,
+            transposed: false,
+        });
+        f(Param {
+            name: "weight_hh_l0",
+            value: &mut self.w_hh.data,
+            grad: &self.dw_hh.data,
+            shape: Shape::matrix(gh, self.hidden),
+            decay: true,
+            transposed: false,
+        });
+        f(Param {
+            name: "bias_ih_l0",
+            value: &mut self.b_ih,
+            grad: &self.db_ih,
+            shape: Shape::vector(gh),
+            decay: false,
+            transposed: false,
+        });
+        f(Param {
+            name: "bias_hh_l0",
+            value: &mut self.b_hh,
+            grad: &self.db_hh,
+            shape: Shape::vector(gh),
+            decay: false,
+            transposed: false,
+        });
+    }
+
+    /// The input projections of every step at once, biases included:
+    /// `xs = steps(x)`, `gx = xs W_ihᵀ + b_ih`.
+    ///
+    /// # Shapes
+    /// `x: (batch, steps·features)`, `xs` made `(steps·batch, features)`, `gx` made
+    /// `(steps·batch, gates·hidden)`, row `t·batch + b` for step `t` of example `b`.
+    pub fn project_inputs(&self, rt: &Runtime, x: &Matrix, xs: &mut Matrix, gx: &mut Matrix) {
+        let (batch, t, f) = (x.rows, self.steps, self.features);
+        xs.reshape_for(t * batch, f);
+        for b in 0..batch {
+            for s in 0..t {
+                xs.row_mut(s * batch + b)
+                    .copy_from_slice(&x.row(b)[s * f..(s + 1) * f]);
+            }
+        }
+        gx.reshape_for(t * batch, self.gates * self.hidden);
+        super::broadcast_rows(gx, &self.b_ih);
+        gemm(rt, View::of(xs), View::transposed(&self.w_ih), gx, true);
+    }
+
+    /// `gh = h W_hhᵀ + b_hh` for one step's hidden states `h` (rows `rows` of `hs`).
+    ///
+    /// # Shapes
+    /// `hs: (steps·batch, hidden)`, `gh` made `(batch, gates·hidden)`.
+    pub fn project_hidden(
+        &self,
+        rt: &Runtime,
+        hs: &Matrix,
+        rows: std::ops::Range<usize>,
+        gh: &mut Matrix,
+    ) {
+        gh.reshape_for(rows.len(), self.gates * self.hidden);
+        super::broadcast_rows(gh, &self.b_hh);
+        let h = rows_view(hs, rows);
+        gemm(rt, h, View::transposed(&self.w_hh), gh, true);
+    }
+
+    /// `dh = dgh W_hh`: the gradient reaching the previous step's hidden state.
+    ///
+    /// # Shapes
+    /// `dghs: (steps·batch, gates·hidden)` (rows `rows` used), `dh: (batch, hidden)`.
+    pub fn back_to_hidden(
+        &self,
+        rt: &Runtime,
+        dghs: &Matrix,
+        rows: std::ops::Range<usize>,
+        dh: &mut Matrix,
+        accumulate: bool,
+    ) {
+        gemm(rt, rows_view(dghs, rows), View::of(&self.w_hh), dh, accumulate);
+    }
+
+    /// The weight and bias gradients from every step's pre-activation gradients, and
+    /// the input gradient: `dW_ih = dgxᵀ xs`, `dW_hh = dgh[1..]ᵀ hs[..-1]`,
+    /// `db_ih = Σ dgx`, `db_hh = Σ dgh`, `dx = unsteps(dgx W_ih)`.
+    ///
+    /// # Shapes
+    /// `dgx, dgh: (steps·batch, gates·hidden)` (for LSTM and RNN the same matrix),
+    /// `xs: (steps·batch, features)`, `hs: (steps·batch, hidden)`, `dxs` scratch,
+    /// `dx: (batch, steps·features)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn weight_grads(
+        &mut self,
+        rt: &Runtime,
+        dgx: &Matrix,
+        dgh: &Matrix,
+        xs: &Matrix,
+        hs: &Matrix,
+        dxs: &mut Matrix,
+        dx: Option<&mut Matrix>,
+    ) {
+        let batch = xs.rows / self.steps;
+        let last = (self.steps - 1) * batch;
+        matmul_tn(rt, dgx, xs, &mut self.dw_ih, false);
+        gemm(
+            rt,
+            rows_view(dgh, batch..dgh.rows).transpose(),
+            rows_view(hs, 0..last),
+            &mut self.dw_hh,
+            false,
+        );
+        super::column_sums(dgx, &mut self.db_ih);
+        super::column_sums(dgh, &mut self.db_hh);
+        if let Some(dx) = dx {
+            dxs.reshape_for(xs.rows, self.features);
+            gemm(rt, View::of(dgx), View::of(&self.w_ih), dxs, false);
+            let f = self.features;
+            for b in 0..batch {
+                for s in 0..self.steps {
+                    dx.row_mut(b)[s * f..(s + 1) * f].copy_from_slice(dxs.row(s * batch + b));
+                }
+            }
+        }
+    }
+}
+
+/// Rows `rows` of `m` as a view.
+pub fn rows_view(m: &Matrix, rows: std::ops::Range<usize>) -> View<'_> {
+    View {
+        data: &m.data[rows.start * m.cols..rows.end * m.cols],
+        rows: rows.len(),
+        cols: m.cols,
+        rs: m.cols,
+        cs: 1,
+    }
+}
+
+/// The logistic function.
+#[inline]
+pub fn sigmoid(v: f32) -> f32 {
+    1.0 / (1.0 + (-v).exp())
+}

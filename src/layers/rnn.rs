@@ -1,0 +1,129 @@
+//! The plain recurrent layer (Elman 1990), PyTorch's `nn.RNN` with tanh:
+//!
+//! `h' = tanh(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh)`,
+//!
+//! run over the steps of a sequence from `h = 0`; the layer gives the last `h`: "the
+//! network's direction turned sideways as well as forward". Backward is
+//! backpropagation through time.
+
+use super::recurrent::RecurrentParams;
+use super::{Features, Layer, Param, Pass};
+use crate::init::Init;
+use crate::rng::Rng;
+use crate::runtime::Runtime;
+use crate::tensor::Matrix;
+
+/// A tanh RNN layer over sequences `(t, f)` giving its last hidden state `(hidden,)`.
+#[derive(Clone, Debug)]
+pub struct Rnn {
+    pub p: RecurrentParams,
+    /// (t·batch, f): the input, step-major
+    xs: Matrix,
+    /// (t·batch, hidden): pre-activations, then (after each step) hidden states
+    hs: Matrix,
+    /// (batch, hidden): one step's `h W_hhᵀ + b_hh`
+    gh: Matrix,
+    /// (t·batch, hidden): gradients of the pre-activations
+    da: Matrix,
+    /// (batch, hidden): the gradient reaching the hidden state of the step being undone
+    dh: Matrix,
+    /// (t·batch, f) scratch for the input gradient
+    dxs: Matrix,
+}
+
+impl Rnn {
+    /// An RNN of `hidden` units over sequences of `steps` x `features`.
+    pub fn new(
+        steps: usize,
+        features: usize,
+        hidden: usize,
+        init: Option<Init>,
+        rng: &mut Rng,
+    ) -> Self {
+        Rnn {
+            p: RecurrentParams::new(steps, features, hidden, 1, init, rng),
+            xs: Matrix::default(),
+            hs: Matrix::default(),
+            gh: Matrix::default(),
+            da: Matrix::default(),
+            dh: Matrix::default(),
+            dxs: Matrix::default(),
+        }
+    }
+}
+
+impl Layer for Rnn {
+    fn describe(&self) -> String {
+        format!(
+            "rnn {} over {} steps of {}",
+            self.p.hidden, self.p.steps, self.p.features
+        )
+    }
+    fn input(&self) -> Features {
+        self.p.input()
+    }
+    fn output(&self) -> Features {
+        Features::Vector(self.p.hidden)
+    }
+
+    /// # Shapes
+    /// `x: (batch, t·f)`, `y: (batch, hidden)`.
+    fn forward(&mut self, x: &Matrix, y: &mut Matrix, pass: &mut Pass<'_>) {
+        let rt = pass.rt;
+        let (batch, hid, steps) = (x.rows, self.p.hidden, self.p.steps);
+        self.p.project_inputs(rt, x, &mut self.xs, &mut self.hs);
+        for t in 0..steps {
+            let rows = t * batch..(t + 1) * batch;
+            if t > 0 {
+                self.p
+                    .project_hidden(rt, &self.hs, rows.start - batch..rows.start, &mut self.gh);
+            } else {
+                self.gh.reshape_for(batch, hid);
+                super::broadcast_rows(&mut self.gh, &self.p.b_hh);
+            }
+            let h = &mut self.hs.data[rows.start * hid..rows.end * hid];
+            for (a, &b) in h.iter_mut().zip(&self.gh.data) {
+                *a = (*a + b).tanh();
+            }
+        }
+        y.data
+            .copy_from_slice(&self.hs.data[(steps - 1) * batch * hid..steps * batch * hid]);
+    }
+
+    /// From the last step back: `da = dh ⊙ (1 - h²)`, `dh_prev = da W_hh`.
+    ///
+    /// # Shapes
+    /// `dy: (batch, hidden)`, `dx: (batch, t·f)`.
+    fn backward(
+        &mut self,
+        _x: &Matrix,
+        _y: &Matrix,
+        dy: &Matrix,
+        dx: Option<&mut Matrix>,
+        rt: &Runtime,
+    ) {
+        let (batch, hid, steps) = (dy.rows, self.p.hidden, self.p.steps);
+        self.da.reshape_for(steps * batch, hid);
+        self.dh.reshape_for(batch, hid);
+        self.dh.data.copy_from_slice(&dy.data);
+        for t in (0..steps).rev() {
+            let rows = t * batch..(t + 1) * batch;
+            let h = &self.hs.data[rows.start * hid..rows.end * hid];
+            let da = &mut self.da.data[rows.start * hid..rows.end * hid];
+            for ((d, &h), &g) in da.iter_mut().zip(h).zip(&self.dh.data) {
+                *d = g * (1.0 - h * h);
+            }
+            if t > 0 {
+                self.p.back_to_hidden(rt, &self.da, rows, &mut self.dh, false);
+            }
+        }
+        let Rnn {
+            p, da, xs, hs, dxs, ..
+        } = self;
+        p.weight_grads(rt, da, da, xs, hs, dxs, dx);
+    }
+
+    fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>)) {
+        self.p.visit(f);
+    }
+}
