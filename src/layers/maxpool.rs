@@ -83,20 +83,21 @@ impl Layer for MaxPool2d {
                 for c in 0..g.channels {
                     let plane = &x.row(b)[c * hw..(c + 1) * hw];
                     for oy in 0..g.y.output {
+                        let (ky0, ky1, iy0) = g.y.span(oy);
                         for ox in 0..g.x.output {
-                            let mut won: Option<(f32, usize)> = None;
-                            for ky in 0..g.y.kernel {
-                                let Some(iy) = g.y.at(oy, ky) else { continue };
-                                for kx in 0..g.x.kernel {
-                                    let Some(ix) = g.x.at(ox, kx) else { continue };
+                            let (kx0, kx1, ix0) = g.x.span(ox);
+                            // every window holds a pixel inside (`Axis` checks): start
+                            // from the first and keep the first of equal maxima
+                            let mut at = iy0 * g.x.input + ix0;
+                            let mut best = plane[at];
+                            for iy in iy0..iy0 + (ky1 - ky0) {
+                                for ix in ix0..ix0 + (kx1 - kx0) {
                                     let v = plane[iy * g.x.input + ix];
-                                    if won.is_none_or(|(best, _)| v > best) {
-                                        won = Some((v, iy * g.x.input + ix));
+                                    if v > best {
+                                        (best, at) = (v, iy * g.x.input + ix);
                                     }
                                 }
                             }
-                            // every window holds a pixel inside (`Axis` checks)
-                            let (best, at) = won.unwrap_or((0.0, 0));
                             let o = c * ohw + oy * g.x.output + ox;
                             yb[o] = best;
                             wb[o] = at as u32;

@@ -66,6 +66,16 @@ impl Axis {
             .checked_sub(self.pad)
             .filter(|&i| i < self.input)
     }
+
+    /// The window positions of output `o` that fall inside the input, `k0..k1`; the
+    /// first of them reads input index `i0`.
+    #[inline]
+    pub fn span(&self, o: usize) -> (usize, usize, usize) {
+        let start = o * self.stride; // the window's first position, in padded coordinates
+        let k0 = self.pad.saturating_sub(start);
+        let k1 = (self.input + self.pad).saturating_sub(start).min(self.kernel);
+        (k0, k1.max(k0), start + k0 - self.pad)
+    }
 }
 
 /// The geometry of a 2-D sliding window over `channels` planes.
@@ -122,19 +132,21 @@ pub fn im2col(rt: &Runtime, g: &Window, x: &Matrix, p: &mut Matrix) {
                 unsafe { std::slice::from_raw_parts_mut(out.0.add(b * pix * patch), pix * patch) };
             let img = x.row(b);
             for oy in 0..g.y.output {
+                let (ky0, ky1, iy0) = g.y.span(oy);
                 for ox in 0..g.x.output {
                     let row = &mut rows[(oy * g.x.output + ox) * patch..][..patch];
-                    let mut k = 0;
+                    let (kx0, kx1, ix0) = g.x.span(ox);
+                    let inside = ky1 - ky0 == g.y.kernel && kx1 - kx0 == g.x.kernel;
+                    if !inside {
+                        row.fill(0.0);
+                    }
+                    let (kh, kw, n) = (g.y.kernel, g.x.kernel, kx1 - kx0);
                     for c in 0..g.channels {
-                        let plane = &img[c * h * w..(c + 1) * h * w];
-                        for ky in 0..g.y.kernel {
-                            let iy = g.y.at(oy, ky);
-                            for kx in 0..g.x.kernel {
-                                row[k] = match (iy, g.x.at(ox, kx)) {
-                                    (Some(iy), Some(ix)) => plane[iy * w + ix],
-                                    _ => 0.0,
-                                };
-                                k += 1;
+                        for ky in ky0..ky1 {
+                            let src = &img[c * h * w + (iy0 + ky - ky0) * w + ix0..][..n];
+                            let dst = &mut row[(c * kh + ky) * kw + kx0..][..n];
+                            for (d, &s) in dst.iter_mut().zip(src) {
+                                *d = s;
                             }
                         }
                     }
@@ -164,17 +176,17 @@ pub fn col2im(rt: &Runtime, g: &Window, dp: &Matrix, dx: &mut Matrix) {
             img.fill(0.0);
             let rows = &dp.data[b * pix * patch..(b + 1) * pix * patch];
             for oy in 0..g.y.output {
+                let (ky0, ky1, iy0) = g.y.span(oy);
                 for ox in 0..g.x.output {
                     let row = &rows[(oy * g.x.output + ox) * patch..][..patch];
-                    let mut k = 0;
+                    let (kx0, kx1, ix0) = g.x.span(ox);
+                    let (kh, kw, n) = (g.y.kernel, g.x.kernel, kx1 - kx0);
                     for c in 0..g.channels {
-                        for ky in 0..g.y.kernel {
-                            let iy = g.y.at(oy, ky);
-                            for kx in 0..g.x.kernel {
-                                if let (Some(iy), Some(ix)) = (iy, g.x.at(ox, kx)) {
-                                    img[c * h * w + iy * w + ix] += row[k];
-                                }
-                                k += 1;
+                        for ky in ky0..ky1 {
+                            let dst = &mut img[c * h * w + (iy0 + ky - ky0) * w + ix0..][..n];
+                            let src = &row[(c * kh + ky) * kw + kx0..][..n];
+                            for (d, &s) in dst.iter_mut().zip(src) {
+                                *d += s;
                             }
                         }
                     }
@@ -253,6 +265,20 @@ mod tests {
         assert!(Axis::padded(2, 5, 1, 1).is_none());
         assert!(Axis::padded(5, 3, 1, 3).is_none());
         assert_eq!(Axis::same(28, 3, 1).unwrap().pad, 1);
+        // spans agree with `at` at every output of awkward axes
+        for a in [
+            Axis::padded(7, 3, 2, 2).unwrap(),
+            Axis::padded(5, 4, 1, 1).unwrap(),
+            Axis::same(7, 2, 2).unwrap(),
+            Axis::same(6, 5, 3).unwrap(),
+        ] {
+            for o in 0..a.output {
+                let (k0, k1, i0) = a.span(o);
+                let inside: Vec<usize> = (0..a.kernel).filter(|&k| a.at(o, k).is_some()).collect();
+                assert_eq!(inside, (k0..k1).collect::<Vec<_>>(), "{a:?} at {o}");
+                assert_eq!(a.at(o, k0), Some(i0).filter(|_| k1 > k0));
+            }
+        }
     }
 
     /// `<im2col(x), p> = <x, col2im(p)>`: col2im is im2col's adjoint.
