@@ -126,8 +126,9 @@ impl OutputOpts {
 
 #[derive(Args, Debug)]
 pub struct LabArgs {
-    /// Which lab: nn (10-1), xavier (10-2), deep (10-3), dropout (10-4), or all.
-    #[arg(default_value = "all", value_parser = ["nn", "xavier", "deep", "dropout", "all"])]
+    /// Which lab: nn (10-1), xavier (10-2), deep (10-3), dropout (10-4), all (the
+    /// four), or the next lecture's CNNs: cnn1 (11-1), cnn (11-2).
+    #[arg(default_value = "all", value_parser = ["nn", "xavier", "deep", "dropout", "all", "cnn1", "cnn"])]
     pub lab: String,
     /// Random seed (the lecture's is 777).
     #[arg(long, default_value_t = 777)]

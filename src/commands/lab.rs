@@ -5,7 +5,7 @@ use super::load_dataset;
 use super::outln;
 use super::train::{RunOptions, RunSets, run_config};
 use crate::cli::LabArgs;
-use nnlab::config::{LABS, TrainConfig};
+use nnlab::config::{LABS, LECTURE_10_LABS, TrainConfig};
 
 /// Epochs the lecture's labs train (`training_epochs = 15`).
 const LECTURE_EPOCHS: usize = 15;
@@ -24,7 +24,9 @@ struct Row {
 pub fn run(args: &LabArgs) -> anyhow::Result<()> {
     let labs: Vec<_> = LABS
         .iter()
-        .filter(|l| args.lab == "all" || args.lab == l.name)
+        .enumerate()
+        .filter(|&(i, l)| (args.lab == "all" && i < LECTURE_10_LABS) || args.lab == l.name)
+        .map(|(_, l)| l)
         .collect();
     if let Some(d) = &args.save_dir {
         std::fs::create_dir_all(d)
@@ -50,7 +52,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
         let mut cfg = TrainConfig::preset(lab.name)?;
         cfg.seed = args.seed;
         cfg.epochs = args.epochs;
-        if !args.out.json {
+        if !args.out.json && cfg.model.layers.is_empty() {
             outln!(
                 "\n== Lab {}: 784-{}-10, {} init, keep_prob {} ==",
                 lab.title,
@@ -63,6 +65,8 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
                 cfg.model.init,
                 cfg.model.keep_prob
             );
+        } else if !args.out.json {
+            outln!("\n== Lab {}: {} ==", lab.title, cnn_line(&cfg));
         }
         let opts = RunOptions {
             save: args
@@ -161,4 +165,26 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// One line for a CNN lab's net, e.g. `conv32-pool-conv64-pool-3136-10`.
+fn cnn_line(cfg: &TrainConfig) -> String {
+    use nnlab::config::LayerSpec;
+    let mut parts: Vec<String> = Vec::new();
+    for l in &cfg.model.layers {
+        match l {
+            LayerSpec::Conv { channels, .. } => parts.push(format!("conv{channels}")),
+            LayerSpec::Maxpool { .. } => parts.push("pool".into()),
+            LayerSpec::Dropout { keep } => parts.push(format!("drop{keep}")),
+            LayerSpec::Dense { units, .. } => parts.push(units.to_string()),
+            _ => {}
+        }
+    }
+    parts.push("10".into());
+    format!(
+        "{}, Adam {}, batch {}",
+        parts.join("-"),
+        cfg.optimizer.lr,
+        cfg.batch
+    )
 }

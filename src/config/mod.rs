@@ -190,8 +190,10 @@ pub struct LabInfo {
     pub lecture_cost_last: f32,
 }
 
-/// The four labs of lecture 10, with the accuracies and costs the lecture printed.
-pub const LABS: [LabInfo; 4] = [
+/// The labs: lecture 10's four (with the accuracies and costs the lecture printed),
+/// then the course's CNN labs 11-1 and 11-2 (with the accuracy their code printed;
+/// their costs are not recorded, so NaN). `nnlab lab all` runs the first four.
+pub const LABS: [LabInfo; 6] = [
     LabInfo {
         name: "nn",
         title: "10-1 NN, normal init",
@@ -220,7 +222,24 @@ pub const LABS: [LabInfo; 4] = [
         lecture_cost_first: 0.447_3,
         lecture_cost_last: 0.043_6,
     },
+    LabInfo {
+        name: "cnn1",
+        title: "11-1 simple CNN",
+        lecture_accuracy: 0.9885,
+        lecture_cost_first: f32::NAN,
+        lecture_cost_last: f32::NAN,
+    },
+    LabInfo {
+        name: "cnn",
+        title: "11-2 deep CNN",
+        lecture_accuracy: 0.9938,
+        lecture_cost_first: f32::NAN,
+        lecture_cost_last: f32::NAN,
+    },
 ];
+
+/// How many of `LABS` are lecture 10's (what `nnlab lab all` runs).
+pub const LECTURE_10_LABS: usize = 4;
 
 /// The convolutional presets' nets (the classifier layer is added after the list):
 /// - `cnn1`, the course's lab 11-1: conv 32 + pool, conv 64 + pool, dense 3136 -> 10;

@@ -7,7 +7,8 @@
 //! run over the steps of a sequence from `h = 0`; the layer gives the last `h`.
 //! Backward is backpropagation through time.
 
-use super::recurrent::{RecurrentParams, sigmoid};
+use super::recurrent::RecurrentParams;
+use crate::tensor::gates::{sigmoid, tanh};
 use super::{Features, Layer, Param, Pass};
 use crate::init::Init;
 use crate::rng::Rng;
@@ -101,7 +102,7 @@ impl Layer for Gru {
                 for u in 0..hid {
                     let rg = sigmoid(g[u] + gh[u]);
                     let z = sigmoid(g[hid + u] + gh[hid + u]);
-                    let n = (g[2 * hid + u] + rg * gh[2 * hid + u]).tanh();
+                    let n = tanh(g[2 * hid + u] + rg * gh[2 * hid + u]);
                     let h_prev = if t > 0 { self.hs.data[(r - batch) * hid + u] } else { 0.0 };
                     (g[u], g[hid + u], g[2 * hid + u]) = (rg, z, n);
                     self.nh.data[r * hid + u] = gh[2 * hid + u];

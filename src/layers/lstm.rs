@@ -6,12 +6,13 @@
 //! run over the steps of a sequence from `h = c = 0`; the layer gives the last `h`.
 //! Backward is backpropagation through time, step by step from the last.
 
-use super::recurrent::{RecurrentParams, sigmoid};
+use super::recurrent::{RecurrentParams, RowsPtr, for_rows};
 use super::{Features, Layer, Param, Pass};
 use crate::init::Init;
 use crate::rng::Rng;
 use crate::runtime::Runtime;
 use crate::tensor::Matrix;
+use crate::tensor::gates::{sigmoid_in_place, tanh_in_place, tanh_into};
 
 /// An LSTM layer over sequences `(t, f)` giving its last hidden state `(hidden,)`.
 #[derive(Clone, Debug)]
@@ -23,6 +24,8 @@ pub struct Lstm {
     gates: Matrix,
     /// (t·batch, hidden): cell states
     cs: Matrix,
+    /// (t·batch, hidden): `tanh` of the cell states
+    tcs: Matrix,
     /// (t·batch, hidden): hidden states
     hs: Matrix,
     /// (batch, 4·hidden): one step's `h W_hhᵀ + b_hh`
@@ -31,7 +34,7 @@ pub struct Lstm {
     dgates: Matrix,
     /// (batch, hidden): gradients reaching `h` and `c` of the step being undone
     dh: Matrix,
-    dc: Vec<f32>,
+    dc: Matrix,
     /// (t·batch, f) scratch for the input gradient
     dxs: Matrix,
 }
@@ -50,11 +53,12 @@ impl Lstm {
             xs: Matrix::default(),
             gates: Matrix::default(),
             cs: Matrix::default(),
+            tcs: Matrix::default(),
             hs: Matrix::default(),
             gh: Matrix::default(),
             dgates: Matrix::default(),
             dh: Matrix::default(),
-            dc: Vec::new(),
+            dc: Matrix::default(),
             dxs: Matrix::default(),
         }
     }
@@ -80,37 +84,49 @@ impl Layer for Lstm {
         let rt = pass.rt;
         let (batch, hid, steps) = (x.rows, self.p.hidden, self.p.steps);
         self.p.project_inputs(rt, x, &mut self.xs, &mut self.gates);
-        self.cs.reshape_for(steps * batch, hid);
-        self.hs.reshape_for(steps * batch, hid);
+        for m in [&mut self.cs, &mut self.tcs, &mut self.hs] {
+            m.reshape_for(steps * batch, hid);
+        }
+        let level = rt.simd;
         for t in 0..steps {
-            let rows = t * batch..(t + 1) * batch;
             if t > 0 {
-                self.p
-                    .project_hidden(rt, &self.hs, rows.start - batch..rows.start, &mut self.gh);
+                let prev = (t - 1) * batch..t * batch;
+                self.p.project_hidden(rt, &self.hs, prev, &mut self.gh);
             } else {
                 self.gh.reshape_for(batch, 4 * hid);
                 super::broadcast_rows(&mut self.gh, &self.p.b_hh);
             }
-            for (k, r) in rows.enumerate() {
-                let g = self.gates.row_mut(r);
-                for (a, &b) in g.iter_mut().zip(self.gh.row(k)) {
-                    *a += b;
+            let (gates, cs, tcs, hs) = (
+                RowsPtr::of(&mut self.gates),
+                RowsPtr::of(&mut self.cs),
+                RowsPtr::of(&mut self.tcs),
+                RowsPtr::of(&mut self.hs),
+            );
+            let gh = &self.gh;
+            for_rows(rt, batch, &|k| {
+                let r = t * batch + k;
+                // SAFETY: example k's rows of step t, written by this block alone; the
+                // previous step's row of c is only read.
+                let (g, c, tc, h) = unsafe { (gates.row(r), cs.row(r), tcs.row(r), hs.row(r)) };
+                let c_prev = (t > 0).then(|| unsafe { &*cs.row(r - batch) });
+                g.iter_mut().zip(gh.row(k)).for_each(|(a, &b)| *a += b);
+                sigmoid_in_place(level, &mut g[..2 * hid]);
+                tanh_in_place(level, &mut g[2 * hid..3 * hid]);
+                sigmoid_in_place(level, &mut g[3 * hid..]);
+                let (i, rest) = g.split_at(hid);
+                let (f, rest) = rest.split_at(hid);
+                let (gg, o) = rest.split_at(hid);
+                match c_prev {
+                    Some(cp) => {
+                        for u in 0..hid {
+                            c[u] = f[u] * cp[u] + i[u] * gg[u];
+                        }
+                    }
+                    None => c.iter_mut().zip(i).zip(gg).for_each(|((c, i), g)| *c = i * g),
                 }
-                let (i, rest) = g.split_at_mut(hid);
-                let (f, rest) = rest.split_at_mut(hid);
-                let (gg, o) = rest.split_at_mut(hid);
-                let prev = (t > 0).then(|| r - batch);
-                for u in 0..hid {
-                    i[u] = sigmoid(i[u]);
-                    f[u] = sigmoid(f[u]);
-                    gg[u] = gg[u].tanh();
-                    o[u] = sigmoid(o[u]);
-                    let c_prev = prev.map_or(0.0, |p| self.cs.data[p * hid + u]);
-                    let c = f[u] * c_prev + i[u] * gg[u];
-                    self.cs.data[r * hid + u] = c;
-                    self.hs.data[r * hid + u] = o[u] * c.tanh();
-                }
-            }
+                tanh_into(level, c, tc);
+                h.iter_mut().zip(o).zip(&*tc).for_each(|((h, o), t)| *h = o * t);
+            });
         }
         y.data
             .copy_from_slice(&self.hs.data[(steps - 1) * batch * hid..steps * batch * hid]);
@@ -134,28 +150,31 @@ impl Layer for Lstm {
         self.dgates.reshape_for(steps * batch, 4 * hid);
         self.dh.reshape_for(batch, hid);
         self.dh.data.copy_from_slice(&dy.data);
-        self.dc.clear();
-        self.dc.resize(batch * hid, 0.0);
+        self.dc.reshape_for(batch, hid);
+        self.dc.data.fill(0.0);
         for t in (0..steps).rev() {
-            for k in 0..batch {
+            let (dgates, dcs) = (RowsPtr::of(&mut self.dgates), RowsPtr::of(&mut self.dc));
+            let (gates, cs, tcs, dh) = (&self.gates, &self.cs, &self.tcs, &self.dh);
+            for_rows(rt, batch, &|k| {
                 let r = t * batch + k;
-                let g = self.gates.row(r);
+                // SAFETY: example k's rows, written by this block alone.
+                let (dg, dc) = unsafe { (dgates.row(r), dcs.row(k)) };
+                let g = gates.row(r);
                 let (i, f, gg, o) = (&g[..hid], &g[hid..2 * hid], &g[2 * hid..3 * hid], &g[3 * hid..]);
-                let dg = self.dgates.row_mut(r);
+                let (tc, dh) = (tcs.row(r), dh.row(k));
+                let (di, rest) = dg.split_at_mut(hid);
+                let (df, rest) = rest.split_at_mut(hid);
+                let (dgg, d_o) = rest.split_at_mut(hid);
                 for u in 0..hid {
-                    let c = self.cs.data[r * hid + u];
-                    let c_prev = if t > 0 { self.cs.data[(r - batch) * hid + u] } else { 0.0 };
-                    let tc = c.tanh();
-                    let dh = self.dh.data[k * hid + u];
-                    let dc = &mut self.dc[k * hid + u];
-                    *dc += dh * o[u] * (1.0 - tc * tc);
-                    dg[u] = *dc * gg[u] * i[u] * (1.0 - i[u]);
-                    dg[hid + u] = *dc * c_prev * f[u] * (1.0 - f[u]);
-                    dg[2 * hid + u] = *dc * i[u] * (1.0 - gg[u] * gg[u]);
-                    dg[3 * hid + u] = dh * tc * o[u] * (1.0 - o[u]);
-                    *dc *= f[u];
+                    let c_prev = if t > 0 { cs.data[(r - batch) * hid + u] } else { 0.0 };
+                    let dcu = dc[u] + dh[u] * o[u] * (1.0 - tc[u] * tc[u]);
+                    di[u] = dcu * gg[u] * i[u] * (1.0 - i[u]);
+                    df[u] = dcu * c_prev * f[u] * (1.0 - f[u]);
+                    dgg[u] = dcu * i[u] * (1.0 - gg[u] * gg[u]);
+                    d_o[u] = dh[u] * tc[u] * o[u] * (1.0 - o[u]);
+                    dc[u] = dcu * f[u];
                 }
-            }
+            });
             if t > 0 {
                 let rows = t * batch..(t + 1) * batch;
                 self.p.back_to_hidden(rt, &self.dgates, rows, &mut self.dh, false);

@@ -228,8 +228,47 @@ pub fn rows_view(m: &Matrix, rows: std::ops::Range<usize>) -> View<'_> {
     }
 }
 
-/// The logistic function.
-#[inline]
-pub fn sigmoid(v: f32) -> f32 {
-    1.0 / (1.0 + (-v).exp())
+
+/// A buffer's rows, for blocks of [`for_rows`] that each write their own rows.
+#[derive(Clone, Copy)]
+pub struct RowsPtr {
+    ptr: *mut f32,
+    rows: usize,
+    cols: usize,
+}
+
+// SAFETY: blocks of `for_rows` touch disjoint rows (see `RowsPtr::row`), and the
+// fork-join outlives them.
+unsafe impl Send for RowsPtr {}
+// SAFETY: as above.
+unsafe impl Sync for RowsPtr {}
+
+impl RowsPtr {
+    /// The rows of `m` (which must outlive every use, and not move meanwhile).
+    pub fn of(m: &mut Matrix) -> Self {
+        RowsPtr {
+            ptr: m.data.as_mut_ptr(),
+            rows: m.rows,
+            cols: m.cols,
+        }
+    }
+
+    /// Row `r`.
+    ///
+    /// # Safety
+    /// No other live reference to row `r` exists (each block of `for_rows` takes only
+    /// the rows of its own examples, and rows of earlier steps only to read).
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn row<'a>(self, r: usize) -> &'a mut [f32] {
+        assert!(r < self.rows, "RowsPtr::row: row {r} of {}", self.rows);
+        // SAFETY: inside the buffer (asserted); exclusivity is the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r * self.cols), self.cols) }
+    }
+}
+
+/// Runs `f(k)` for every example `k` of `0..batch`, in one block of examples per
+/// thread of `rt`: one step's elementwise work, whose results do not depend on the cut.
+pub fn for_rows(rt: &Runtime, batch: usize, f: &(impl Fn(usize) + Sync)) {
+    let per = batch.div_ceil(rt.threads.max(1)).max(1);
+    crate::par::fork_blocks(0, batch, per, &|k0, n| (k0..k0 + n).for_each(f));
 }

@@ -12,6 +12,7 @@ use crate::init::Init;
 use crate::rng::Rng;
 use crate::runtime::Runtime;
 use crate::tensor::Matrix;
+use crate::tensor::gates::tanh_in_place;
 
 /// A tanh RNN layer over sequences `(t, f)` giving its last hidden state `(hidden,)`.
 #[derive(Clone, Debug)]
@@ -83,8 +84,9 @@ impl Layer for Rnn {
             }
             let h = &mut self.hs.data[rows.start * hid..rows.end * hid];
             for (a, &b) in h.iter_mut().zip(&self.gh.data) {
-                *a = (*a + b).tanh();
+                *a += b;
             }
+            tanh_in_place(rt.simd, h);
         }
         y.data
             .copy_from_slice(&self.hs.data[(steps - 1) * batch * hid..steps * batch * hid]);
