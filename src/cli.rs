@@ -250,6 +250,11 @@ pub struct TrainArgs {
     /// Evaluate the whole training set after each epoch (exact train accuracy).
     #[arg(long)]
     pub eval_train: bool,
+    /// Augment training batches on the fly: random shifts up to 2 pixels, rotations
+    /// up to 10 degrees, scaling by up to 10% (seeded; a config's [augment] sets
+    /// other ranges).
+    #[arg(long)]
+    pub augment: bool,
     /// Write a report (curves, confusion matrix, mistakes, weights, index.html) to DIR.
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
@@ -334,6 +339,9 @@ impl TrainArgs {
         }
         if self.eval_train {
             cfg.eval_train = true;
+        }
+        if self.augment && cfg.augment.is_none() {
+            cfg.augment = Some(Default::default());
         }
         cfg.validate()?;
         Ok(cfg)

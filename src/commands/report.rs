@@ -45,11 +45,51 @@ pub fn model_pictures(
         &probs,
     )?;
     let mut first = None;
+    let mut filters = None;
     nnlab::layers::Layer::visit_params(&mut model.net, &mut |p| {
         if first.is_none() && p.shape.rank == 2 && p.shape.dims[1] == test.features() {
             first = Some((p.to_row_major(), p.shape.dims[0]));
         }
+        if filters.is_none() && first.is_none() && p.shape.rank == 4 {
+            filters = Some((p.to_row_major(), p.shape.dims));
+        }
     });
+    if let Some((w, [out, c_in, kh, kw])) = filters {
+        let title = format!("{label}: first convolution's filters ({out}, channel 1 of {c_in})");
+        let planes: Vec<f32> = (0..out)
+            .flat_map(|o| w[o * c_in * kh * kw..][..kh * kw].to_vec())
+            .collect();
+        r.tiles(
+            &format!("{name}_filters"),
+            label,
+            &title,
+            "What each first-layer filter looks for: white weights raise its output, black ones lower it.",
+            &planes,
+            out,
+            kh,
+            kw,
+        )?;
+        // the first layer's output for one test image: its feature maps
+        if !test.is_empty() {
+            let x = nnlab::tensor::Matrix::from_vec(1, test.features(), test.images.row(0).to_vec());
+            let mut rng = nnlab::rng::Rng::new(0);
+            model.forward(&x, nnlab::layers::Mode::Eval, &mut rng, rt);
+            let first_layer = &model.net.layers()[0];
+            if let nnlab::layers::Features::Image { c, h, w } = first_layer.output() {
+                let maps = model.net.outputs()[0].row(0).to_vec();
+                r.tiles(
+                    &format!("{name}_feature_maps"),
+                    label,
+                    &format!("{label}: the first convolution's {c} feature maps of test image 0 (label {})", test.labels[0]),
+                    "Each filter's response over the image: white where it finds its pattern.",
+                    &maps,
+                    c,
+                    h,
+                    w,
+                )?;
+            }
+        }
+    }
     if let Some((w, units)) = first {
         r.weight_tiles(
             &format!("{name}_weights"),

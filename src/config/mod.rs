@@ -160,6 +160,10 @@ pub struct TrainConfig {
     /// Evaluate the whole training set after each epoch (exact train accuracy in
     /// evaluation mode); otherwise train accuracy is the running one during the epoch.
     pub eval_train: bool,
+    /// Augment each training batch on the fly (shifts, rotations, scaling); off when
+    /// absent. `--augment` turns on the defaults.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub augment: Option<crate::data::augment::Augment>,
     pub model: ModelConfig,
     pub optimizer: OptimConfig,
 }
@@ -174,6 +178,7 @@ impl Default for TrainConfig {
             seed: 777,
             legacy_threads: serde::de::IgnoredAny,
             eval_train: false,
+            augment: None,
             model: ModelConfig::default(),
             optimizer: OptimConfig::default(),
         }
@@ -397,7 +402,12 @@ impl TrainConfig {
                 });
             }
         };
-        Ok(TrainConfig { model: m, ..base })
+        let augment = (name == "cnn-best").then(crate::data::augment::Augment::default);
+        Ok(TrainConfig {
+            model: m,
+            augment,
+            ..base
+        })
     }
 
     /// Checks every field, naming the first bad one.
@@ -409,6 +419,9 @@ impl TrainConfig {
             return Err(Error::config("batch", 0, "must be at least 1"));
         }
         self.model.validate()?;
+        if let Some(a) = &self.augment {
+            a.validate()?;
+        }
         self.optimizer.validate()
     }
 

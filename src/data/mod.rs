@@ -1,5 +1,6 @@
 //! Data: the IDX format, the datasets, getting their files, and minibatches.
 
+pub mod augment;
 pub mod batches;
 pub mod datasets;
 pub mod deb;

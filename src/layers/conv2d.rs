@@ -1,19 +1,22 @@
 //! 2-D convolution (cross-correlation, as every framework computes it), lowered onto
-//! the GEMM crate by im2col (`tensor::im2col`):
+//! the GEMM crate by im2col (`tensor::im2col`), image by image:
 //!
-//! `P = im2col(x)`, `Z = P Wᵀ`, `y[b, o, pixel] = Z[(b, pixel), o] + bias[o]`.
+//! `cols_b = im2col(x_b)`, `y_b = W cols_b + bias`,
 //!
-//! The weight is PyTorch's `Conv2d.weight` `(out, in, kh, kw)`, stored row-major as
-//! `(out, in·kh·kw)`, so a saved model loads there unchanged.
+//! with `y_b: (out, oh·ow)` already in the image layout. The weight is PyTorch's
+//! `Conv2d.weight` `(out, in, kh, kw)`, stored row-major as `(out, in·kh·kw)`, so a
+//! saved model loads there unchanged. Images are independent: forward and the input
+//! gradient run one block of images per thread; the weight gradient, a sum over
+//! images, is summed in fixed chunks of images, the chunks' sums then added in order,
+//! so the bits do not depend on the thread count.
 
 use super::{Features, Layer, Param, Pass, Shape};
 use crate::init::Init;
-use crate::par::join_products;
+use crate::par::fork_blocks;
 use crate::rng::Rng;
 use crate::runtime::Runtime;
-use crate::tensor::Matrix;
-use crate::tensor::im2col::{Window, col2im, im2col, pixels_to_planes, planes_to_pixels};
-use crate::tensor::{matmul_nn, matmul_nt, matmul_tn};
+use crate::tensor::im2col::{Window, col2im, im2col, images_per_block};
+use crate::tensor::{Matrix, View, gemm_here};
 
 /// A convolution over images `(c, h, w)` to `(out, oh, ow)`.
 #[derive(Clone, Debug)]
@@ -28,14 +31,37 @@ pub struct Conv2d {
     pub dw: Matrix,
     /// (out,)
     pub db: Vec<f32>,
-    /// (batch·oh·ow, in·kh·kw): the last input's patches (kept for `dW`)
-    patches: Matrix,
-    /// (batch·oh·ow, out): the product, before it is moved to image layout
-    z: Matrix,
-    /// (batch·oh·ow, out): `dy` in the product's layout
-    dz: Matrix,
-    /// (batch·oh·ow, in·kh·kw): gradient of the patches
-    dpatches: Matrix,
+    /// (batch·in·kh·kw, oh·ow): the last input's columns, image after image (kept for
+    /// `dW`)
+    cols: Matrix,
+    /// like `cols`: their gradient
+    dcols: Matrix,
+    /// (chunks·out, in·kh·kw): each chunk of images' part of `dW`
+    partials: Matrix,
+}
+
+/// Images per chunk of the weight gradient's sum: fixed, so that the sum's order, and
+/// so its bits, do not depend on the thread count.
+const CHUNK: usize = 10;
+
+/// A pointer shared by blocks that write disjoint images.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+// SAFETY: each block writes only its own images' parts; the fork-join outlives them.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// Elements `at..at + len`.
+    ///
+    /// # Safety
+    /// Inside the buffer, and no other live reference to them.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice<'a>(&self, at: usize, len: usize) -> &'a mut [f32] {
+        // SAFETY: the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(at), len) }
+    }
 }
 
 impl Conv2d {
@@ -61,10 +87,9 @@ impl Conv2d {
             b,
             dw: Matrix::zeros(out_channels, patch),
             db: vec![0.0; out_channels],
-            patches: Matrix::default(),
-            z: Matrix::default(),
-            dz: Matrix::default(),
-            dpatches: Matrix::default(),
+            cols: Matrix::default(),
+            dcols: Matrix::default(),
+            partials: Matrix::default(),
         }
     }
 }
@@ -94,24 +119,37 @@ impl Layer for Conv2d {
         }
     }
 
-    /// `P = im2col(x)`, `Z = P Wᵀ`, `y = planes(Z) + b`.
+    /// Per image: `cols = im2col(x_b)`, `y_b = W cols + b`.
     ///
     /// # Shapes
-    /// `x: (batch, c·h·w)`, `P: (batch·oh·ow, c·kh·kw)`, `W: (out, c·kh·kw)`,
-    /// `Z: (batch·oh·ow, out)`, `y: (batch, out·oh·ow)`.
+    /// `x: (batch, c·h·w)`, `cols_b: (c·kh·kw, oh·ow)`, `W: (out, c·kh·kw)`,
+    /// `y: (batch, out·oh·ow)`, each row `y_b: (out, oh·ow)`.
     fn forward(&mut self, x: &Matrix, y: &mut Matrix, pass: &mut Pass<'_>) {
-        let rt = pass.rt;
-        im2col(rt, &self.geometry, x, &mut self.patches);
-        self.z.reshape_for(self.patches.rows, self.out_channels);
-        matmul_nt(rt, &self.patches, &self.w, &mut self.z, false);
-        pixels_to_planes(rt, &self.z, Some(&self.b), y);
+        let g = self.geometry;
+        let (batch, patch, pix, out) = (x.rows, g.patch(), g.out_pixels(), self.out_channels);
+        self.cols.reshape_for(batch * patch, pix);
+        let (cols, ys) = (Shared(self.cols.data.as_mut_ptr()), Shared(y.data.as_mut_ptr()));
+        let (w, bias) = (&self.w, &self.b);
+        fork_blocks(0, batch, images_per_block(pass.rt, batch), &|b0, n| {
+            for b in b0..b0 + n {
+                // SAFETY: image b's columns and output row, this block's alone.
+                let (c, yb) = unsafe { (cols.slice(b * patch * pix, patch * pix), ys.slice(b * out * pix, out * pix)) };
+                im2col(&g, x.row(b), c);
+                for (plane, &bo) in yb.chunks_mut(pix).zip(bias) {
+                    plane.fill(bo);
+                }
+                let cv = View { data: c, rows: patch, cols: pix, rs: pix, cs: 1 };
+                gemm_here(View::of(w), cv, yb, true);
+            }
+        });
     }
 
-    /// `dZ = pixels(dy)`, `dW = dZᵀ P`, `db = Σ dZ`, `dP = dZ W`, `dx = col2im(dP)`.
+    /// `dW = Σ_b dy_b cols_bᵀ` (in fixed chunks of images), `db = Σ dy`; per image
+    /// `dcols = Wᵀ dy_b`, `dx_b = col2im(dcols)`.
     ///
     /// # Shapes
-    /// `dy: (batch, out·oh·ow)`, `dZ: (batch·oh·ow, out)`, `dW: (out, c·kh·kw)`,
-    /// `dP` like `P`, `dx: (batch, c·h·w)`.
+    /// `dy: (batch, out·oh·ow)`, `dW: (out, c·kh·kw)`, `dcols_b` like `cols_b`,
+    /// `dx: (batch, c·h·w)`.
     fn backward(
         &mut self,
         _x: &Matrix,
@@ -120,31 +158,55 @@ impl Layer for Conv2d {
         dx: Option<&mut Matrix>,
         rt: &Runtime,
     ) {
-        let Conv2d {
-            geometry,
-            out_channels,
-            w,
-            dw,
-            db,
-            patches,
-            dz,
-            dpatches,
-            ..
-        } = self;
-        planes_to_pixels(rt, dy, *out_channels, dz);
-        let dz = &*dz;
-        let mut weight_grads = |rt: &Runtime| {
-            matmul_tn(rt, dz, patches, dw, false);
-            super::column_sums(dz, db);
-        };
-        match dx {
-            Some(dx) => {
-                dpatches.reshape_for(patches.rows, patches.cols);
-                join_products(rt, weight_grads, |rt| matmul_nn(rt, dz, w, dpatches, false));
-                col2im(rt, geometry, dpatches, dx);
+        let g = self.geometry;
+        let (batch, patch, pix, out) = (dy.rows, g.patch(), g.out_pixels(), self.out_channels);
+        let dy_b = |b: usize| View { data: dy.row(b), rows: out, cols: pix, rs: pix, cs: 1 };
+        // dW: each chunk of images sums its products into its own partial, the
+        // partials are added in chunk order; chunks are fixed, threads take them
+        let chunks = batch.div_ceil(CHUNK);
+        self.partials.reshape_for(chunks * out, patch);
+        let parts = Shared(self.partials.data.as_mut_ptr());
+        let cols = &self.cols;
+        let per = chunks.div_ceil(rt.threads.max(1)).max(1);
+        fork_blocks(0, chunks, per, &|c0, n| {
+            for c in c0..c0 + n {
+                // SAFETY: chunk c's partial, this block's alone.
+                let part = unsafe { parts.slice(c * out * patch, out * patch) };
+                for b in c * CHUNK..((c + 1) * CHUNK).min(batch) {
+                    let cols_t = View {
+                        data: &cols.data[b * patch * pix..(b + 1) * patch * pix],
+                        rows: pix,
+                        cols: patch,
+                        rs: 1,
+                        cs: pix,
+                    };
+                    gemm_here(dy_b(b), cols_t, part, b > c * CHUNK);
+                }
             }
-            None => weight_grads(rt),
+        });
+        self.dw.data.copy_from_slice(&self.partials.data[..out * patch]);
+        for part in self.partials.data.chunks(out * patch).skip(1) {
+            self.dw.data.iter_mut().zip(part).for_each(|(d, &p)| *d += p);
         }
+        self.db.fill(0.0);
+        for b in 0..batch {
+            for (d, plane) in self.db.iter_mut().zip(dy.row(b).chunks(pix)) {
+                *d += plane.iter().sum::<f32>();
+            }
+        }
+        let Some(dx) = dx else { return };
+        self.dcols.reshape_for(batch * patch, pix);
+        let (dcols, dxs) = (Shared(self.dcols.data.as_mut_ptr()), Shared(dx.data.as_mut_ptr()));
+        let (w, size) = (&self.w, g.in_size());
+        fork_blocks(0, batch, images_per_block(rt, batch), &|b0, n| {
+            for b in b0..b0 + n {
+                // SAFETY: image b's column gradient and input-gradient row, this
+                // block's alone.
+                let (dc, dxb) = unsafe { (dcols.slice(b * patch * pix, patch * pix), dxs.slice(b * size, size)) };
+                gemm_here(View::transposed(w), dy_b(b), dc, false);
+                col2im(&g, dc, dxb);
+            }
+        });
     }
 
     fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>)) {

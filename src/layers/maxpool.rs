@@ -92,10 +92,12 @@ impl Layer for MaxPool2d {
                             let mut best = plane[at];
                             for iy in iy0..iy0 + (ky1 - ky0) {
                                 for ix in ix0..ix0 + (kx1 - kx0) {
-                                    let v = plane[iy * g.x.input + ix];
-                                    if v > best {
-                                        (best, at) = (v, iy * g.x.input + ix);
-                                    }
+                                    let i = iy * g.x.input + ix;
+                                    let v = plane[i];
+                                    // selects, not branches: which pixel wins is data
+                                    let better = v > best;
+                                    best = if better { v } else { best };
+                                    at = if better { i } else { at };
                                 }
                             }
                             let o = c * ohw + oy * g.x.output + ox;

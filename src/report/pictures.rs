@@ -81,14 +81,38 @@ impl ReportWriter {
         width: usize,
     ) -> Result<()> {
         let shown = units.min(256);
-        let cols = (shown as f64).sqrt().ceil() as u32;
-        let rows = (shown as u32).div_ceil(cols);
-        let scale = 2u32;
-        let (tw, th) = (width as u32 * scale + 4, height as u32 * scale + 4);
-        let size = (cols * tw + 20, rows * th + 60);
         let title = format!(
             "{section}: first-layer weights, one tile per hidden unit ({shown} of {units})"
         );
+        let caption = "What each first-layer unit looks for: white pixels raise its input, black ones lower it.";
+        self.tiles(name, section, &title, caption, weights, units, height, width)
+    }
+
+    /// Grey tiles of `count` planes of `height x width` (each scaled to its own
+    /// range: black negative, white positive), at most 256, under `title`.
+    ///
+    /// # Shapes
+    /// `planes: (count, height * width)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn tiles(
+        &mut self,
+        name: &str,
+        section: &str,
+        title: &str,
+        caption: &str,
+        weights: &[f32],
+        units: usize,
+        height: usize,
+        width: usize,
+    ) -> Result<()> {
+        let shown = units.min(256);
+        let cols = (shown as f64).sqrt().ceil() as u32;
+        let rows = (shown as u32).div_ceil(cols);
+        // small planes (3x3 filters) drawn larger
+        let scale = (48 / height.max(width).max(1)).clamp(2, 16) as u32;
+        let (tw, th) = (width as u32 * scale + 4, height as u32 * scale + 4);
+        let size = ((cols * tw + 20).max(600), rows * th + 60);
+        let title = title.to_string();
         png(&self.dir.join(format!("{name}.png")), size, |root| {
             let e = |e: DrawingAreaErrorKind<_>| format!("{e:?}");
             root.fill(&WHITE).map_err(e)?;
@@ -109,7 +133,7 @@ impl ReportWriter {
             }
             root.present().map_err(e)
         })?;
-        self.add(section, &format!("{name}.png"), "What each first-layer unit looks for: white pixels raise its input, black ones lower it.");
+        self.add(section, &format!("{name}.png"), caption);
         Ok(())
     }
 

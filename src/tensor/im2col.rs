@@ -1,14 +1,12 @@
 //! Lowering a convolution onto a matrix product (im2col) and its adjoint (col2im).
 //!
-//! A batch of images `x: (batch, c·h·w)` (each `(c, h, w)`) becomes the patch matrix
-//! `p: (batch·oh·ow, c·kh·kw)`: row `(b, oy, ox)` holds the `c x kh x kw` window the
-//! output pixel `(oy, ox)` of image `b` sees, zeros where it hangs over the padding.
-//! A convolution is then one GEMM with the `(out, c·kh·kw)` weight (PyTorch's
-//! `(out, c, kh, kw)` weight, row-major). Images are independent, so both passes run
-//! one block of images per thread and the bits do not depend on the thread count.
+//! An image `(c, h, w)` becomes the column matrix `cols: (c·kh·kw, oh·ow)`: column
+//! `(oy, ox)` holds the `c x kh x kw` window the output pixel `(oy, ox)` sees, zeros
+//! where it hangs over the padding. A convolution of the image is then one GEMM,
+//! `y = W cols`, with PyTorch's `(out, c, kh, kw)` weight read as `(out, c·kh·kw)`,
+//! and `y: (out, oh·ow)` is already the image layout of the output. Rows of `cols` are
+//! filled by whole runs of input pixels (contiguous at stride 1).
 
-use super::Matrix;
-use crate::par::fork_blocks;
 use crate::runtime::Runtime;
 
 /// One spatial axis of a sliding window (a convolution's or a pool's): `output`
@@ -106,146 +104,85 @@ pub fn images_per_block(rt: &Runtime, batch: usize) -> usize {
     batch.div_ceil(rt.threads.max(1)).max(1)
 }
 
-/// A raw pointer shared by blocks that write disjoint parts of one buffer.
-#[derive(Clone, Copy)]
-struct Shared(*mut f32);
-// SAFETY: blocks write disjoint rows (whole images) and the fork-join outlives them.
-unsafe impl Send for Shared {}
-// SAFETY: as above.
-unsafe impl Sync for Shared {}
+impl Axis {
+    /// The outputs `o0..o1` whose window position `k` falls inside the input; output
+    /// `o` reads input `o·stride + k - pad`.
+    #[inline]
+    pub fn outputs_reading(&self, k: usize) -> (usize, usize) {
+        // o·s + k >= pad  and  o·s + k - pad < input
+        let o0 = self.pad.saturating_sub(k).div_ceil(self.stride);
+        let o1 = match (self.input + self.pad).checked_sub(k + 1) {
+            Some(last) => (last / self.stride + 1).min(self.output),
+            None => 0,
+        };
+        (o0.min(o1), o1)
+    }
+}
 
-/// `p = im2col(x)`.
+/// One image's columns: `cols = im2col(img)`, row `(c, ky, kx)` holding, for every
+/// output pixel `(oy, ox)`, the input pixel that window position sees (0 in padding).
 ///
 /// # Shapes
-/// `x: (batch, g.in_size())`, `p` made `(batch·oh·ow, g.patch())`.
-pub fn im2col(rt: &Runtime, g: &Window, x: &Matrix, p: &mut Matrix) {
-    let (batch, pix, patch) = (x.rows, g.out_pixels(), g.patch());
-    assert_eq!(x.cols, g.in_size(), "im2col: input width");
-    p.reshape_for(batch * pix, patch);
-    let out = Shared(p.data.as_mut_ptr());
-    let (h, w) = (g.y.input, g.x.input);
-    fork_blocks(0, batch, images_per_block(rt, batch), &|b0, nb| {
-        let out = out;
-        for b in b0..b0 + nb {
-            // SAFETY: image b's rows of p, disjoint between blocks, inside p.
-            let rows =
-                unsafe { std::slice::from_raw_parts_mut(out.0.add(b * pix * patch), pix * patch) };
-            let img = x.row(b);
-            for oy in 0..g.y.output {
-                let (ky0, ky1, iy0) = g.y.span(oy);
-                for ox in 0..g.x.output {
-                    let row = &mut rows[(oy * g.x.output + ox) * patch..][..patch];
-                    let (kx0, kx1, ix0) = g.x.span(ox);
-                    let inside = ky1 - ky0 == g.y.kernel && kx1 - kx0 == g.x.kernel;
-                    if !inside {
-                        row.fill(0.0);
-                    }
-                    let (kh, kw, n) = (g.y.kernel, g.x.kernel, kx1 - kx0);
-                    for c in 0..g.channels {
-                        for ky in ky0..ky1 {
-                            let src = &img[c * h * w + (iy0 + ky - ky0) * w + ix0..][..n];
-                            let dst = &mut row[(c * kh + ky) * kw + kx0..][..n];
-                            for (d, &s) in dst.iter_mut().zip(src) {
-                                *d = s;
-                            }
+/// `img: (c·h·w,)`, `cols: (c·kh·kw, oh·ow)`.
+pub fn im2col(g: &Window, img: &[f32], cols: &mut [f32]) {
+    let (h, w, pix, ow) = (g.y.input, g.x.input, g.out_pixels(), g.x.output);
+    assert_eq!((img.len(), cols.len()), (g.in_size(), g.patch() * pix), "im2col");
+    let mut k = 0;
+    for c in 0..g.channels {
+        let plane = &img[c * h * w..(c + 1) * h * w];
+        for ky in 0..g.y.kernel {
+            let (oy0, oy1) = g.y.outputs_reading(ky);
+            for kx in 0..g.x.kernel {
+                let (ox0, ox1) = g.x.outputs_reading(kx);
+                let row = &mut cols[k * pix..(k + 1) * pix];
+                k += 1;
+                row.fill(0.0);
+                for oy in oy0..oy1 {
+                    let src = &plane[(oy * g.y.stride + ky - g.y.pad) * w..][..w];
+                    let dst = &mut row[oy * ow..(oy + 1) * ow];
+                    let first = ox0 * g.x.stride + kx - g.x.pad;
+                    if g.x.stride == 1 {
+                        dst[ox0..ox1].copy_from_slice(&src[first..first + (ox1 - ox0)]);
+                    } else {
+                        for (j, d) in dst[ox0..ox1].iter_mut().enumerate() {
+                            *d = src[first + j * g.x.stride];
                         }
                     }
                 }
             }
         }
-    });
+    }
 }
 
-/// `dx = col2im(dp)`: the adjoint of [`im2col`], each patch entry added back to the
-/// pixel it was copied from (overwrites `dx`).
+/// The adjoint of [`im2col`]: each column entry added back to the pixel it was copied
+/// from (`img` overwritten).
 ///
 /// # Shapes
-/// `dp: (batch·oh·ow, g.patch())`, `dx: (batch, g.in_size())`.
-pub fn col2im(rt: &Runtime, g: &Window, dp: &Matrix, dx: &mut Matrix) {
-    let (pix, patch) = (g.out_pixels(), g.patch());
-    let batch = dx.rows;
-    assert_eq!(dx.cols, g.in_size(), "col2im: input width");
-    assert_eq!((dp.rows, dp.cols), (batch * pix, patch), "col2im: patches");
-    let out = Shared(dx.data.as_mut_ptr());
-    let (h, w, size) = (g.y.input, g.x.input, g.in_size());
-    fork_blocks(0, batch, images_per_block(rt, batch), &|b0, nb| {
-        let out = out;
-        for b in b0..b0 + nb {
-            // SAFETY: image b's row of dx, disjoint between blocks, inside dx.
-            let img = unsafe { std::slice::from_raw_parts_mut(out.0.add(b * size), size) };
-            img.fill(0.0);
-            let rows = &dp.data[b * pix * patch..(b + 1) * pix * patch];
-            for oy in 0..g.y.output {
-                let (ky0, ky1, iy0) = g.y.span(oy);
-                for ox in 0..g.x.output {
-                    let row = &rows[(oy * g.x.output + ox) * patch..][..patch];
-                    let (kx0, kx1, ix0) = g.x.span(ox);
-                    let (kh, kw, n) = (g.y.kernel, g.x.kernel, kx1 - kx0);
-                    for c in 0..g.channels {
-                        for ky in ky0..ky1 {
-                            let dst = &mut img[c * h * w + (iy0 + ky - ky0) * w + ix0..][..n];
-                            let src = &row[(c * kh + ky) * kw + kx0..][..n];
-                            for (d, &s) in dst.iter_mut().zip(src) {
-                                *d += s;
-                            }
-                        }
+/// `cols: (c·kh·kw, oh·ow)`, `img: (c·h·w,)`.
+pub fn col2im(g: &Window, cols: &[f32], img: &mut [f32]) {
+    let (h, w, pix, ow) = (g.y.input, g.x.input, g.out_pixels(), g.x.output);
+    assert_eq!((img.len(), cols.len()), (g.in_size(), g.patch() * pix), "col2im");
+    img.fill(0.0);
+    let mut k = 0;
+    for c in 0..g.channels {
+        let plane = &mut img[c * h * w..(c + 1) * h * w];
+        for ky in 0..g.y.kernel {
+            let (oy0, oy1) = g.y.outputs_reading(ky);
+            for kx in 0..g.x.kernel {
+                let (ox0, ox1) = g.x.outputs_reading(kx);
+                let row = &cols[k * pix..(k + 1) * pix];
+                k += 1;
+                for oy in oy0..oy1 {
+                    let dst = &mut plane[(oy * g.y.stride + ky - g.y.pad) * w..][..w];
+                    let src = &row[oy * ow..(oy + 1) * ow];
+                    let first = ox0 * g.x.stride + kx - g.x.pad;
+                    for (j, &v) in src[ox0..ox1].iter().enumerate() {
+                        dst[first + j * g.x.stride] += v;
                     }
                 }
             }
         }
-    });
-}
-
-/// Moves each image's `(pixels, channels)` block to `(channels, pixels)`, adding
-/// `bias[channel]` when given: the product's `(batch·pixels, channels)` output to the
-/// `(batch, c·h·w)` image layout.
-///
-/// # Shapes
-/// `z: (batch·pixels, channels)`, `y: (batch, channels·pixels)`, `bias: (channels,)`.
-pub fn pixels_to_planes(rt: &Runtime, z: &Matrix, bias: Option<&[f32]>, y: &mut Matrix) {
-    let (batch, ch) = (y.rows, z.cols);
-    let pix = y.cols / ch.max(1);
-    assert_eq!((z.rows, y.cols), (batch * pix, ch * pix), "pixels_to_planes");
-    let out = Shared(y.data.as_mut_ptr());
-    fork_blocks(0, batch, images_per_block(rt, batch), &|b0, nb| {
-        let out = out;
-        for b in b0..b0 + nb {
-            // SAFETY: image b's row of y, disjoint between blocks, inside y.
-            let img = unsafe { std::slice::from_raw_parts_mut(out.0.add(b * ch * pix), ch * pix) };
-            let src = &z.data[b * pix * ch..(b + 1) * pix * ch];
-            for c in 0..ch {
-                let add = bias.map_or(0.0, |bias| bias[c]);
-                for (s, v) in img[c * pix..(c + 1) * pix].iter_mut().enumerate() {
-                    *v = src[s * ch + c] + add;
-                }
-            }
-        }
-    });
-}
-
-/// The inverse move: each image's `(channels, pixels)` to `(pixels, channels)`.
-///
-/// # Shapes
-/// `y: (batch, channels·pixels)`, `z` made `(batch·pixels, channels)`.
-pub fn planes_to_pixels(rt: &Runtime, y: &Matrix, channels: usize, z: &mut Matrix) {
-    let batch = y.rows;
-    let pix = y.cols / channels.max(1);
-    z.reshape_for(batch * pix, channels);
-    let out = Shared(z.data.as_mut_ptr());
-    fork_blocks(0, batch, images_per_block(rt, batch), &|b0, nb| {
-        let out = out;
-        for b in b0..b0 + nb {
-            // SAFETY: image b's rows of z, disjoint between blocks, inside z.
-            let dst =
-                unsafe { std::slice::from_raw_parts_mut(out.0.add(b * pix * channels), pix * channels) };
-            let img = y.row(b);
-            for c in 0..channels {
-                for (s, &v) in img[c * pix..(c + 1) * pix].iter().enumerate() {
-                    dst[s * channels + c] = v;
-                }
-            }
-        }
-    });
+    }
 }
 
 #[cfg(test)]
@@ -278,39 +215,52 @@ mod tests {
                 assert_eq!(inside, (k0..k1).collect::<Vec<_>>(), "{a:?} at {o}");
                 assert_eq!(a.at(o, k0), Some(i0).filter(|_| k1 > k0));
             }
+            for k in 0..a.kernel {
+                let (o0, o1) = a.outputs_reading(k);
+                let reading: Vec<usize> = (0..a.output).filter(|&o| a.at(o, k).is_some()).collect();
+                assert_eq!(reading, (o0..o1).collect::<Vec<_>>(), "{a:?} position {k}");
+            }
         }
     }
 
-    /// `<im2col(x), p> = <x, col2im(p)>`: col2im is im2col's adjoint.
+    /// `<im2col(x), p> = <x, col2im(p)>`: col2im is im2col's adjoint; and every
+    /// column entry is the pixel its window position sees.
     #[test]
-    fn col2im_is_the_adjoint() {
+    fn col2im_is_the_adjoint_and_columns_hold_the_windows() {
         let mut rng = crate::rng::Rng::new(3);
-        let g = Window {
-            channels: 2,
-            y: Axis::padded(5, 3, 2, 1).unwrap(),
-            x: Axis::padded(6, 2, 1, 0).unwrap(),
-        };
-        let x = Matrix::from_vec(3, g.in_size(), (0..3 * g.in_size()).map(|_| rng.normal()).collect());
-        let rt = Runtime::new(3);
-        let mut p = Matrix::default();
-        im2col(&rt, &g, &x, &mut p);
-        let q = Matrix::from_vec(p.rows, p.cols, (0..p.data.len()).map(|_| rng.normal()).collect());
-        let mut dx = Matrix::zeros(3, g.in_size());
-        col2im(&rt, &g, &q, &mut dx);
-        let a: f64 = p.data.iter().zip(&q.data).map(|(&a, &b)| a as f64 * b as f64).sum();
-        let b: f64 = x.data.iter().zip(&dx.data).map(|(&a, &b)| a as f64 * b as f64).sum();
-        assert!((a - b).abs() < 1e-4 * a.abs().max(1.0), "{a} {b}");
-    }
-
-    #[test]
-    fn planes_round_trip() {
-        let rt = Runtime::new(2);
-        let y = Matrix::from_vec(2, 6, (0..12).map(|v| v as f32).collect());
-        let mut z = Matrix::default();
-        planes_to_pixels(&rt, &y, 3, &mut z);
-        assert_eq!(z.data[..6], [0.0, 2.0, 4.0, 1.0, 3.0, 5.0]);
-        let mut back = Matrix::zeros(2, 6);
-        pixels_to_planes(&rt, &z, Some(&[0.0; 3]), &mut back);
-        assert_eq!(back, y);
+        for g in [
+            Window {
+                channels: 2,
+                y: Axis::padded(5, 3, 2, 1).unwrap(),
+                x: Axis::padded(6, 2, 1, 0).unwrap(),
+            },
+            Window {
+                channels: 1,
+                y: Axis::same(7, 2, 2).unwrap(),
+                x: Axis::padded(4, 3, 3, 2).unwrap(),
+            },
+        ] {
+            let x: Vec<f32> = (0..g.in_size()).map(|_| rng.normal()).collect();
+            let mut p = vec![0.0; g.patch() * g.out_pixels()];
+            im2col(&g, &x, &mut p);
+            let (kh, kw, pix) = (g.y.kernel, g.x.kernel, g.out_pixels());
+            for (k, row) in p.chunks(pix).enumerate() {
+                let (c, ky, kx) = (k / (kh * kw), k / kw % kh, k % kw);
+                for (o, &v) in row.iter().enumerate() {
+                    let (oy, ox) = (o / g.x.output, o % g.x.output);
+                    let want = match (g.y.at(oy, ky), g.x.at(ox, kx)) {
+                        (Some(iy), Some(ix)) => x[c * g.y.input * g.x.input + iy * g.x.input + ix],
+                        _ => 0.0,
+                    };
+                    assert_eq!(v, want, "{g:?} k {k} o {o}");
+                }
+            }
+            let q: Vec<f32> = (0..p.len()).map(|_| rng.normal()).collect();
+            let mut dx = vec![0.0; g.in_size()];
+            col2im(&g, &q, &mut dx);
+            let a: f64 = p.iter().zip(&q).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let b: f64 = x.iter().zip(&dx).map(|(&a, &b)| a as f64 * b as f64).sum();
+            assert!((a - b).abs() < 1e-4 * a.abs().max(1.0), "{a} {b}");
+        }
     }
 }

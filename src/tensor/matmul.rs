@@ -184,6 +184,56 @@ pub fn gemm(rt: &Runtime, a: View<'_>, b: View<'_>, out: &mut Matrix, accumulate
     fork_blocks(0, n, column_block(m, n, t), &block);
 }
 
+/// `out (+)= a · b` on this thread alone, into a row-major `(a.rows, b.cols)` slice:
+/// for the products of a parallel loop's block (a convolution's, one image each).
+///
+/// # Panics
+/// If the shapes do not fit or a view reaches past its data.
+pub fn gemm_here(a: View<'_>, b: View<'_>, out: &mut [f32], accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!(b.rows, k, "gemm_here: inner dims");
+    assert_eq!(out.len(), m * n, "gemm_here: out's length");
+    assert!(
+        a.in_bounds() && b.in_bounds(),
+        "gemm_here: a view reaches past its data"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            out.fill(0.0);
+        }
+        return;
+    }
+    let _inside = InGemm::enter();
+    // SAFETY: the asserts put every element read inside `a` and `b` and every one
+    // written inside `out` (row stride n); `out` does not alias them (borrows).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.cs as isize,
+            a.rs as isize,
+            b.data.as_ptr(),
+            b.cs as isize,
+            b.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        )
+    }
+}
+
 /// Columns per block when an `(m, n)` product is cut for `t` threads: whole panels of
 /// 16, every block as wide as the others but the last, and every block taking the
 /// path through `gemm` that the whole product would take, so that the sums, and so

@@ -11,6 +11,7 @@ use crate::model::Model;
 use crate::optim::Optimizer;
 use crate::rng::Rng;
 use crate::runtime::Runtime;
+use crate::tensor::Matrix;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -173,6 +174,7 @@ impl Trainer {
             self.pretrain(train, observe)?;
         }
         let mut batcher = Batcher::new(train.len(), train.features(), self.cfg.batch);
+        let mut scratch = Matrix::default(); // the augmentation's copy of a batch
         let batches = batcher.batches_per_epoch();
         for epoch in self.history.len()..self.cfg.epochs {
             let lr = self
@@ -187,6 +189,11 @@ impl Trainer {
             let mut seen = 0usize;
             let mut b = 0;
             while batcher.next_batch(&rt, train) {
+                if let Some(a) = &self.cfg.augment {
+                    let seed = self.rng.next_u64();
+                    let (h, w) = (train.height, train.width);
+                    a.apply(&rt, seed, h, w, &mut batcher.x, &mut scratch);
+                }
                 let (loss, ok) = self.model.train_step(
                     &batcher.x,
                     &batcher.labels,
