@@ -174,3 +174,78 @@ fn conv_and_lstm_steps_do_not_depend_on_the_thread_count() {
         }
     }
 }
+
+/// A CNN and an LSTM written as layer lists in TOML build and run; a layer that cannot
+/// take what comes before is refused naming its place in the list and both shapes.
+#[test]
+fn layer_lists_in_toml_build_and_misfits_are_named() {
+    let cnn = r#"
+[model]
+[[model.layers]]
+type = "conv"
+channels = 4
+kernel = 5
+stride = 2
+padding = "same"
+[[model.layers]]
+type = "batchnorm"
+[[model.layers]]
+type = "activation"
+name = "relu"
+[[model.layers]]
+type = "avgpool"
+size = 2
+[[model.layers]]
+type = "flatten"
+[[model.layers]]
+type = "dense"
+units = 16
+"#;
+    let cfg = TrainConfig::from_toml(cnn, "cnn.toml").unwrap();
+    let mut m = Model::build(&cfg.model, IMAGE, 10, &mut Rng::new(1)).unwrap();
+    assert_eq!(
+        m.net.layers()[0].output(),
+        Features::Image { c: 4, h: 14, w: 14 }
+    );
+    assert_eq!(
+        m.net.layers()[3].output(),
+        Features::Image { c: 4, h: 7, w: 7 }
+    );
+    let x = Matrix::zeros(2, 784);
+    let rt = Runtime::single();
+    assert_eq!(m.forward(&x, Mode::Eval, &mut Rng::new(0), &rt).cols, 10);
+
+    let lstm = "[model]\n[[model.layers]]\ntype = \"gru\"\nunits = 8\n";
+    let cfg = TrainConfig::from_toml(lstm, "gru.toml").unwrap();
+    let m = Model::build(&cfg.model, IMAGE, 10, &mut Rng::new(1)).unwrap();
+    assert_eq!(m.net.layers()[0].describe(), "gru 8 over 28 steps of 28");
+
+    let bad = "[model]\n[[model.layers]]\ntype = \"flatten\"\n[[model.layers]]\ntype = \"maxpool\"\nsize = 2\n";
+    let cfg = TrainConfig::from_toml(bad, "bad.toml").unwrap();
+    let e = Model::build(&cfg.model, IMAGE, 10, &mut Rng::new(1))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("model.layers[1]") && e.contains("a vector of 784"), "{e}");
+    let bad = "[model]\n[[model.layers]]\ntype = \"conv\"\nchannels = 2\nkernel = 40\n";
+    let cfg = TrainConfig::from_toml(bad, "big.toml").unwrap();
+    let e = Model::build(&cfg.model, IMAGE, 10, &mut Rng::new(1))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("model.layers[0]") && e.contains("40x40"), "{e}");
+    let e = TrainConfig::from_toml(
+        "[model]\n[[model.layers]]\ntype = \"conv\"\nchannels = 0\nkernel = 3\n",
+        "zero.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("model.layers[0].channels"), "{e}");
+    let e = TrainConfig::from_toml(
+        "[model]\n[[model.layers]]\ntype = \"maxpool\"\nsize = 2\npadding = \"full\"\n",
+        "pad.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("full"), "{e}");
+}

@@ -4,14 +4,16 @@
 //! `c' = f ⊙ c + i ⊙ g`, `h' = o ⊙ tanh(c')`,
 //!
 //! run over the steps of a sequence from `h = c = 0`; the layer gives the last `h`.
-//! Backward is backpropagation through time, step by step from the last.
+//! Backward is backpropagation through time, step by step from the last. Examples are
+//! independent until the weight gradients, so each group of examples runs through
+//! all the steps on one thread (`recurrent::for_groups`), with no fork-join per step.
 
-use super::recurrent::{RecurrentParams, RowsPtr, for_rows};
+use super::recurrent::{RecurrentParams, RowsPtr, for_groups};
 use super::{Features, Layer, Param, Pass};
 use crate::init::Init;
 use crate::rng::Rng;
 use crate::runtime::Runtime;
-use crate::tensor::Matrix;
+use crate::tensor::{Matrix, View, gemm_here};
 use crate::tensor::gates::{sigmoid_in_place, tanh_in_place, tanh_into};
 
 /// An LSTM layer over sequences `(t, f)` giving its last hidden state `(hidden,)`.
@@ -87,47 +89,54 @@ impl Layer for Lstm {
         for m in [&mut self.cs, &mut self.tcs, &mut self.hs] {
             m.reshape_for(steps * batch, hid);
         }
+        self.gh.reshape_for(batch, 4 * hid);
         let level = rt.simd;
-        for t in 0..steps {
-            if t > 0 {
-                let prev = (t - 1) * batch..t * batch;
-                self.p.project_hidden(rt, &self.hs, prev, &mut self.gh);
-            } else {
-                self.gh.reshape_for(batch, 4 * hid);
-                super::broadcast_rows(&mut self.gh, &self.p.b_hh);
-            }
-            let (gates, cs, tcs, hs) = (
-                RowsPtr::of(&mut self.gates),
-                RowsPtr::of(&mut self.cs),
-                RowsPtr::of(&mut self.tcs),
-                RowsPtr::of(&mut self.hs),
-            );
-            let gh = &self.gh;
-            for_rows(rt, batch, &|k| {
-                let r = t * batch + k;
-                // SAFETY: example k's rows of step t, written by this block alone; the
-                // previous step's row of c is only read.
-                let (g, c, tc, h) = unsafe { (gates.row(r), cs.row(r), tcs.row(r), hs.row(r)) };
-                let c_prev = (t > 0).then(|| unsafe { &*cs.row(r - batch) });
-                g.iter_mut().zip(gh.row(k)).for_each(|(a, &b)| *a += b);
-                sigmoid_in_place(level, &mut g[..2 * hid]);
-                tanh_in_place(level, &mut g[2 * hid..3 * hid]);
-                sigmoid_in_place(level, &mut g[3 * hid..]);
-                let (i, rest) = g.split_at(hid);
-                let (f, rest) = rest.split_at(hid);
-                let (gg, o) = rest.split_at(hid);
-                match c_prev {
-                    Some(cp) => {
-                        for u in 0..hid {
-                            c[u] = f[u] * cp[u] + i[u] * gg[u];
-                        }
-                    }
-                    None => c.iter_mut().zip(i).zip(gg).for_each(|((c, i), g)| *c = i * g),
+        let (gates, cs, tcs, hs, gh) = (
+            RowsPtr::of(&mut self.gates),
+            RowsPtr::of(&mut self.cs),
+            RowsPtr::of(&mut self.tcs),
+            RowsPtr::of(&mut self.hs),
+            RowsPtr::of(&mut self.gh),
+        );
+        let p = &self.p;
+        for_groups(rt, batch, &|k0, n| {
+            for t in 0..steps {
+                // SAFETY: this group's rows (examples k0..k0+n) of every buffer, here
+                // alone; the previous step's rows were written by this thread.
+                let ghg = unsafe { gh.rows(k0, n) };
+                for row in ghg.chunks_mut(4 * hid) {
+                    row.copy_from_slice(&p.b_hh);
                 }
-                tanh_into(level, c, tc);
-                h.iter_mut().zip(o).zip(&*tc).for_each(|((h, o), t)| *h = o * t);
-            });
-        }
+                if t > 0 {
+                    let h_prev = unsafe { &*hs.rows((t - 1) * batch + k0, n) };
+                    let hv = View { data: h_prev, rows: n, cols: hid, rs: hid, cs: 1 };
+                    gemm_here(hv, View::transposed(&p.w_hh), ghg, true);
+                }
+                for k in k0..k0 + n {
+                    let r = t * batch + k;
+                    // SAFETY: as above.
+                    let (g, c, tc, h) = unsafe { (gates.row(r), cs.row(r), tcs.row(r), hs.row(r)) };
+                    let c_prev = (t > 0).then(|| unsafe { &*cs.row(r - batch) });
+                    g.iter_mut().zip(&ghg[(k - k0) * 4 * hid..][..4 * hid]).for_each(|(a, &b)| *a += b);
+                    sigmoid_in_place(level, &mut g[..2 * hid]);
+                    tanh_in_place(level, &mut g[2 * hid..3 * hid]);
+                    sigmoid_in_place(level, &mut g[3 * hid..]);
+                    let (i, rest) = g.split_at(hid);
+                    let (f, rest) = rest.split_at(hid);
+                    let (gg, o) = rest.split_at(hid);
+                    match c_prev {
+                        Some(cp) => {
+                            for u in 0..hid {
+                                c[u] = f[u] * cp[u] + i[u] * gg[u];
+                            }
+                        }
+                        None => c.iter_mut().zip(i).zip(gg).for_each(|((c, i), g)| *c = i * g),
+                    }
+                    tanh_into(level, c, tc);
+                    h.iter_mut().zip(o).zip(&*tc).for_each(|((h, o), t)| *h = o * t);
+                }
+            }
+        });
         y.data
             .copy_from_slice(&self.hs.data[(steps - 1) * batch * hid..steps * batch * hid]);
     }
@@ -152,34 +161,43 @@ impl Layer for Lstm {
         self.dh.data.copy_from_slice(&dy.data);
         self.dc.reshape_for(batch, hid);
         self.dc.data.fill(0.0);
-        for t in (0..steps).rev() {
-            let (dgates, dcs) = (RowsPtr::of(&mut self.dgates), RowsPtr::of(&mut self.dc));
-            let (gates, cs, tcs, dh) = (&self.gates, &self.cs, &self.tcs, &self.dh);
-            for_rows(rt, batch, &|k| {
-                let r = t * batch + k;
-                // SAFETY: example k's rows, written by this block alone.
-                let (dg, dc) = unsafe { (dgates.row(r), dcs.row(k)) };
-                let g = gates.row(r);
-                let (i, f, gg, o) = (&g[..hid], &g[hid..2 * hid], &g[2 * hid..3 * hid], &g[3 * hid..]);
-                let (tc, dh) = (tcs.row(r), dh.row(k));
-                let (di, rest) = dg.split_at_mut(hid);
-                let (df, rest) = rest.split_at_mut(hid);
-                let (dgg, d_o) = rest.split_at_mut(hid);
-                for u in 0..hid {
-                    let c_prev = if t > 0 { cs.data[(r - batch) * hid + u] } else { 0.0 };
-                    let dcu = dc[u] + dh[u] * o[u] * (1.0 - tc[u] * tc[u]);
-                    di[u] = dcu * gg[u] * i[u] * (1.0 - i[u]);
-                    df[u] = dcu * c_prev * f[u] * (1.0 - f[u]);
-                    dgg[u] = dcu * i[u] * (1.0 - gg[u] * gg[u]);
-                    d_o[u] = dh[u] * tc[u] * o[u] * (1.0 - o[u]);
-                    dc[u] = dcu * f[u];
+        let (dgates, dcs, dhs) = (
+            RowsPtr::of(&mut self.dgates),
+            RowsPtr::of(&mut self.dc),
+            RowsPtr::of(&mut self.dh),
+        );
+        let (gates, cs, tcs, p) = (&self.gates, &self.cs, &self.tcs, &self.p);
+        for_groups(rt, batch, &|k0, n| {
+            for t in (0..steps).rev() {
+                for k in k0..k0 + n {
+                    let r = t * batch + k;
+                    // SAFETY: this group's rows, here alone.
+                    let (dg, dc, dh) = unsafe { (dgates.row(r), dcs.row(k), &*dhs.row(k)) };
+                    let g = gates.row(r);
+                    let (i, f, gg, o) = (&g[..hid], &g[hid..2 * hid], &g[2 * hid..3 * hid], &g[3 * hid..]);
+                    let tc = tcs.row(r);
+                    let (di, rest) = dg.split_at_mut(hid);
+                    let (df, rest) = rest.split_at_mut(hid);
+                    let (dgg, d_o) = rest.split_at_mut(hid);
+                    for u in 0..hid {
+                        let c_prev = if t > 0 { cs.data[(r - batch) * hid + u] } else { 0.0 };
+                        let dcu = dc[u] + dh[u] * o[u] * (1.0 - tc[u] * tc[u]);
+                        di[u] = dcu * gg[u] * i[u] * (1.0 - i[u]);
+                        df[u] = dcu * c_prev * f[u] * (1.0 - f[u]);
+                        dgg[u] = dcu * i[u] * (1.0 - gg[u] * gg[u]);
+                        d_o[u] = dh[u] * tc[u] * o[u] * (1.0 - o[u]);
+                        dc[u] = dcu * f[u];
+                    }
                 }
-            });
-            if t > 0 {
-                let rows = t * batch..(t + 1) * batch;
-                self.p.back_to_hidden(rt, &self.dgates, rows, &mut self.dh, false);
+                if t > 0 {
+                    // dh_prev = dgates_t W_hh for this group
+                    // SAFETY: as above.
+                    let (dg, dh) = unsafe { (&*dgates.rows(t * batch + k0, n), dhs.rows(k0, n)) };
+                    let dgv = View { data: dg, rows: n, cols: 4 * hid, rs: 4 * hid, cs: 1 };
+                    gemm_here(dgv, View::of(&p.w_hh), dh, false);
+                }
             }
-        }
+        });
         let Lstm {
             p, dgates, xs, hs, dxs, ..
         } = self;

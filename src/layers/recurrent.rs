@@ -253,6 +253,17 @@ impl RowsPtr {
         }
     }
 
+    /// Rows `r0..r0 + n`, as one slice.
+    ///
+    /// # Safety
+    /// As for [`RowsPtr::row`], for each of the rows.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn rows<'a>(self, r0: usize, n: usize) -> &'a mut [f32] {
+        assert!(r0 + n <= self.rows, "RowsPtr::rows: rows {r0}+{n} of {}", self.rows);
+        // SAFETY: inside the buffer (asserted); exclusivity is the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r0 * self.cols), n * self.cols) }
+    }
+
     /// Row `r`.
     ///
     /// # Safety
@@ -271,4 +282,24 @@ impl RowsPtr {
 pub fn for_rows(rt: &Runtime, batch: usize, f: &(impl Fn(usize) + Sync)) {
     let per = batch.div_ceil(rt.threads.max(1)).max(1);
     crate::par::fork_blocks(0, batch, per, &|k0, n| (k0..k0 + n).for_each(f));
+}
+
+/// Groups of examples per batch in [`for_groups`]: a fixed number, whatever the thread
+/// count, so every product inside a group has the same shape, and the same bits, on
+/// one thread or many.
+pub const GROUPS: usize = 4;
+
+/// Runs `f(k0, n)` for examples `k0..k0 + n` of `0..batch`, cut into [`GROUPS`] groups
+/// (fewer for a smaller batch), the groups shared among `rt`'s threads: each group
+/// goes through every step of a recurrence on one thread.
+pub fn for_groups(rt: &Runtime, batch: usize, f: &(impl Fn(usize, usize) + Sync)) {
+    let per = batch.div_ceil(GROUPS).max(1);
+    let groups = batch.div_ceil(per);
+    let per_thread = groups.div_ceil(rt.threads.max(1)).max(1);
+    crate::par::fork_blocks(0, groups, per_thread, &|g0, m| {
+        for g in g0..g0 + m {
+            let k0 = g * per;
+            f(k0, per.min(batch - k0));
+        }
+    });
 }
