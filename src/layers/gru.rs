@@ -7,13 +7,13 @@
 //! run over the steps of a sequence from `h = 0`; the layer gives the last `h`.
 //! Backward is backpropagation through time.
 
-use super::recurrent::RecurrentParams;
+use super::recurrent::{RecurrentParams, RowsPtr, for_groups};
 use crate::tensor::gates::{sigmoid, tanh};
 use super::{Features, Layer, Param, Pass};
 use crate::init::Init;
 use crate::rng::Rng;
 use crate::runtime::Runtime;
-use crate::tensor::Matrix;
+use crate::tensor::{Matrix, View, gemm_here};
 
 /// A GRU layer over sequences `(t, f)` giving its last hidden state `(hidden,)`.
 #[derive(Clone, Debug)]
@@ -34,8 +34,6 @@ pub struct Gru {
     dgh: Matrix,
     /// (batch, hidden): the gradient reaching the hidden state of the step being undone
     dh: Matrix,
-    /// (batch, hidden): its part through `z ⊙ h`
-    dh_direct: Vec<f32>,
     /// (t·batch, f) scratch for the input gradient
     dxs: Matrix,
 }
@@ -59,7 +57,6 @@ impl Gru {
             dgx: Matrix::default(),
             dgh: Matrix::default(),
             dh: Matrix::default(),
-            dh_direct: Vec::new(),
             dxs: Matrix::default(),
         }
     }
@@ -87,29 +84,45 @@ impl Layer for Gru {
         self.p.project_inputs(rt, x, &mut self.xs, &mut self.gates);
         self.nh.reshape_for(steps * batch, hid);
         self.hs.reshape_for(steps * batch, hid);
-        for t in 0..steps {
-            let rows = t * batch..(t + 1) * batch;
-            if t > 0 {
-                self.p
-                    .project_hidden(rt, &self.hs, rows.start - batch..rows.start, &mut self.gh);
-            } else {
-                self.gh.reshape_for(batch, 3 * hid);
-                super::broadcast_rows(&mut self.gh, &self.p.b_hh);
-            }
-            for (k, r) in rows.enumerate() {
-                let gh = self.gh.row(k);
-                let g = self.gates.row_mut(r);
-                for u in 0..hid {
-                    let rg = sigmoid(g[u] + gh[u]);
-                    let z = sigmoid(g[hid + u] + gh[hid + u]);
-                    let n = tanh(g[2 * hid + u] + rg * gh[2 * hid + u]);
-                    let h_prev = if t > 0 { self.hs.data[(r - batch) * hid + u] } else { 0.0 };
-                    (g[u], g[hid + u], g[2 * hid + u]) = (rg, z, n);
-                    self.nh.data[r * hid + u] = gh[2 * hid + u];
-                    self.hs.data[r * hid + u] = (1.0 - z) * n + z * h_prev;
+        self.gh.reshape_for(batch, 3 * hid);
+        let (gates, nh, hs, gh) = (
+            RowsPtr::of(&mut self.gates),
+            RowsPtr::of(&mut self.nh),
+            RowsPtr::of(&mut self.hs),
+            RowsPtr::of(&mut self.gh),
+        );
+        let p = &self.p;
+        for_groups(rt, batch, &|k0, n| {
+            for t in 0..steps {
+                // SAFETY: this group's rows (examples k0..k0+n) of every buffer, here
+                // alone; the previous step's rows were written by this thread.
+                let ghg = unsafe { gh.rows(k0, n) };
+                for row in ghg.chunks_mut(3 * hid) {
+                    row.copy_from_slice(&p.b_hh);
+                }
+                if t > 0 {
+                    let h_prev = unsafe { &*hs.rows((t - 1) * batch + k0, n) };
+                    let hv = View { data: h_prev, rows: n, cols: hid, rs: hid, cs: 1 };
+                    gemm_here(hv, View::transposed(&p.w_hh), ghg, true);
+                }
+                for k in k0..k0 + n {
+                    let r = t * batch + k;
+                    // SAFETY: as above.
+                    let (g, nr, h) = unsafe { (gates.row(r), nh.row(r), hs.row(r)) };
+                    let h_prev = (t > 0).then(|| unsafe { &*hs.row(r - batch) });
+                    let ghr = &ghg[(k - k0) * 3 * hid..][..3 * hid];
+                    for u in 0..hid {
+                        let rg = sigmoid(g[u] + ghr[u]);
+                        let z = sigmoid(g[hid + u] + ghr[hid + u]);
+                        let nn = tanh(g[2 * hid + u] + rg * ghr[2 * hid + u]);
+                        let hp = h_prev.map_or(0.0, |hp| hp[u]);
+                        (g[u], g[hid + u], g[2 * hid + u]) = (rg, z, nn);
+                        nr[u] = ghr[2 * hid + u];
+                        h[u] = (1.0 - z) * nn + z * hp;
+                    }
                 }
             }
-        }
+        });
         y.data
             .copy_from_slice(&self.hs.data[(steps - 1) * batch * hid..steps * batch * hid]);
     }
@@ -133,30 +146,39 @@ impl Layer for Gru {
         self.dgh.reshape_for(steps * batch, 3 * hid);
         self.dh.reshape_for(batch, hid);
         self.dh.data.copy_from_slice(&dy.data);
-        self.dh_direct.resize(batch * hid, 0.0);
-        for t in (0..steps).rev() {
-            for k in 0..batch {
-                let r = t * batch + k;
-                let g = self.gates.row(r);
-                let (dgx, dgh) = (self.dgx.row_mut(r), self.dgh.row_mut(r));
-                for u in 0..hid {
-                    let (rg, z, n) = (g[u], g[hid + u], g[2 * hid + u]);
-                    let h_prev = if t > 0 { self.hs.data[(r - batch) * hid + u] } else { 0.0 };
-                    let dh = self.dh.data[k * hid + u];
-                    let dn = dh * (1.0 - z) * (1.0 - n * n);
-                    let dz = dh * (h_prev - n) * z * (1.0 - z);
-                    let dr = dn * self.nh.data[r * hid + u] * rg * (1.0 - rg);
-                    (dgx[u], dgx[hid + u], dgx[2 * hid + u]) = (dr, dz, dn);
-                    (dgh[u], dgh[hid + u], dgh[2 * hid + u]) = (dr, dz, dn * rg);
-                    self.dh_direct[k * hid + u] = dh * z;
+        let (dgxs, dghs, dhs) = (
+            RowsPtr::of(&mut self.dgx),
+            RowsPtr::of(&mut self.dgh),
+            RowsPtr::of(&mut self.dh),
+        );
+        let (gates, nh, hs, p) = (&self.gates, &self.nh, &self.hs, &self.p);
+        for_groups(rt, batch, &|k0, n| {
+            for t in (0..steps).rev() {
+                for k in k0..k0 + n {
+                    let r = t * batch + k;
+                    // SAFETY: this group's rows, here alone.
+                    let (dgx, dgh, dh) = unsafe { (dgxs.row(r), dghs.row(r), dhs.row(k)) };
+                    let g = gates.row(r);
+                    for u in 0..hid {
+                        let (rg, z, nn) = (g[u], g[hid + u], g[2 * hid + u]);
+                        let h_prev = if t > 0 { hs.data[(r - batch) * hid + u] } else { 0.0 };
+                        let dn = dh[u] * (1.0 - z) * (1.0 - nn * nn);
+                        let dz = dh[u] * (h_prev - nn) * z * (1.0 - z);
+                        let dr = dn * nh.data[r * hid + u] * rg * (1.0 - rg);
+                        (dgx[u], dgx[hid + u], dgx[2 * hid + u]) = (dr, dz, dn);
+                        (dgh[u], dgh[hid + u], dgh[2 * hid + u]) = (dr, dz, dn * rg);
+                        dh[u] *= z; // the part of dh_prev through z ⊙ h_prev
+                    }
+                }
+                if t > 0 {
+                    // dh_prev += dgh_t W_hh for this group
+                    // SAFETY: as above.
+                    let (dg, dh) = unsafe { (&*dghs.rows(t * batch + k0, n), dhs.rows(k0, n)) };
+                    let dgv = View { data: dg, rows: n, cols: 3 * hid, rs: 3 * hid, cs: 1 };
+                    gemm_here(dgv, View::of(&p.w_hh), dh, true);
                 }
             }
-            if t > 0 {
-                let rows = t * batch..(t + 1) * batch;
-                self.dh.data.copy_from_slice(&self.dh_direct);
-                self.p.back_to_hidden(rt, &self.dgh, rows, &mut self.dh, true);
-            }
-        }
+        });
         let Gru {
             p, dgx, dgh, xs, hs, dxs, ..
         } = self;

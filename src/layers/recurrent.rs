@@ -141,38 +141,6 @@ impl RecurrentParams {
         gemm(rt, View::of(xs), View::transposed(&self.w_ih), gx, true);
     }
 
-    /// `gh = h W_hhᵀ + b_hh` for one step's hidden states `h` (rows `rows` of `hs`).
-    ///
-    /// # Shapes
-    /// `hs: (steps·batch, hidden)`, `gh` made `(batch, gates·hidden)`.
-    pub fn project_hidden(
-        &self,
-        rt: &Runtime,
-        hs: &Matrix,
-        rows: std::ops::Range<usize>,
-        gh: &mut Matrix,
-    ) {
-        gh.reshape_for(rows.len(), self.gates * self.hidden);
-        super::broadcast_rows(gh, &self.b_hh);
-        let h = rows_view(hs, rows);
-        gemm(rt, h, View::transposed(&self.w_hh), gh, true);
-    }
-
-    /// `dh = dgh W_hh`: the gradient reaching the previous step's hidden state.
-    ///
-    /// # Shapes
-    /// `dghs: (steps·batch, gates·hidden)` (rows `rows` used), `dh: (batch, hidden)`.
-    pub fn back_to_hidden(
-        &self,
-        rt: &Runtime,
-        dghs: &Matrix,
-        rows: std::ops::Range<usize>,
-        dh: &mut Matrix,
-        accumulate: bool,
-    ) {
-        gemm(rt, rows_view(dghs, rows), View::of(&self.w_hh), dh, accumulate);
-    }
-
     /// The weight and bias gradients from every step's pre-activation gradients, and
     /// the input gradient: `dW_ih = dgxᵀ xs`, `dW_hh = dgh[1..]ᵀ hs[..-1]`,
     /// `db_ih = Σ dgx`, `db_hh = Σ dgh`, `dx = unsteps(dgx W_ih)`.
@@ -229,7 +197,7 @@ pub fn rows_view(m: &Matrix, rows: std::ops::Range<usize>) -> View<'_> {
 }
 
 
-/// A buffer's rows, for blocks of [`for_rows`] that each write their own rows.
+/// A buffer's rows, for groups of [`for_groups`] that each write their own rows.
 #[derive(Clone, Copy)]
 pub struct RowsPtr {
     ptr: *mut f32,
@@ -237,7 +205,7 @@ pub struct RowsPtr {
     cols: usize,
 }
 
-// SAFETY: blocks of `for_rows` touch disjoint rows (see `RowsPtr::row`), and the
+// SAFETY: groups of `for_groups` touch disjoint rows (see `RowsPtr::row`), and the
 // fork-join outlives them.
 unsafe impl Send for RowsPtr {}
 // SAFETY: as above.
@@ -267,21 +235,14 @@ impl RowsPtr {
     /// Row `r`.
     ///
     /// # Safety
-    /// No other live reference to row `r` exists (each block of `for_rows` takes only
-    /// the rows of its own examples, and rows of earlier steps only to read).
+    /// No other live reference to row `r` exists (each group of `for_groups` takes only
+    /// the rows of its own examples).
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn row<'a>(self, r: usize) -> &'a mut [f32] {
         assert!(r < self.rows, "RowsPtr::row: row {r} of {}", self.rows);
         // SAFETY: inside the buffer (asserted); exclusivity is the caller's promise.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r * self.cols), self.cols) }
     }
-}
-
-/// Runs `f(k)` for every example `k` of `0..batch`, in one block of examples per
-/// thread of `rt`: one step's elementwise work, whose results do not depend on the cut.
-pub fn for_rows(rt: &Runtime, batch: usize, f: &(impl Fn(usize) + Sync)) {
-    let per = batch.div_ceil(rt.threads.max(1)).max(1);
-    crate::par::fork_blocks(0, batch, per, &|k0, n| (k0..k0 + n).for_each(f));
 }
 
 /// Groups of examples per batch in [`for_groups`]: a fixed number, whatever the thread

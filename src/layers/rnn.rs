@@ -6,12 +6,12 @@
 //! network's direction turned sideways as well as forward". Backward is
 //! backpropagation through time.
 
-use super::recurrent::RecurrentParams;
+use super::recurrent::{RecurrentParams, RowsPtr, for_groups};
 use super::{Features, Layer, Param, Pass};
 use crate::init::Init;
 use crate::rng::Rng;
 use crate::runtime::Runtime;
-use crate::tensor::Matrix;
+use crate::tensor::{Matrix, View, gemm_here};
 use crate::tensor::gates::tanh_in_place;
 
 /// A tanh RNN layer over sequences `(t, f)` giving its last hidden state `(hidden,)`.
@@ -22,8 +22,6 @@ pub struct Rnn {
     xs: Matrix,
     /// (t·batch, hidden): pre-activations, then (after each step) hidden states
     hs: Matrix,
-    /// (batch, hidden): one step's `h W_hhᵀ + b_hh`
-    gh: Matrix,
     /// (t·batch, hidden): gradients of the pre-activations
     da: Matrix,
     /// (batch, hidden): the gradient reaching the hidden state of the step being undone
@@ -45,7 +43,6 @@ impl Rnn {
             p: RecurrentParams::new(steps, features, hidden, 1, init, rng),
             xs: Matrix::default(),
             hs: Matrix::default(),
-            gh: Matrix::default(),
             da: Matrix::default(),
             dh: Matrix::default(),
             dxs: Matrix::default(),
@@ -73,21 +70,23 @@ impl Layer for Rnn {
         let rt = pass.rt;
         let (batch, hid, steps) = (x.rows, self.p.hidden, self.p.steps);
         self.p.project_inputs(rt, x, &mut self.xs, &mut self.hs);
-        for t in 0..steps {
-            let rows = t * batch..(t + 1) * batch;
-            if t > 0 {
-                self.p
-                    .project_hidden(rt, &self.hs, rows.start - batch..rows.start, &mut self.gh);
-            } else {
-                self.gh.reshape_for(batch, hid);
-                super::broadcast_rows(&mut self.gh, &self.p.b_hh);
+        let (hs, p, level) = (RowsPtr::of(&mut self.hs), &self.p, rt.simd);
+        for_groups(rt, batch, &|k0, n| {
+            for t in 0..steps {
+                // SAFETY: this group's rows (examples k0..k0+n), here alone; the
+                // previous step's were written by this thread.
+                let h = unsafe { hs.rows(t * batch + k0, n) };
+                for row in h.chunks_mut(hid) {
+                    row.iter_mut().zip(&p.b_hh).for_each(|(a, &b)| *a += b);
+                }
+                if t > 0 {
+                    let h_prev = unsafe { &*hs.rows((t - 1) * batch + k0, n) };
+                    let hv = View { data: h_prev, rows: n, cols: hid, rs: hid, cs: 1 };
+                    gemm_here(hv, View::transposed(&p.w_hh), h, true);
+                }
+                tanh_in_place(level, h);
             }
-            let h = &mut self.hs.data[rows.start * hid..rows.end * hid];
-            for (a, &b) in h.iter_mut().zip(&self.gh.data) {
-                *a += b;
-            }
-            tanh_in_place(rt.simd, h);
-        }
+        });
         y.data
             .copy_from_slice(&self.hs.data[(steps - 1) * batch * hid..steps * batch * hid]);
     }
@@ -108,17 +107,22 @@ impl Layer for Rnn {
         self.da.reshape_for(steps * batch, hid);
         self.dh.reshape_for(batch, hid);
         self.dh.data.copy_from_slice(&dy.data);
-        for t in (0..steps).rev() {
-            let rows = t * batch..(t + 1) * batch;
-            let h = &self.hs.data[rows.start * hid..rows.end * hid];
-            let da = &mut self.da.data[rows.start * hid..rows.end * hid];
-            for ((d, &h), &g) in da.iter_mut().zip(h).zip(&self.dh.data) {
-                *d = g * (1.0 - h * h);
+        let (das, dhs) = (RowsPtr::of(&mut self.da), RowsPtr::of(&mut self.dh));
+        let (hs, p) = (&self.hs, &self.p);
+        for_groups(rt, batch, &|k0, n| {
+            for t in (0..steps).rev() {
+                // SAFETY: this group's rows, here alone.
+                let (da, dh) = unsafe { (das.rows(t * batch + k0, n), dhs.rows(k0, n)) };
+                let h = &hs.data[(t * batch + k0) * hid..(t * batch + k0 + n) * hid];
+                for ((d, &h), &g) in da.iter_mut().zip(h).zip(&*dh) {
+                    *d = g * (1.0 - h * h);
+                }
+                if t > 0 {
+                    let dav = View { data: da, rows: n, cols: hid, rs: hid, cs: 1 };
+                    gemm_here(dav, View::of(&p.w_hh), dh, false);
+                }
             }
-            if t > 0 {
-                self.p.back_to_hidden(rt, &self.da, rows, &mut self.dh, false);
-            }
-        }
+        });
         let Rnn {
             p, da, xs, hs, dxs, ..
         } = self;
