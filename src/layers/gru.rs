@@ -8,7 +8,7 @@
 //! Backward is backpropagation through time.
 
 use super::recurrent::{RecurrentParams, RowsPtr, for_groups};
-use crate::tensor::gates::{sigmoid, tanh};
+use crate::tensor::gates::{sigmoid_in_place, tanh_in_place};
 use super::{Features, Layer, Param, Pass};
 use crate::init::Init;
 use crate::rng::Rng;
@@ -91,7 +91,7 @@ impl Layer for Gru {
             RowsPtr::of(&mut self.hs),
             RowsPtr::of(&mut self.gh),
         );
-        let p = &self.p;
+        let (p, level) = (&self.p, rt.simd);
         for_groups(rt, batch, &|k0, n| {
             for t in 0..steps {
                 // SAFETY: this group's rows (examples k0..k0+n) of every buffer, here
@@ -111,14 +111,24 @@ impl Layer for Gru {
                     let (g, nr, h) = unsafe { (gates.row(r), nh.row(r), hs.row(r)) };
                     let h_prev = (t > 0).then(|| unsafe { &*hs.row(r - batch) });
                     let ghr = &ghg[(k - k0) * 3 * hid..][..3 * hid];
+                    // r, z = σ(x part + h part); n = tanh(x part + r ⊙ h part)
+                    g[..2 * hid].iter_mut().zip(ghr).for_each(|(a, &b)| *a += b);
+                    sigmoid_in_place(level, &mut g[..2 * hid]);
+                    let (rz, gn) = g.split_at_mut(2 * hid);
+                    let nh_r = &ghr[2 * hid..];
                     for u in 0..hid {
-                        let rg = sigmoid(g[u] + ghr[u]);
-                        let z = sigmoid(g[hid + u] + ghr[hid + u]);
-                        let nn = tanh(g[2 * hid + u] + rg * ghr[2 * hid + u]);
-                        let hp = h_prev.map_or(0.0, |hp| hp[u]);
-                        (g[u], g[hid + u], g[2 * hid + u]) = (rg, z, nn);
-                        nr[u] = ghr[2 * hid + u];
-                        h[u] = (1.0 - z) * nn + z * hp;
+                        gn[u] += rz[u] * nh_r[u];
+                    }
+                    tanh_in_place(level, gn);
+                    nr.copy_from_slice(nh_r);
+                    let z = &rz[hid..];
+                    match h_prev {
+                        Some(hp) => {
+                            for u in 0..hid {
+                                h[u] = (1.0 - z[u]) * gn[u] + z[u] * hp[u];
+                            }
+                        }
+                        None => h.iter_mut().zip(z).zip(&*gn).for_each(|((h, z), n)| *h = (1.0 - z) * n),
                     }
                 }
             }

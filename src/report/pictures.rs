@@ -111,7 +111,8 @@ impl ReportWriter {
         // small planes (3x3 filters) drawn larger
         let scale = (48 / height.max(width).max(1)).clamp(2, 16) as u32;
         let (tw, th) = (width as u32 * scale + 4, height as u32 * scale + 4);
-        let size = ((cols * tw + 20).max(600), rows * th + 60);
+        // wide enough for the title (about 9 pixels a character at 18 px)
+        let size = ((cols * tw + 20).max(title.chars().count() as u32 * 9 + 20), rows * th + 60);
         let title = title.to_string();
         png(&self.dir.join(format!("{name}.png")), size, |root| {
             let e = |e: DrawingAreaErrorKind<_>| format!("{e:?}");
