@@ -15,7 +15,10 @@ fn time(name: &str, reps: usize, mut f: impl FnMut()) {
     for _ in 0..reps {
         f();
     }
-    println!("{name:<28} {:8.3} ms", t.elapsed().as_secs_f64() * 1e3 / reps as f64);
+    println!(
+        "{name:<28} {:8.3} ms",
+        t.elapsed().as_secs_f64() * 1e3 / reps as f64
+    );
 }
 
 fn main() {
@@ -28,15 +31,27 @@ fn main() {
             y: Axis::padded(hw, 3, 1, 1).unwrap(),
             x: Axis::padded(hw, 3, 1, 1).unwrap(),
         };
-        let x = Matrix::from_vec(100, g.in_size(), (0..100 * g.in_size()).map(|_| rng.normal()).collect());
+        let x = Matrix::from_vec(
+            100,
+            g.in_size(),
+            (0..100 * g.in_size()).map(|_| rng.normal()).collect(),
+        );
         let mut conv = Conv2d::new(g, o, Init::Normal(0.1), Init::Zeros, &mut rng);
         let mut y = Matrix::zeros(100, o * g.out_pixels());
         time("conv forward", 20, || {
-            conv.forward(&x, &mut y, &mut Pass::new(Mode::Train, &mut Rng::new(0), &rt))
+            conv.forward(
+                &x,
+                &mut y,
+                &mut Pass::new(Mode::Train, &mut Rng::new(0), &rt),
+            )
         });
         let mut dx = Matrix::zeros(100, g.in_size());
-        time("conv backward (dW only)", 20, || conv.backward(&x, &y, &y, None, &rt));
-        time("conv backward (dW, dx)", 20, || conv.backward(&x, &y, &y, Some(&mut dx), &rt));
+        time("conv backward (dW only)", 20, || {
+            conv.backward(&x, &y, &y, None, &rt)
+        });
+        time("conv backward (dW, dx)", 20, || {
+            conv.backward(&x, &y, &y, Some(&mut dx), &rt)
+        });
         let pg = Window {
             channels: o,
             y: Axis::padded(hw, 2, 2, 0).unwrap(),
@@ -45,9 +60,15 @@ fn main() {
         let mut pool = MaxPool2d::new(pg);
         let mut py = Matrix::zeros(100, o * pg.out_pixels());
         time("maxpool forward", 20, || {
-            pool.forward(&y, &mut py, &mut Pass::new(Mode::Train, &mut Rng::new(0), &rt))
+            pool.forward(
+                &y,
+                &mut py,
+                &mut Pass::new(Mode::Train, &mut Rng::new(0), &rt),
+            )
         });
         let mut dyy = Matrix::zeros(100, y.cols);
-        time("maxpool backward", 20, || pool.backward(&y, &py, &py, Some(&mut dyy), &rt));
+        time("maxpool backward", 20, || {
+            pool.backward(&y, &py, &py, Some(&mut dyy), &rt)
+        });
     }
 }

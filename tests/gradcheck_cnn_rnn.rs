@@ -68,7 +68,11 @@ fn conv2d_matches_a_direct_convolution() {
         let mut y = Matrix::zeros(batch, o * oh * ow);
         for threads in [1, 3] {
             let rt = Runtime::new(threads);
-            l.forward(&x, &mut y, &mut Pass::new(Mode::Eval, &mut Rng::new(0), &rt));
+            l.forward(
+                &x,
+                &mut y,
+                &mut Pass::new(Mode::Eval, &mut Rng::new(0), &rt),
+            );
             for b in 0..batch {
                 for oc in 0..o {
                     for yi in 0..oh {
@@ -81,7 +85,8 @@ fn conv2d_matches_a_direct_convolution() {
                                             (yi * s + u) as isize - p as isize,
                                             (xj * s + v) as isize - p as isize,
                                         );
-                                        if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                        if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize
+                                        {
                                             continue;
                                         }
                                         let xv = x.data[b * g.in_size()
@@ -146,7 +151,11 @@ fn same_padded_max_pool_takes_7_to_4() {
     let x = Matrix::from_vec(1, 49, (0..49).map(|v| -(v as f32)).collect());
     let mut y = Matrix::zeros(1, 16);
     let rt = Runtime::single();
-    pool.forward(&x, &mut y, &mut Pass::new(Mode::Eval, &mut Rng::new(0), &rt));
+    pool.forward(
+        &x,
+        &mut y,
+        &mut Pass::new(Mode::Eval, &mut Rng::new(0), &rt),
+    );
     // each window's top-left pixel is its largest; padding (which would be 0) never wins
     let expect: Vec<f32> = (0..4)
         .flat_map(|i| (0..4).map(move |j| -((2 * i * 7 + 2 * j) as f32)))
@@ -174,16 +183,44 @@ fn flatten() {
 
 #[test]
 fn recurrent_layers_over_several_steps() {
-    for (i, &(t, f, h, batch)) in [(5, 3, 4, 2), (6, 2, 3, 1), (7, 4, 5, 3)].iter().enumerate() {
+    for (i, &(t, f, h, batch)) in [(5, 3, 4, 2), (6, 2, 3, 1), (7, 4, 5, 3)]
+        .iter()
+        .enumerate()
+    {
         let s = 500 + 10 * i as u64;
         let mut rng = Rng::new(s);
         let init = Some(Init::Uniform(0.6));
-        ok(&mut Rnn::new(t, f, h, init, &mut rng), batch, Mode::Train, s);
-        ok(&mut Lstm::new(t, f, h, init, &mut rng), batch, Mode::Train, s + 1);
-        ok(&mut Gru::new(t, f, h, init, &mut rng), batch, Mode::Train, s + 2);
+        ok(
+            &mut Rnn::new(t, f, h, init, &mut rng),
+            batch,
+            Mode::Train,
+            s,
+        );
+        ok(
+            &mut Lstm::new(t, f, h, init, &mut rng),
+            batch,
+            Mode::Train,
+            s + 1,
+        );
+        ok(
+            &mut Gru::new(t, f, h, init, &mut rng),
+            batch,
+            Mode::Train,
+            s + 2,
+        );
         // PyTorch's default initialisation (biases too)
-        ok(&mut Lstm::new(t, f, h, None, &mut rng), batch, Mode::Train, s + 3);
-        ok(&mut Gru::new(t, f, h, None, &mut rng), batch, Mode::Train, s + 4);
+        ok(
+            &mut Lstm::new(t, f, h, None, &mut rng),
+            batch,
+            Mode::Train,
+            s + 3,
+        );
+        ok(
+            &mut Gru::new(t, f, h, None, &mut rng),
+            batch,
+            Mode::Train,
+            s + 4,
+        );
     }
 }
 
@@ -194,11 +231,20 @@ fn small_conv_net() {
     let mut rng = Rng::new(600);
     let mut net = Sequential::new(Features::Image { c: 1, h: 6, w: 5 });
     let g1 = window(1, 6, 5, 3, 1, 1);
-    net.push(Box::new(Conv2d::new(g1, 3, Init::Normal(0.5), Init::Normal(0.2), &mut rng)))
-        .unwrap();
+    net.push(Box::new(Conv2d::new(
+        g1,
+        3,
+        Init::Normal(0.5),
+        Init::Normal(0.2),
+        &mut rng,
+    )))
+    .unwrap();
     net.push(Box::new(BatchNorm::new(net.output()))).unwrap();
-    net.push(Box::new(ActivationLayer::new(Activation::Tanh, net.output())))
-        .unwrap();
+    net.push(Box::new(ActivationLayer::new(
+        Activation::Tanh,
+        net.output(),
+    )))
+    .unwrap();
     let pg = Window {
         channels: 3,
         y: Axis::same(6, 2, 2).unwrap(),
@@ -206,12 +252,24 @@ fn small_conv_net() {
     };
     net.push(Box::new(AvgPool2d::new(pg))).unwrap();
     let g2 = window(3, 3, 3, 2, 2, 1);
-    net.push(Box::new(Conv2d::new(g2, 2, Init::Normal(0.5), Init::Normal(0.2), &mut rng)))
-        .unwrap();
+    net.push(Box::new(Conv2d::new(
+        g2,
+        2,
+        Init::Normal(0.5),
+        Init::Normal(0.2),
+        &mut rng,
+    )))
+    .unwrap();
     net.push(Box::new(Flatten::new(net.output()))).unwrap();
     let n = net.output().size();
-    net.push(Box::new(Dense::new(n, 3, Init::Normal(0.5), Init::Normal(0.2), &mut rng)))
-        .unwrap();
+    net.push(Box::new(Dense::new(
+        n,
+        3,
+        Init::Normal(0.5),
+        Init::Normal(0.2),
+        &mut rng,
+    )))
+    .unwrap();
     ok(&mut net, 3, Mode::Train, 601);
 }
 
@@ -230,22 +288,49 @@ fn small_net_with_a_max_pool() {
     };
     net.push(Box::new(MaxPool2d::new(pg))).unwrap();
     let g = window(2, 3, 4, 3, 1, 1);
-    net.push(Box::new(Conv2d::new(g, 3, Init::Normal(0.5), Init::Normal(0.2), &mut rng)))
-        .unwrap();
-    net.push(Box::new(ActivationLayer::new(Activation::Relu, net.output())))
-        .unwrap();
+    net.push(Box::new(Conv2d::new(
+        g,
+        3,
+        Init::Normal(0.5),
+        Init::Normal(0.2),
+        &mut rng,
+    )))
+    .unwrap();
+    net.push(Box::new(ActivationLayer::new(
+        Activation::Relu,
+        net.output(),
+    )))
+    .unwrap();
     let g = window(3, 3, 4, 2, 2, 0);
-    net.push(Box::new(Conv2d::new(g, 2, Init::Normal(0.5), Init::Normal(0.2), &mut rng)))
-        .unwrap();
+    net.push(Box::new(Conv2d::new(
+        g,
+        2,
+        Init::Normal(0.5),
+        Init::Normal(0.2),
+        &mut rng,
+    )))
+    .unwrap();
     let n = net.output().size();
-    net.push(Box::new(Dense::new(n, 2, Init::Normal(0.5), Init::Normal(0.2), &mut rng)))
-        .unwrap();
+    net.push(Box::new(Dense::new(
+        n,
+        2,
+        Init::Normal(0.5),
+        Init::Normal(0.2),
+        &mut rng,
+    )))
+    .unwrap();
     // distinct inputs 0.1 apart, shuffled
     let batch = 3;
     let mut values: Vec<f32> = (0..batch * 60).map(|v| 0.1 * v as f32 - 9.0).collect();
     rng.shuffle(&mut values);
-    let rep = check_layer_at(&mut net, Matrix::from_vec(batch, 60, values), Mode::Train, 611, 60)
-        .unwrap_or_else(|e| panic!("{}: {e}", net.describe()));
+    let rep = check_layer_at(
+        &mut net,
+        Matrix::from_vec(batch, 60, values),
+        Mode::Train,
+        611,
+        60,
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", net.describe()));
     assert!(rep.compared > 50, "{rep:?}");
 }
 
@@ -254,9 +339,16 @@ fn small_net_with_a_max_pool() {
 fn small_lstm_net() {
     let mut rng = Rng::new(700);
     let mut net = Sequential::new(Features::Image { c: 1, h: 6, w: 4 });
-    net.push(Box::new(Lstm::new(6, 4, 5, None, &mut rng))).unwrap();
-    net.push(Box::new(Dense::new(5, 3, Init::Normal(0.5), Init::Normal(0.2), &mut rng)))
+    net.push(Box::new(Lstm::new(6, 4, 5, None, &mut rng)))
         .unwrap();
+    net.push(Box::new(Dense::new(
+        5,
+        3,
+        Init::Normal(0.5),
+        Init::Normal(0.2),
+        &mut rng,
+    )))
+    .unwrap();
     ok(&mut net, 2, Mode::Train, 701);
 }
 

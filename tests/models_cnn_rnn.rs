@@ -119,18 +119,34 @@ fn golden_run(layer: &mut dyn Layer, t: usize, f: usize, h: usize) -> Vec<f32> {
     );
     let mut y = Matrix::zeros(b, h);
     let rt = Runtime::default();
-    layer.forward(&x, &mut y, &mut Pass::new(Mode::Eval, &mut Rng::new(0), &rt));
+    layer.forward(
+        &x,
+        &mut y,
+        &mut Pass::new(Mode::Eval, &mut Rng::new(0), &rt),
+    );
     y.data
 }
 
 /// Output of `python3 scripts/recurrent_golden.py`.
 const LSTM_GOLDEN: [f32; 8] = [
-    -0.290255291, -0.545188927, -0.365344197, 0.143261130, //
-    -0.226561449, -0.309525804, -0.201904442, 0.272060753,
+    -0.290255291,
+    -0.545188927,
+    -0.365344197,
+    0.143261130, //
+    -0.226561449,
+    -0.309525804,
+    -0.201904442,
+    0.272060753,
 ];
 const GRU_GOLDEN: [f32; 8] = [
-    -0.409914318, -0.851818197, -0.488064384, 0.175077263, //
-    -0.467585141, -0.680687284, -0.273958222, 0.192908306,
+    -0.409914318,
+    -0.851818197,
+    -0.488064384,
+    0.175077263, //
+    -0.467585141,
+    -0.680687284,
+    -0.273958222,
+    0.192908306,
 ];
 
 #[test]
@@ -168,7 +184,9 @@ fn conv_and_lstm_steps_do_not_depend_on_the_thread_count() {
         let one = run(1);
         for t in [2, 3] {
             assert!(
-                one.iter().zip(run(t)).all(|(a, b)| a.to_bits() == b.to_bits()),
+                one.iter()
+                    .zip(run(t))
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
                 "{preset} at {t} threads"
             );
         }
@@ -226,7 +244,10 @@ units = 16
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("model.layers[1]") && e.contains("a vector of 784"), "{e}");
+    assert!(
+        e.contains("model.layers[1]") && e.contains("a vector of 784"),
+        "{e}"
+    );
     let bad = "[model]\n[[model.layers]]\ntype = \"conv\"\nchannels = 2\nkernel = 40\n";
     let cfg = TrainConfig::from_toml(bad, "big.toml").unwrap();
     let e = Model::build(&cfg.model, IMAGE, 10, &mut Rng::new(1))

@@ -71,7 +71,8 @@ pub fn model_pictures(
         )?;
         // the first layer's output for one test image: its feature maps
         if !test.is_empty() {
-            let x = nnlab::tensor::Matrix::from_vec(1, test.features(), test.images.row(0).to_vec());
+            let x =
+                nnlab::tensor::Matrix::from_vec(1, test.features(), test.images.row(0).to_vec());
             let mut rng = nnlab::rng::Rng::new(0);
             model.forward(&x, nnlab::layers::Mode::Eval, &mut rng, rt);
             let first_layer = &model.net.layers()[0];

@@ -202,12 +202,7 @@ pub fn run_config(
             }
             t
         }
-        None => Trainer::new(
-            cfg,
-            train.shape(),
-            train.classes().max(test.classes()),
-            rt,
-        )?,
+        None => Trainer::new(cfg, train.shape(), train.classes().max(test.classes()), rt)?,
     };
     if let Some(dir) = opts.checkpoint_dir.as_ref().or(opts.resume.as_ref()) {
         trainer.checkpoint = Some((dir.clone(), meta.clone()));

@@ -201,7 +201,10 @@ pub fn window(
             "an image (c, h, w) as its input; put it before any flatten, dense or recurrent layer",
         ));
     };
-    match (padding.axis(h, kernel, stride), padding.axis(w, kernel, stride)) {
+    match (
+        padding.axis(h, kernel, stride),
+        padding.axis(w, kernel, stride),
+    ) {
         (Some(y), Some(x)) => Ok(Window { channels: c, y, x }),
         _ => Err(Error::config(
             path,
@@ -250,7 +253,11 @@ impl LayerSpec {
     /// (0, 1], blocks not empty); `path` names the spec in errors.
     pub fn check(&self, path: &str) -> Result<()> {
         let positive = |field: &str, v: usize| match v {
-            0 => Err(Error::config(format!("{path}.{field}"), 0, "must be positive")),
+            0 => Err(Error::config(
+                format!("{path}.{field}"),
+                0,
+                "must be positive",
+            )),
             _ => Ok(()),
         };
         let list = |layers: &[LayerSpec], p: &str| {

@@ -38,13 +38,25 @@ impl Augment {
     /// Checks the ranges, naming the first bad field.
     pub fn validate(&self) -> Result<()> {
         if !(0.0..=180.0).contains(&self.rotate) {
-            return Err(Error::config("augment.rotate", self.rotate, "degrees in [0, 180]"));
+            return Err(Error::config(
+                "augment.rotate",
+                self.rotate,
+                "degrees in [0, 180]",
+            ));
         }
         if !(0.0..0.9).contains(&self.scale) {
-            return Err(Error::config("augment.scale", self.scale, "a fraction in [0, 0.9)"));
+            return Err(Error::config(
+                "augment.scale",
+                self.scale,
+                "a fraction in [0, 0.9)",
+            ));
         }
         if self.shift > 64 {
-            return Err(Error::config("augment.shift", self.shift, "at most 64 pixels"));
+            return Err(Error::config(
+                "augment.shift",
+                self.shift,
+                "at most 64 pixels",
+            ));
         }
         Ok(())
     }
@@ -53,7 +65,15 @@ impl Augment {
     ///
     /// # Shapes
     /// `x: (batch, h·w)`.
-    pub fn apply(&self, rt: &Runtime, seed: u64, h: usize, w: usize, x: &mut Matrix, src: &mut Matrix) {
+    pub fn apply(
+        &self,
+        rt: &Runtime,
+        seed: u64,
+        h: usize,
+        w: usize,
+        x: &mut Matrix,
+        src: &mut Matrix,
+    ) {
         src.reshape_for(x.rows, x.cols);
         src.data.copy_from_slice(&x.data);
         let out = Rows(x.data.as_mut_ptr());
@@ -75,10 +95,7 @@ impl Augment {
         let mut rng = Rng::new(seed ^ (index as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let s = self.shift as isize;
         let span = 2 * self.shift + 1;
-        let (ty, tx) = (
-            rng.below(span) as isize - s,
-            rng.below(span) as isize - s,
-        );
+        let (ty, tx) = (rng.below(span) as isize - s, rng.below(span) as isize - s);
         let angle = rng.uniform_range(-self.rotate, self.rotate).to_radians();
         let scale = 1.0 + rng.uniform_range(-self.scale, self.scale);
         if self.rotate == 0.0 && self.scale == 0.0 {
@@ -157,7 +174,14 @@ mod tests {
         let a = Augment::default();
         let run = |threads, seed| {
             let mut x = batch();
-            a.apply(&Runtime::new(threads), seed, 12, 12, &mut x, &mut Matrix::default());
+            a.apply(
+                &Runtime::new(threads),
+                seed,
+                12,
+                12,
+                &mut x,
+                &mut Matrix::default(),
+            );
             x
         };
         let one = run(1, 7);
@@ -175,7 +199,14 @@ mod tests {
         };
         let before = batch();
         let mut x = before.clone();
-        a.apply(&Runtime::single(), 3, 12, 12, &mut x, &mut Matrix::default());
+        a.apply(
+            &Runtime::single(),
+            3,
+            12,
+            12,
+            &mut x,
+            &mut Matrix::default(),
+        );
         let mut moved = 0;
         for b in 0..6 {
             let mass = |m: &Matrix| m.row(b).iter().sum::<f32>();
@@ -191,6 +222,11 @@ mod tests {
             scale: 1.5,
             ..Augment::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("augment.scale"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("augment.scale")
+        );
     }
 }

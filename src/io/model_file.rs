@@ -269,9 +269,7 @@ pub fn load_model(path: &Path) -> Result<LoadedModel> {
             classes,
             &mut Rng::new(0),
         )
-            .map_err(|e| {
-                Error::format(path, format!("cannot build the model it describes: {e}"))
-            })?;
+        .map_err(|e| Error::format(path, format!("cannot build the model it describes: {e}")))?;
         fill_model(&mut model, &st, path)?;
         return Ok(LoadedModel {
             model,

@@ -46,7 +46,14 @@ impl Layer for AvgPool2d {
         let g = &self.geometry;
         format!(
             "avgpool {}x{} (stride {}, pad {}) {}x{} -> {}x{}",
-            g.y.kernel, g.x.kernel, g.y.stride, g.y.pad, g.y.input, g.x.input, g.y.output, g.x.output
+            g.y.kernel,
+            g.x.kernel,
+            g.y.stride,
+            g.y.pad,
+            g.y.input,
+            g.x.input,
+            g.y.output,
+            g.x.output
         )
     }
     fn input(&self) -> Features {

@@ -66,7 +66,6 @@ impl BatchNorm {
             last_mode: Mode::Eval,
         }
     }
-
 }
 
 /// `f(j, range)` for every run of feature `j`'s elements in a `(rows, d·k)` buffer
@@ -121,10 +120,15 @@ impl Layer for BatchNorm {
         let mut sq = std::mem::take(&mut self.inv_std); // holds Σ (x - μ)² first
         mean.fill(0.0);
         sq.fill(0.0);
-        runs(self.dim, self.inner, n, |j, at| mean[j] += x.data[at].iter().sum::<f32>());
+        runs(self.dim, self.inner, n, |j, at| {
+            mean[j] += x.data[at].iter().sum::<f32>()
+        });
         mean.iter_mut().for_each(|v| *v /= m as f32);
         runs(self.dim, self.inner, n, |j, at| {
-            sq[j] += x.data[at].iter().map(|&v| (v - mean[j]) * (v - mean[j])).sum::<f32>()
+            sq[j] += x.data[at]
+                .iter()
+                .map(|&v| (v - mean[j]) * (v - mean[j]))
+                .sum::<f32>()
         });
         for j in 0..self.dim {
             let var = sq[j] / m as f32;

@@ -128,17 +128,31 @@ impl Layer for Conv2d {
         let g = self.geometry;
         let (batch, patch, pix, out) = (x.rows, g.patch(), g.out_pixels(), self.out_channels);
         self.cols.reshape_for(batch * patch, pix);
-        let (cols, ys) = (Shared(self.cols.data.as_mut_ptr()), Shared(y.data.as_mut_ptr()));
+        let (cols, ys) = (
+            Shared(self.cols.data.as_mut_ptr()),
+            Shared(y.data.as_mut_ptr()),
+        );
         let (w, bias) = (&self.w, &self.b);
         fork_blocks(0, batch, images_per_block(pass.rt, batch), &|b0, n| {
             for b in b0..b0 + n {
                 // SAFETY: image b's columns and output row, this block's alone.
-                let (c, yb) = unsafe { (cols.slice(b * patch * pix, patch * pix), ys.slice(b * out * pix, out * pix)) };
+                let (c, yb) = unsafe {
+                    (
+                        cols.slice(b * patch * pix, patch * pix),
+                        ys.slice(b * out * pix, out * pix),
+                    )
+                };
                 im2col(&g, x.row(b), c);
                 for (plane, &bo) in yb.chunks_mut(pix).zip(bias) {
                     plane.fill(bo);
                 }
-                let cv = View { data: c, rows: patch, cols: pix, rs: pix, cs: 1 };
+                let cv = View {
+                    data: c,
+                    rows: patch,
+                    cols: pix,
+                    rs: pix,
+                    cs: 1,
+                };
                 gemm_here(View::of(w), cv, yb, true);
             }
         });
@@ -160,7 +174,13 @@ impl Layer for Conv2d {
     ) {
         let g = self.geometry;
         let (batch, patch, pix, out) = (dy.rows, g.patch(), g.out_pixels(), self.out_channels);
-        let dy_b = |b: usize| View { data: dy.row(b), rows: out, cols: pix, rs: pix, cs: 1 };
+        let dy_b = |b: usize| View {
+            data: dy.row(b),
+            rows: out,
+            cols: pix,
+            rs: pix,
+            cs: 1,
+        };
         // dW: each chunk of images sums its products into its own partial, the
         // partials are added in chunk order; chunks are fixed, threads take them
         let chunks = batch.div_ceil(CHUNK);
@@ -184,9 +204,15 @@ impl Layer for Conv2d {
                 }
             }
         });
-        self.dw.data.copy_from_slice(&self.partials.data[..out * patch]);
+        self.dw
+            .data
+            .copy_from_slice(&self.partials.data[..out * patch]);
         for part in self.partials.data.chunks(out * patch).skip(1) {
-            self.dw.data.iter_mut().zip(part).for_each(|(d, &p)| *d += p);
+            self.dw
+                .data
+                .iter_mut()
+                .zip(part)
+                .for_each(|(d, &p)| *d += p);
         }
         self.db.fill(0.0);
         for b in 0..batch {
@@ -196,13 +222,21 @@ impl Layer for Conv2d {
         }
         let Some(dx) = dx else { return };
         self.dcols.reshape_for(batch * patch, pix);
-        let (dcols, dxs) = (Shared(self.dcols.data.as_mut_ptr()), Shared(dx.data.as_mut_ptr()));
+        let (dcols, dxs) = (
+            Shared(self.dcols.data.as_mut_ptr()),
+            Shared(dx.data.as_mut_ptr()),
+        );
         let (w, size) = (&self.w, g.in_size());
         fork_blocks(0, batch, images_per_block(rt, batch), &|b0, n| {
             for b in b0..b0 + n {
                 // SAFETY: image b's column gradient and input-gradient row, this
                 // block's alone.
-                let (dc, dxb) = unsafe { (dcols.slice(b * patch * pix, patch * pix), dxs.slice(b * size, size)) };
+                let (dc, dxb) = unsafe {
+                    (
+                        dcols.slice(b * patch * pix, patch * pix),
+                        dxs.slice(b * size, size),
+                    )
+                };
                 gemm_here(View::transposed(w), dy_b(b), dc, false);
                 col2im(&g, dc, dxb);
             }

@@ -8,11 +8,11 @@
 //! Backward is backpropagation through time.
 
 use super::recurrent::{RecurrentParams, RowsPtr, for_groups};
-use crate::tensor::gates::{sigmoid_in_place, tanh_in_place};
 use super::{Features, Layer, Param, Pass};
 use crate::init::Init;
 use crate::rng::Rng;
 use crate::runtime::Runtime;
+use crate::tensor::gates::{sigmoid_in_place, tanh_in_place};
 use crate::tensor::{Matrix, View, gemm_here};
 
 /// A GRU layer over sequences `(t, f)` giving its last hidden state `(hidden,)`.
@@ -102,7 +102,13 @@ impl Layer for Gru {
                 }
                 if t > 0 {
                     let h_prev = unsafe { &*hs.rows((t - 1) * batch + k0, n) };
-                    let hv = View { data: h_prev, rows: n, cols: hid, rs: hid, cs: 1 };
+                    let hv = View {
+                        data: h_prev,
+                        rows: n,
+                        cols: hid,
+                        rs: hid,
+                        cs: 1,
+                    };
                     gemm_here(hv, View::transposed(&p.w_hh), ghg, true);
                 }
                 for k in k0..k0 + n {
@@ -128,7 +134,11 @@ impl Layer for Gru {
                                 h[u] = (1.0 - z[u]) * gn[u] + z[u] * hp[u];
                             }
                         }
-                        None => h.iter_mut().zip(z).zip(&*gn).for_each(|((h, z), n)| *h = (1.0 - z) * n),
+                        None => h
+                            .iter_mut()
+                            .zip(z)
+                            .zip(&*gn)
+                            .for_each(|((h, z), n)| *h = (1.0 - z) * n),
                     }
                 }
             }
@@ -171,7 +181,11 @@ impl Layer for Gru {
                     let g = gates.row(r);
                     for u in 0..hid {
                         let (rg, z, nn) = (g[u], g[hid + u], g[2 * hid + u]);
-                        let h_prev = if t > 0 { hs.data[(r - batch) * hid + u] } else { 0.0 };
+                        let h_prev = if t > 0 {
+                            hs.data[(r - batch) * hid + u]
+                        } else {
+                            0.0
+                        };
                         let dn = dh[u] * (1.0 - z) * (1.0 - nn * nn);
                         let dz = dh[u] * (h_prev - nn) * z * (1.0 - z);
                         let dr = dn * nh.data[r * hid + u] * rg * (1.0 - rg);
@@ -184,13 +198,25 @@ impl Layer for Gru {
                     // dh_prev += dgh_t W_hh for this group
                     // SAFETY: as above.
                     let (dg, dh) = unsafe { (&*dghs.rows(t * batch + k0, n), dhs.rows(k0, n)) };
-                    let dgv = View { data: dg, rows: n, cols: 3 * hid, rs: 3 * hid, cs: 1 };
+                    let dgv = View {
+                        data: dg,
+                        rows: n,
+                        cols: 3 * hid,
+                        rs: 3 * hid,
+                        cs: 1,
+                    };
                     gemm_here(dgv, View::of(&p.w_hh), dh, true);
                 }
             }
         });
         let Gru {
-            p, dgx, dgh, xs, hs, dxs, ..
+            p,
+            dgx,
+            dgh,
+            xs,
+            hs,
+            dxs,
+            ..
         } = self;
         p.weight_grads(rt, dgx, dgh, xs, hs, dxs, dx);
     }

@@ -13,8 +13,8 @@ use super::{Features, Layer, Param, Pass};
 use crate::init::Init;
 use crate::rng::Rng;
 use crate::runtime::Runtime;
-use crate::tensor::{Matrix, View, gemm_here};
 use crate::tensor::gates::{sigmoid_in_place, tanh_in_place, tanh_into};
+use crate::tensor::{Matrix, View, gemm_here};
 
 /// An LSTM layer over sequences `(t, f)` giving its last hidden state `(hidden,)`.
 #[derive(Clone, Debug)]
@@ -109,7 +109,13 @@ impl Layer for Lstm {
                 }
                 if t > 0 {
                     let h_prev = unsafe { &*hs.rows((t - 1) * batch + k0, n) };
-                    let hv = View { data: h_prev, rows: n, cols: hid, rs: hid, cs: 1 };
+                    let hv = View {
+                        data: h_prev,
+                        rows: n,
+                        cols: hid,
+                        rs: hid,
+                        cs: 1,
+                    };
                     gemm_here(hv, View::transposed(&p.w_hh), ghg, true);
                 }
                 for k in k0..k0 + n {
@@ -117,7 +123,9 @@ impl Layer for Lstm {
                     // SAFETY: as above.
                     let (g, c, tc, h) = unsafe { (gates.row(r), cs.row(r), tcs.row(r), hs.row(r)) };
                     let c_prev = (t > 0).then(|| unsafe { &*cs.row(r - batch) });
-                    g.iter_mut().zip(&ghg[(k - k0) * 4 * hid..][..4 * hid]).for_each(|(a, &b)| *a += b);
+                    g.iter_mut()
+                        .zip(&ghg[(k - k0) * 4 * hid..][..4 * hid])
+                        .for_each(|(a, &b)| *a += b);
                     sigmoid_in_place(level, &mut g[..2 * hid]);
                     tanh_in_place(level, &mut g[2 * hid..3 * hid]);
                     sigmoid_in_place(level, &mut g[3 * hid..]);
@@ -130,10 +138,17 @@ impl Layer for Lstm {
                                 c[u] = f[u] * cp[u] + i[u] * gg[u];
                             }
                         }
-                        None => c.iter_mut().zip(i).zip(gg).for_each(|((c, i), g)| *c = i * g),
+                        None => c
+                            .iter_mut()
+                            .zip(i)
+                            .zip(gg)
+                            .for_each(|((c, i), g)| *c = i * g),
                     }
                     tanh_into(level, c, tc);
-                    h.iter_mut().zip(o).zip(&*tc).for_each(|((h, o), t)| *h = o * t);
+                    h.iter_mut()
+                        .zip(o)
+                        .zip(&*tc)
+                        .for_each(|((h, o), t)| *h = o * t);
                 }
             }
         });
@@ -174,13 +189,22 @@ impl Layer for Lstm {
                     // SAFETY: this group's rows, here alone.
                     let (dg, dc, dh) = unsafe { (dgates.row(r), dcs.row(k), &*dhs.row(k)) };
                     let g = gates.row(r);
-                    let (i, f, gg, o) = (&g[..hid], &g[hid..2 * hid], &g[2 * hid..3 * hid], &g[3 * hid..]);
+                    let (i, f, gg, o) = (
+                        &g[..hid],
+                        &g[hid..2 * hid],
+                        &g[2 * hid..3 * hid],
+                        &g[3 * hid..],
+                    );
                     let tc = tcs.row(r);
                     let (di, rest) = dg.split_at_mut(hid);
                     let (df, rest) = rest.split_at_mut(hid);
                     let (dgg, d_o) = rest.split_at_mut(hid);
                     for u in 0..hid {
-                        let c_prev = if t > 0 { cs.data[(r - batch) * hid + u] } else { 0.0 };
+                        let c_prev = if t > 0 {
+                            cs.data[(r - batch) * hid + u]
+                        } else {
+                            0.0
+                        };
                         let dcu = dc[u] + dh[u] * o[u] * (1.0 - tc[u] * tc[u]);
                         di[u] = dcu * gg[u] * i[u] * (1.0 - i[u]);
                         df[u] = dcu * c_prev * f[u] * (1.0 - f[u]);
@@ -193,13 +217,24 @@ impl Layer for Lstm {
                     // dh_prev = dgates_t W_hh for this group
                     // SAFETY: as above.
                     let (dg, dh) = unsafe { (&*dgates.rows(t * batch + k0, n), dhs.rows(k0, n)) };
-                    let dgv = View { data: dg, rows: n, cols: 4 * hid, rs: 4 * hid, cs: 1 };
+                    let dgv = View {
+                        data: dg,
+                        rows: n,
+                        cols: 4 * hid,
+                        rs: 4 * hid,
+                        cs: 1,
+                    };
                     gemm_here(dgv, View::of(&p.w_hh), dh, false);
                 }
             }
         });
         let Lstm {
-            p, dgates, xs, hs, dxs, ..
+            p,
+            dgates,
+            xs,
+            hs,
+            dxs,
+            ..
         } = self;
         p.weight_grads(rt, dgates, dgates, xs, hs, dxs, dx);
     }

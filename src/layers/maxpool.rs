@@ -40,7 +40,14 @@ impl Layer for MaxPool2d {
         let g = &self.geometry;
         format!(
             "maxpool {}x{} (stride {}, pad {}) {}x{} -> {}x{}",
-            g.y.kernel, g.x.kernel, g.y.stride, g.y.pad, g.y.input, g.x.input, g.y.output, g.x.output
+            g.y.kernel,
+            g.x.kernel,
+            g.y.stride,
+            g.y.pad,
+            g.y.input,
+            g.x.input,
+            g.y.output,
+            g.x.output
         )
     }
     fn input(&self) -> Features {
@@ -68,7 +75,10 @@ impl Layer for MaxPool2d {
         let g = self.geometry;
         let (batch, out) = (x.rows, y.cols);
         self.winners.resize(batch * out, 0);
-        let (ys, ws) = (Shared(y.data.as_mut_ptr()), Shared(self.winners.as_mut_ptr()));
+        let (ys, ws) = (
+            Shared(y.data.as_mut_ptr()),
+            Shared(self.winners.as_mut_ptr()),
+        );
         let (hw, ohw) = (g.y.input * g.x.input, g.out_pixels());
         fork_blocks(0, batch, images_per_block(pass.rt, batch), &|b0, nb| {
             let (ys, ws) = (ys, ws);

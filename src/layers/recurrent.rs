@@ -196,7 +196,6 @@ pub fn rows_view(m: &Matrix, rows: std::ops::Range<usize>) -> View<'_> {
     }
 }
 
-
 /// A buffer's rows, for groups of [`for_groups`] that each write their own rows.
 #[derive(Clone, Copy)]
 pub struct RowsPtr {
@@ -227,7 +226,11 @@ impl RowsPtr {
     /// As for [`RowsPtr::row`], for each of the rows.
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn rows<'a>(self, r0: usize, n: usize) -> &'a mut [f32] {
-        assert!(r0 + n <= self.rows, "RowsPtr::rows: rows {r0}+{n} of {}", self.rows);
+        assert!(
+            r0 + n <= self.rows,
+            "RowsPtr::rows: rows {r0}+{n} of {}",
+            self.rows
+        );
         // SAFETY: inside the buffer (asserted); exclusivity is the caller's promise.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r0 * self.cols), n * self.cols) }
     }

@@ -11,8 +11,8 @@ use super::{Features, Layer, Param, Pass};
 use crate::init::Init;
 use crate::rng::Rng;
 use crate::runtime::Runtime;
-use crate::tensor::{Matrix, View, gemm_here};
 use crate::tensor::gates::tanh_in_place;
+use crate::tensor::{Matrix, View, gemm_here};
 
 /// A tanh RNN layer over sequences `(t, f)` giving its last hidden state `(hidden,)`.
 #[derive(Clone, Debug)]
@@ -81,7 +81,13 @@ impl Layer for Rnn {
                 }
                 if t > 0 {
                     let h_prev = unsafe { &*hs.rows((t - 1) * batch + k0, n) };
-                    let hv = View { data: h_prev, rows: n, cols: hid, rs: hid, cs: 1 };
+                    let hv = View {
+                        data: h_prev,
+                        rows: n,
+                        cols: hid,
+                        rs: hid,
+                        cs: 1,
+                    };
                     gemm_here(hv, View::transposed(&p.w_hh), h, true);
                 }
                 tanh_in_place(level, h);
@@ -118,7 +124,13 @@ impl Layer for Rnn {
                     *d = g * (1.0 - h * h);
                 }
                 if t > 0 {
-                    let dav = View { data: da, rows: n, cols: hid, rs: hid, cs: 1 };
+                    let dav = View {
+                        data: da,
+                        rows: n,
+                        cols: hid,
+                        rs: hid,
+                        cs: 1,
+                    };
                     gemm_here(dav, View::of(&p.w_hh), dh, false);
                 }
             }

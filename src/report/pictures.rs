@@ -85,7 +85,9 @@ impl ReportWriter {
             "{section}: first-layer weights, one tile per hidden unit ({shown} of {units})"
         );
         let caption = "What each first-layer unit looks for: white pixels raise its input, black ones lower it.";
-        self.tiles(name, section, &title, caption, weights, units, height, width)
+        self.tiles(
+            name, section, &title, caption, weights, units, height, width,
+        )
     }
 
     /// Grey tiles of `count` planes of `height x width` (each scaled to its own
@@ -112,7 +114,10 @@ impl ReportWriter {
         let scale = (48 / height.max(width).max(1)).clamp(2, 16) as u32;
         let (tw, th) = (width as u32 * scale + 4, height as u32 * scale + 4);
         // wide enough for the title (about 9 pixels a character at 18 px)
-        let size = ((cols * tw + 20).max(title.chars().count() as u32 * 9 + 20), rows * th + 60);
+        let size = (
+            (cols * tw + 20).max(title.chars().count() as u32 * 9 + 20),
+            rows * th + 60,
+        );
         let title = title.to_string();
         png(&self.dir.join(format!("{name}.png")), size, |root| {
             let e = |e: DrawingAreaErrorKind<_>| format!("{e:?}");

@@ -4,7 +4,6 @@
 //! (the C library's `expf`/`tanhf` are calls, one element at a time). One path, used by
 //! `Rnn`, `Lstm` and `Gru`; accuracy is tested against `f64` below.
 
-
 /// e^x, relative error below 2e-7 for x in [-87, 88]; 0 below, `f32::MAX`-ish above.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
@@ -14,8 +13,7 @@ pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
     let n = (x * LOG2E + 0.5).floor();
     let r = x - n * C1 - n * C2;
-    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
-        * r
+    let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
         + 1.666_666_5e-1)
         * r
         + 5.000_000_1e-1;
@@ -73,7 +71,10 @@ mod tests {
             worst.1 = worst.1.max((sigmoid(x) as f64 - s).abs());
             worst.2 = worst.2.max((tanh(x) as f64 - (x as f64).tanh()).abs());
         }
-        assert!(worst.0 < 2e-7 && worst.1 < 2e-7 && worst.2 < 3e-7, "{worst:?}");
+        assert!(
+            worst.0 < 2e-7 && worst.1 < 2e-7 && worst.2 < 3e-7,
+            "{worst:?}"
+        );
         assert_eq!(exp(-1000.0), exp(-87.0));
         assert!(exp(-87.0) > 0.0 && exp(88.0).is_finite());
         assert!(tanh(30.0) >= 1.0 - 1e-7 && tanh(-30.0) <= -1.0 + 1e-7);

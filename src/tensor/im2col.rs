@@ -71,7 +71,9 @@ impl Axis {
     pub fn span(&self, o: usize) -> (usize, usize, usize) {
         let start = o * self.stride; // the window's first position, in padded coordinates
         let k0 = self.pad.saturating_sub(start);
-        let k1 = (self.input + self.pad).saturating_sub(start).min(self.kernel);
+        let k1 = (self.input + self.pad)
+            .saturating_sub(start)
+            .min(self.kernel);
         (k0, k1.max(k0), start + k0 - self.pad)
     }
 }
@@ -126,7 +128,11 @@ impl Axis {
 /// `img: (c·h·w,)`, `cols: (c·kh·kw, oh·ow)`.
 pub fn im2col(g: &Window, img: &[f32], cols: &mut [f32]) {
     let (h, w, pix, ow) = (g.y.input, g.x.input, g.out_pixels(), g.x.output);
-    assert_eq!((img.len(), cols.len()), (g.in_size(), g.patch() * pix), "im2col");
+    assert_eq!(
+        (img.len(), cols.len()),
+        (g.in_size(), g.patch() * pix),
+        "im2col"
+    );
     let mut k = 0;
     for c in 0..g.channels {
         let plane = &img[c * h * w..(c + 1) * h * w];
@@ -161,7 +167,11 @@ pub fn im2col(g: &Window, img: &[f32], cols: &mut [f32]) {
 /// `cols: (c·kh·kw, oh·ow)`, `img: (c·h·w,)`.
 pub fn col2im(g: &Window, cols: &[f32], img: &mut [f32]) {
     let (h, w, pix, ow) = (g.y.input, g.x.input, g.out_pixels(), g.x.output);
-    assert_eq!((img.len(), cols.len()), (g.in_size(), g.patch() * pix), "col2im");
+    assert_eq!(
+        (img.len(), cols.len()),
+        (g.in_size(), g.patch() * pix),
+        "col2im"
+    );
     img.fill(0.0);
     let mut k = 0;
     for c in 0..g.channels {
