@@ -37,7 +37,8 @@ fn tensors(path: &std::path::Path) -> Vec<(String, Vec<usize>)> {
 
 #[test]
 fn saved_cnn_and_lstm_load_to_identical_logits_under_pytorch_names() {
-    let expect: [(&str, &[(&str, &[usize])]); 3] = [
+    type Names<'a> = &'a [(&'a str, &'a [usize])];
+    let expect: [(&str, Names); 3] = [
         (
             // nn.Sequential(Conv2d, ReLU, MaxPool2d, Dropout, ..., Flatten, Linear, ...)
             "cnn",
@@ -128,6 +129,7 @@ fn golden_run(layer: &mut dyn Layer, t: usize, f: usize, h: usize) -> Vec<f32> {
 }
 
 /// Output of `python3 scripts/recurrent_golden.py`.
+#[allow(clippy::excessive_precision)]
 const LSTM_GOLDEN: [f32; 8] = [
     -0.290255291,
     -0.545188927,
@@ -138,6 +140,7 @@ const LSTM_GOLDEN: [f32; 8] = [
     -0.201904442,
     0.272060753,
 ];
+#[allow(clippy::excessive_precision)]
 const GRU_GOLDEN: [f32; 8] = [
     -0.409914318,
     -0.851818197,

@@ -80,7 +80,7 @@ impl Augment {
         let src = &*src;
         let per = x.rows.div_ceil(rt.threads.max(1)).max(1);
         fork_blocks(0, x.rows, per, &|b0, n| {
-            let out = out;
+            let out = &out;
             for b in b0..b0 + n {
                 // SAFETY: image b's row of x, written by this block alone.
                 let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(b * h * w), h * w) };

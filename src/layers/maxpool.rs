@@ -139,7 +139,7 @@ impl Layer for MaxPool2d {
         let dxs = Shared(dx.data.as_mut_ptr());
         let winners = &self.winners;
         fork_blocks(0, batch, images_per_block(rt, batch), &|b0, nb| {
-            let dxs = dxs;
+            let dxs = &dxs;
             for b in b0..b0 + nb {
                 // SAFETY: image b's row of dx: disjoint between blocks.
                 let db = unsafe { std::slice::from_raw_parts_mut(dxs.0.add(b * size), size) };
