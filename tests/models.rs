@@ -91,20 +91,27 @@ fn layers_that_do_not_fit_are_refused_naming_both() {
             && e.contains("a vector of 256"),
         "{e}"
     );
-    // the first layer against the input, and shapes of the same size that differ
+    // the first layer against the input, and shapes of the same size that differ: an
+    // image feeds a dense layer of as many inputs (flattened), but not an image layer
+    // of another shape
     let mut net = Sequential::new(Features::Image { c: 1, h: 28, w: 28 });
     let e = net
-        .push(Box::new(Dense::new(
-            784,
-            10,
-            Init::Zeros,
-            Init::Zeros,
-            &mut rng,
+        .push(Box::new(ActivationLayer::new(
+            Activation::Relu,
+            Features::Image { c: 2, h: 14, w: 28 },
         )))
         .unwrap_err()
         .to_string();
     assert!(e.contains("the input gives an image of 1x28x28"), "{e}");
     assert_eq!(net.layers().len(), 0, "nothing was added");
+    net.push(Box::new(Dense::new(
+        784,
+        10,
+        Init::Zeros,
+        Init::Zeros,
+        &mut rng,
+    )))
+    .unwrap();
 }
 
 /// Evaluation with the sparse products (a trained ReLU net's hidden activations are

@@ -5,7 +5,8 @@
 //! allocates its packing buffers on every call: allocations made while the thread is
 //! inside `gemm` (`tensor::inside_gemm`) are counted apart, and nothing else may
 //! allocate. The training input is a batch of real-looking sparse images and one of
-//! dense ones, so both kinds of first-layer products run.
+//! dense ones, so both kinds of first-layer products run; the nets are the MLP labs',
+//! the CNNs' and the recurrent ones'.
 
 use nnlab::Runtime;
 use nnlab::config::TrainConfig;
@@ -57,10 +58,11 @@ fn training_steps_do_not_allocate() {
 
 fn steps(threads: usize) {
     let rt = Runtime::default().with_threads(threads);
-    for preset in ["xavier", "dropout"] {
+    for preset in ["xavier", "dropout", "cnn", "cnn-best", "lstm", "gru", "rnn"] {
         let cfg = TrainConfig::preset(preset).unwrap();
         let mut rng = Rng::new(1);
-        let mut model = Model::build(&cfg.model, 784, 10, &mut rng).unwrap();
+        let input = nnlab::layers::Features::Image { c: 1, h: 28, w: 28 };
+        let mut model = Model::build(&cfg.model, input, 10, &mut rng).unwrap();
         let mut opt = Optimizer::new(cfg.optimizer.clone(), &mut model.net);
         // dense pixels, and images 80% zeros like MNIST's (sparse products)
         let dense = Matrix::from_vec(

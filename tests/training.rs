@@ -73,7 +73,7 @@ fn every_preset_gives_the_same_weights_at_any_thread_count() {
         cfg.model.pretrain_epochs = cfg.model.pretrain_epochs.min(1);
         let run = |threads: usize| {
             let rt = Runtime::default().with_threads(threads);
-            let mut t = Trainer::new(&cfg, 784, 10, rt).unwrap();
+            let mut t = Trainer::new(&cfg, small.shape(), 10, rt).unwrap();
             common::fit(&mut t, &small).unwrap();
             weights(&mut t)
         };
@@ -100,7 +100,7 @@ fn simd_level_does_not_change_results() {
             cfg.model.hidden = vec![256, 32]; // 128 columns a thread: AVX-512's panel
             cfg.model.activation = HiddenUnit::Act(unit);
             cfg.epochs = 1;
-            let mut t = Trainer::new(&cfg, 784, 10, rt).unwrap();
+            let mut t = Trainer::new(&cfg, small.shape(), 10, rt).unwrap();
             common::fit(&mut t, &small).unwrap();
             weights(&mut t)
         };
@@ -223,8 +223,11 @@ branches = [[{ type = "dense", units = 32 }, { type = "activation", name = "tanh
     assert!(t.model.evaluate(&m.test, &t.rt).accuracy > 0.85);
     // a branch whose widths cannot be summed is refused, naming the spec
     let bad = text.replace("merge = \"concat\"", "merge = \"sum\"");
-    let e = TrainConfig::from_toml(&bad, "blocks.toml")
-        .unwrap_err()
+    // (shapes are checked when the net is built for its input)
+    let bad = TrainConfig::from_toml(&bad, "blocks.toml").unwrap();
+    let e = Trainer::new(&bad, 784, 10, Runtime::default())
+        .err()
+        .unwrap()
         .to_string();
     assert!(
         e.contains("model.layers[4].branches") && e.contains("equal output width"),

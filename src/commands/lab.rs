@@ -171,14 +171,17 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
 fn cnn_line(cfg: &TrainConfig) -> String {
     use nnlab::config::LayerSpec;
     let mut parts: Vec<String> = Vec::new();
+    let mut shape = nnlab::layers::Features::Image { c: 1, h: 28, w: 28 };
     for l in &cfg.model.layers {
         match l {
             LayerSpec::Conv { channels, .. } => parts.push(format!("conv{channels}")),
             LayerSpec::Maxpool { .. } => parts.push("pool".into()),
             LayerSpec::Dropout { keep } => parts.push(format!("drop{keep}")),
             LayerSpec::Dense { units, .. } => parts.push(units.to_string()),
+            LayerSpec::Flatten => parts.push(shape.size().to_string()),
             _ => {}
         }
+        shape = l.out_shape(shape, "").unwrap_or(shape);
     }
     parts.push("10".into());
     format!(
