@@ -46,20 +46,30 @@ const CHUNK: usize = 10;
 
 /// A pointer shared by blocks that write disjoint images.
 #[derive(Clone, Copy)]
-struct Shared(*mut f32);
+struct Shared(*mut f32, usize);
 // SAFETY: each block writes only its own images' parts; the fork-join outlives them.
 unsafe impl Send for Shared {}
 // SAFETY: as above.
 unsafe impl Sync for Shared {}
 
 impl Shared {
+    /// The elements of `buf`.
+    fn of(buf: &mut [f32]) -> Self {
+        Shared(buf.as_mut_ptr(), buf.len())
+    }
+
     /// Elements `at..at + len`.
     ///
     /// # Safety
-    /// Inside the buffer, and no other live reference to them.
+    /// No other live reference to them.
     #[allow(clippy::mut_from_ref)]
     unsafe fn slice<'a>(&self, at: usize, len: usize) -> &'a mut [f32] {
-        // SAFETY: the caller's promise.
+        assert!(
+            at + len <= self.1,
+            "conv2d: elements {at}+{len} of {}",
+            self.1
+        );
+        // SAFETY: inside the buffer (asserted); exclusivity is the caller's promise.
         unsafe { std::slice::from_raw_parts_mut(self.0.add(at), len) }
     }
 }
@@ -128,10 +138,7 @@ impl Layer for Conv2d {
         let g = self.geometry;
         let (batch, patch, pix, out) = (x.rows, g.patch(), g.out_pixels(), self.out_channels);
         self.cols.reshape_for(batch * patch, pix);
-        let (cols, ys) = (
-            Shared(self.cols.data.as_mut_ptr()),
-            Shared(y.data.as_mut_ptr()),
-        );
+        let (cols, ys) = (Shared::of(&mut self.cols.data), Shared::of(&mut y.data));
         let (w, bias) = (&self.w, &self.b);
         fork_blocks(0, batch, images_per_block(pass.rt, batch), &|b0, n| {
             for b in b0..b0 + n {
@@ -185,7 +192,7 @@ impl Layer for Conv2d {
         // partials are added in chunk order; chunks are fixed, threads take them
         let chunks = batch.div_ceil(CHUNK);
         self.partials.reshape_for(chunks * out, patch);
-        let parts = Shared(self.partials.data.as_mut_ptr());
+        let parts = Shared::of(&mut self.partials.data);
         let cols = &self.cols;
         let per = chunks.div_ceil(rt.threads.max(1)).max(1);
         fork_blocks(0, chunks, per, &|c0, n| {
@@ -222,10 +229,7 @@ impl Layer for Conv2d {
         }
         let Some(dx) = dx else { return };
         self.dcols.reshape_for(batch * patch, pix);
-        let (dcols, dxs) = (
-            Shared(self.dcols.data.as_mut_ptr()),
-            Shared(dx.data.as_mut_ptr()),
-        );
+        let (dcols, dxs) = (Shared::of(&mut self.dcols.data), Shared::of(&mut dx.data));
         let (w, size) = (&self.w, g.in_size());
         fork_blocks(0, batch, images_per_block(rt, batch), &|b0, n| {
             for b in b0..b0 + n {
