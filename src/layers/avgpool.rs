@@ -57,20 +57,10 @@ impl Layer for AvgPool2d {
         )
     }
     fn input(&self) -> Features {
-        let g = &self.geometry;
-        Features::Image {
-            c: g.channels,
-            h: g.y.input,
-            w: g.x.input,
-        }
+        self.geometry.input_shape()
     }
     fn output(&self) -> Features {
-        let g = &self.geometry;
-        Features::Image {
-            c: g.channels,
-            h: g.y.output,
-            w: g.x.output,
-        }
+        self.geometry.output_shape(self.geometry.channels)
     }
 
     /// `y[b, c, o] = mean of x[b, c, ·] over o's window (inside pixels only)`.

@@ -113,20 +113,10 @@ impl Layer for Conv2d {
         )
     }
     fn input(&self) -> Features {
-        let g = &self.geometry;
-        Features::Image {
-            c: g.channels,
-            h: g.y.input,
-            w: g.x.input,
-        }
+        self.geometry.input_shape()
     }
     fn output(&self) -> Features {
-        let g = &self.geometry;
-        Features::Image {
-            c: self.out_channels,
-            h: g.y.output,
-            w: g.x.output,
-        }
+        self.geometry.output_shape(self.out_channels)
     }
 
     /// Per image: `cols = im2col(x_b)`, `y_b = W cols + b`.

@@ -64,16 +64,13 @@ impl Gru {
 
 impl Layer for Gru {
     fn describe(&self) -> String {
-        format!(
-            "gru {} over {} steps of {}",
-            self.p.hidden, self.p.steps, self.p.features
-        )
+        self.p.describe("gru")
     }
     fn input(&self) -> Features {
         self.p.input()
     }
     fn output(&self) -> Features {
-        Features::Vector(self.p.hidden)
+        self.p.output()
     }
 
     /// # Shapes

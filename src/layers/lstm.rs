@@ -68,16 +68,13 @@ impl Lstm {
 
 impl Layer for Lstm {
     fn describe(&self) -> String {
-        format!(
-            "lstm {} over {} steps of {}",
-            self.p.hidden, self.p.steps, self.p.features
-        )
+        self.p.describe("lstm")
     }
     fn input(&self) -> Features {
         self.p.input()
     }
     fn output(&self) -> Features {
-        Features::Vector(self.p.hidden)
+        self.p.output()
     }
 
     /// # Shapes

@@ -51,20 +51,10 @@ impl Layer for MaxPool2d {
         )
     }
     fn input(&self) -> Features {
-        let g = &self.geometry;
-        Features::Image {
-            c: g.channels,
-            h: g.y.input,
-            w: g.x.input,
-        }
+        self.geometry.input_shape()
     }
     fn output(&self) -> Features {
-        let g = &self.geometry;
-        Features::Image {
-            c: g.channels,
-            h: g.y.output,
-            w: g.x.output,
-        }
+        self.geometry.output_shape(self.geometry.channels)
     }
 
     /// `y[b, c, oy, ox] = max over the window of x[b, c, ·, ·]`.

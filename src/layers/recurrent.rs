@@ -84,6 +84,19 @@ impl RecurrentParams {
         }
     }
 
+    /// The output shape: the last hidden state `(hidden,)`.
+    pub fn output(&self) -> Features {
+        Features::Vector(self.hidden)
+    }
+
+    /// One line, e.g. `lstm 128 over 28 steps of 28`.
+    pub fn describe(&self, kind: &str) -> String {
+        format!(
+            "{kind} {} over {} steps of {}",
+            self.hidden, self.steps, self.features
+        )
+    }
+
     /// Visits the four tensors under PyTorch's names (`weight_ih_l0`, ...).
     pub fn visit(&mut self, f: &mut dyn FnMut(Param<'_>)) {
         let gh = self.gates * self.hidden;

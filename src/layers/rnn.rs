@@ -52,16 +52,13 @@ impl Rnn {
 
 impl Layer for Rnn {
     fn describe(&self) -> String {
-        format!(
-            "rnn {} over {} steps of {}",
-            self.p.hidden, self.p.steps, self.p.features
-        )
+        self.p.describe("rnn")
     }
     fn input(&self) -> Features {
         self.p.input()
     }
     fn output(&self) -> Features {
-        Features::Vector(self.p.hidden)
+        self.p.output()
     }
 
     /// # Shapes

@@ -95,6 +95,22 @@ impl Window {
     pub fn out_pixels(&self) -> usize {
         self.y.output * self.x.output
     }
+    /// The image the window slides over: `(c, h, w)`.
+    pub fn input_shape(&self) -> crate::layers::Features {
+        crate::layers::Features::Image {
+            c: self.channels,
+            h: self.y.input,
+            w: self.x.input,
+        }
+    }
+    /// The image of `channels` planes of its outputs: `(channels, oh, ow)`.
+    pub fn output_shape(&self, channels: usize) -> crate::layers::Features {
+        crate::layers::Features::Image {
+            c: channels,
+            h: self.y.output,
+            w: self.x.output,
+        }
+    }
     /// Patch length: `c·kh·kw`.
     pub fn patch(&self) -> usize {
         self.channels * self.y.kernel * self.x.kernel
