@@ -38,6 +38,8 @@ pub struct Table {
     pub title: String,
     pub setup: String,
     pub rows: Vec<Row>,
+    /// One line: what this run says about the lecture's claim.
+    pub conclusion: String,
 }
 
 impl Table {
@@ -55,20 +57,47 @@ impl Table {
         for r in &self.rows {
             s += &format!("{:<28}", r.label);
             for (_, v) in &r.values {
-                if v.abs() >= 1e-3 || *v == 0.0 {
-                    s += &format!("{v:>14.4}");
-                } else {
-                    s += &format!("{v:>14.3e}");
-                }
+                s += &format!("{:>14}", number(*v));
             }
             s.push('\n');
         }
-        s
+        s + &format!("\n{}\n", self.conclusion)
     }
 
     /// The row labelled `label`.
     pub fn row(&self, label: &str) -> Option<&Row> {
         self.rows.iter().find(|r| r.label == label)
+    }
+}
+
+/// A table's number as printed: four decimals, or three significant digits in
+/// scientific notation when smaller than 0.001.
+pub fn number(v: f64) -> String {
+    if v.abs() >= 1e-3 || v == 0.0 {
+        format!("{v:.4}")
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
+/// The row with the largest (or, `max` false, smallest) `key`, with that value.
+fn extreme<'a>(rows: &'a [Row], key: &str, max: bool) -> Option<(&'a Row, f64)> {
+    let mut best: Option<(&Row, f64)> = None;
+    for r in rows {
+        if let Some(v) = r.get(key) {
+            if best.is_none_or(|(_, b)| if max { v > b } else { v < b }) {
+                best = Some((r, v));
+            }
+        }
+    }
+    best
+}
+
+fn verdict(holds: bool) -> &'static str {
+    if holds {
+        "the lecture's claim holds in this run"
+    } else {
+        "this run does not show the lecture's claim"
     }
 }
 
@@ -262,8 +291,27 @@ pub fn depth(data: &StudyData<'_>, o: &StudyOptions) -> Result<Table> {
              gradient norms of each weight matrix on the first batch of 100 at initialisation",
             data.train.len()
         ),
+        conclusion: depth_conclusion(&rows, depths),
         rows,
     })
+}
+
+fn depth_conclusion(rows: &[Row], depths: &[usize]) -> String {
+    let d = *depths.last().expect("depths");
+    let get = |act: &str, key: &str| {
+        rows.iter()
+            .find(|r| r.label == format!("{act} depth {d}"))
+            .and_then(|r| r.get(key))
+            .unwrap_or(f64::NAN)
+    };
+    let (sig, relu) = (get("sigmoid", "test acc SGD"), get("relu", "test acc SGD"));
+    format!(
+        "Conclusion: at depth {d} with SGD, sigmoid reached {sig:.4} and ReLU {relu:.4}; \
+         sigmoid's first-layer gradient is {:.2e} of its last layer's, ReLU's {:.2e}: {}.",
+        1.0 / get("sigmoid", "first/last"),
+        1.0 / get("relu", "first/last"),
+        verdict(relu > sig + 0.05)
+    )
 }
 
 /// Initialisation: the same deep ReLU net from each initialiser.
@@ -297,6 +345,15 @@ pub fn init(data: &StudyData<'_>, o: &StudyOptions) -> Result<Table> {
     Ok(Table {
         title: "init: weight initialisation (lecture: zero init kills the signal; RBM, Xavier, He fix it)".into(),
         setup: format!("ReLU MLP {hidden:?}, zero biases, Adam lr 0.001, {epochs} epochs on {} images", data.train.len()),
+        conclusion: {
+            let zeros = rows[0].get("test acc").unwrap_or(f64::NAN);
+            let (best, acc) = extreme(&rows, "test acc", true).expect("rows");
+            format!(
+                "Conclusion: zero init reached {zeros:.4}, {} {acc:.4}: {}.",
+                best.label,
+                verdict(acc > zeros + 0.05)
+            )
+        },
         rows,
     })
 }
@@ -334,6 +391,16 @@ pub fn activation(data: &StudyData<'_>, o: &StudyOptions) -> Result<Table> {
             "MLP {hidden:?}, Xavier-uniform, zero biases, Adam lr 0.001, {epochs} epochs on {} images",
             data.train.len()
         ),
+        conclusion: {
+            let (best, hi) = extreme(&rows, "test acc", true).expect("rows");
+            let (worst, lo) = extreme(&rows, "test acc", false).expect("rows");
+            format!(
+                "Conclusion: {} did best ({hi:.4}), {} worst ({lo:.4}), {:.2} points apart.",
+                best.label,
+                worst.label,
+                (hi - lo) * 100.0
+            )
+        },
         rows,
     })
 }
@@ -381,6 +448,15 @@ pub fn dropout(data: &StudyData<'_>, o: &StudyOptions) -> Result<Table> {
         setup: format!(
             "ReLU MLP {hidden:?}, Xavier, Adam lr 0.001, {epochs} epochs on the first {n_train} training images; train accuracy over the whole (sub)set in evaluation mode"
         ),
+        conclusion: {
+            let plain = rows[0].get("gap").unwrap_or(f64::NAN);
+            let (least, gap) = extreme(&rows, "gap", false).expect("rows");
+            format!(
+                "Conclusion: without dropout training accuracy is {plain:.4} above test accuracy, with {} {gap:.4}: {}.",
+                least.label,
+                verdict(gap < plain)
+            )
+        },
         rows,
     })
 }
@@ -448,6 +524,18 @@ pub fn ensemble(data: &StudyData<'_>, o: &StudyOptions) -> Result<Table> {
             o.seed,
             o.seed + members as u64 - 1
         ),
+        conclusion: {
+            let one = rows[0].get("ensemble acc").unwrap_or(f64::NAN);
+            let all = rows
+                .last()
+                .and_then(|r| r.get("ensemble acc"))
+                .unwrap_or(f64::NAN);
+            format!(
+                "Conclusion: one member reached {one:.4}, all {members} together {all:.4} ({:+.2} points): {}.",
+                (all - one) * 100.0,
+                verdict(all > one)
+            )
+        },
         rows,
     })
 }

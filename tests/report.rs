@@ -108,6 +108,39 @@ fn train_report_is_complete_and_consistent() {
     assert_eq!(metrics["history"].as_array().unwrap().len(), 3);
     let csv = std::fs::read_to_string(rep.join("history.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4);
+    // the page opens with the run's figures and shows its per-epoch table
+    let html = std::fs::read_to_string(rep.join("index.html")).unwrap();
+    let acc = format!("{:.4}", result["test_accuracy"].as_f64().unwrap());
+    let summary = &html[..html.find("<h2>").unwrap()];
+    for want in [
+        "test accuracy",
+        acc.as_str(),
+        "validation accuracy",
+        "net",
+        "dense",
+    ] {
+        assert!(
+            summary.contains(want),
+            "the summary lacks {want}: {summary}"
+        );
+    }
+    assert!(html.contains("<th>val loss</th>"), "{html}");
+    assert_eq!(
+        html.matches("<tr><th>").count(),
+        5 + 1 + 3,
+        "summary rows, the header, the epochs"
+    );
+    assert!(html.contains("<details><summary>config"), "{html}");
+    // the cost chart draws the validation loss and numbers its log axis
+    let svg = std::fs::read_to_string(rep.join("train_cost.svg")).unwrap();
+    assert!(svg.contains("validation loss"), "{svg}");
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let decimals = doc
+        .descendants()
+        .filter_map(|n| n.text())
+        .filter(|t| t.trim().parse::<f64>().is_ok_and(|v| v.fract() != 0.0))
+        .count();
+    assert!(decimals >= 2, "the cost axis has {decimals} labelled ticks");
 }
 
 #[test]

@@ -109,6 +109,15 @@ fn dropout_narrows_the_gap() {
         t.render()
     );
     assert!(gap("keep 0.5") < gap("keep 1"), "{}", t.render());
+    // the one-line conclusion says what the numbers say
+    assert!(
+        t.conclusion.starts_with("Conclusion: without dropout")
+            && t.conclusion
+                .ends_with("the lecture's claim holds in this run."),
+        "{}",
+        t.conclusion
+    );
+    assert!(t.render().contains(&t.conclusion));
 }
 
 #[test]

@@ -118,6 +118,37 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
         "ensemble_vote": by_vote, "train_seconds": seconds, "parallel": parallel,
     });
     if let Some(r) = report.as_mut() {
+        r.summary(
+            "ensemble",
+            format!("{by_avg:.4} by averaged probabilities, {by_vote:.4} by majority vote"),
+        );
+        r.summary(
+            "members",
+            format!(
+                "{}: mean {mean:.4}, best {:.4}; trained in {seconds:.1} s",
+                super::plural(accs.len(), "member"),
+                accs.iter().cloned().fold(0f32, f32::max)
+            ),
+        );
+        r.table(
+            "members",
+            super::report::Table {
+                caption: "Each member's test accuracy; members differ only by seed.".into(),
+                header: vec!["member".into(), "seed".into(), "test acc".into()],
+                rows: accs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| {
+                        vec![
+                            i.to_string(),
+                            (cfg.seed + i as u64).to_string(),
+                            format!("{a:.4}"),
+                        ]
+                    })
+                    .collect(),
+            },
+        );
+        r.details("members", "config (TOML)", cfg.to_toml());
         let ens_pred = argmax_rows(&avg);
         let conf = nnlab::metrics::Confusion::new(&test.labels, &ens_pred, test.classes());
         r.confusion(

@@ -44,7 +44,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
                 &format!("model{}", i + 1),
                 &label,
                 &mut m.model,
-                &[],
+                None,
                 d,
                 &rt,
             )?;
@@ -63,6 +63,18 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             if args.models.len() == 1 {
                 outln!("\n{}", conf.table(&d.class_names));
             }
+        }
+        if let Some(r) = report.as_mut() {
+            r.summary(
+                &m.path.display().to_string(),
+                format!(
+                    "accuracy {:.4}, loss {:.4} on {} ({})",
+                    e.accuracy,
+                    e.loss,
+                    d.name,
+                    super::plural(d.len(), "image")
+                ),
+            );
         }
         results.push(serde_json::json!({
             "model": m.path, "accuracy": e.accuracy, "loss": e.loss,
@@ -90,6 +102,14 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         let loss = softmax_cross_entropy(&logits, &d.labels, &mut scratch);
         let conf = Confusion::new(&d.labels, &by_avg, d.classes());
         if let Some(r) = report.as_mut() {
+            r.summary(
+                &format!("ensemble of {}", models.len()),
+                format!(
+                    "accuracy {:.4} by averaged probabilities, {:.4} by majority vote",
+                    acc(&by_avg),
+                    acc(&by_vote)
+                ),
+            );
             r.confusion(
                 "ensemble_confusion",
                 "ensemble (averaged probabilities)",

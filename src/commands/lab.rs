@@ -84,7 +84,10 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
                 lab.name,
                 lab.title,
                 &mut res.trainer.model,
-                &history,
+                Some(super::report::Run {
+                    cfg: &cfg,
+                    history: &history,
+                }),
                 &sets.test,
                 &res.trainer.rt,
             )?;
@@ -104,6 +107,22 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
         });
     }
     if let Some(mut r) = report {
+        for x in &rows {
+            r.summary(
+                &format!("{} ({})", x.title, x.name),
+                format!(
+                    "test accuracy {:.4}; the lecture printed {:.4}",
+                    x.accuracy, x.lecture
+                ),
+            );
+        }
+        r.summary(
+            "epochs, seed",
+            format!(
+                "{} ({} in the lecture), seed {}",
+                args.epochs, LECTURE_EPOCHS, args.seed
+            ),
+        );
         if rows.len() > 1 {
             let bars: Vec<(String, f64, f64)> = rows
                 .iter()

@@ -1,34 +1,61 @@
 //! `--report DIR` for every command that has something to show.
 
+use nnlab::config::TrainConfig;
 use nnlab::data::Dataset;
 use nnlab::metrics::Confusion;
 use nnlab::model::Model;
 use nnlab::train::EpochStats;
 use std::path::Path;
 
-pub use nnlab::report::{Line, LineChart, ReportWriter};
+pub use nnlab::report::{Line, LineChart, ReportWriter, Table};
+
+/// A finished training run as its report shows it.
+#[derive(Clone, Copy)]
+pub struct Run<'a> {
+    pub cfg: &'a TrainConfig,
+    pub history: &'a [EpochStats],
+}
 
 /// Opens (creating it) a report folder, checked writable before any training.
 pub fn open(dir: &Path) -> anyhow::Result<ReportWriter> {
     Ok(ReportWriter::new(dir)?)
 }
 
-/// The pictures of one trained model on a test set: learning curves (if a history is
-/// given), confusion matrix, mistakes, first-layer weights. Returns the evaluation's
-/// numbers for metrics.json.
+/// One trained model's section of a report, on a test set: its test figures, and for a
+/// training run the per-epoch table and learning curves; the confusion matrix,
+/// mistakes, first-layer weights or filters, its layers and config. Returns the
+/// evaluation's numbers for metrics.json.
 pub fn model_pictures(
     r: &mut ReportWriter,
     name: &str,
     label: &str,
     model: &mut Model,
-    history: &[EpochStats],
+    run: Option<Run<'_>>,
     test: &Dataset,
     rt: &nnlab::Runtime,
 ) -> anyhow::Result<serde_json::Value> {
-    if !history.is_empty() {
-        r.learning_curves(name, label, history)?;
-    }
     let e = model.evaluate(test, rt);
+    r.text(
+        label,
+        format!(
+            "Test accuracy {:.4} (loss {:.4}) on the {} images of {}; {} parameters.",
+            e.accuracy,
+            e.loss,
+            test.len(),
+            test.name,
+            model.param_count()
+        ),
+    );
+    let history = run.map_or(&[][..], |run| run.history);
+    if let Some(run) = run.filter(|run| !run.history.is_empty()) {
+        r.table(label, Table::epochs("Per epoch", run.history));
+        r.learning_curves(
+            name,
+            label,
+            run.history,
+            &nnlab::report::train_accuracy_caption(run.cfg),
+        )?;
+    }
     let conf = Confusion::new(&test.labels, &e.predictions, test.classes());
     r.confusion(
         &format!("{name}_confusion"),
@@ -100,6 +127,14 @@ pub fn model_pictures(
             test.height,
             test.width,
         )?;
+    }
+    r.details(label, "layers", model.summary());
+    if let Some(run) = run {
+        r.details(
+            label,
+            "config (TOML, as --config reads it)",
+            run.cfg.to_toml(),
+        );
     }
     Ok(serde_json::json!({
         "test_accuracy": e.accuracy,

@@ -37,6 +37,13 @@ pub fn run(args: &StudyArgs) -> anyhow::Result<()> {
         Experiment::Ensemble => study::ensemble(&data, &o)?,
     };
     if let Some(mut r) = report.take() {
+        r.summary("study", table.title.clone());
+        r.summary(
+            "conclusion",
+            table.conclusion.trim_start_matches("Conclusion: "),
+        );
+        r.text(&table.title, table.setup.clone());
+        r.table(&table.title, study_table(&table));
         // one chart per series name, a line per row
         let mut names: Vec<String> = Vec::new();
         for row in &table.rows {
@@ -109,4 +116,30 @@ pub fn run(args: &StudyArgs) -> anyhow::Result<()> {
         outln!("\n({:.0} s)", start.elapsed().as_secs_f64());
     }
     Ok(())
+}
+
+/// The study's numbers as a report table.
+fn study_table(t: &study::Table) -> super::report::Table {
+    let header = std::iter::once(String::new())
+        .chain(
+            t.rows
+                .first()
+                .into_iter()
+                .flat_map(|r| r.values.iter().map(|(k, _)| k.clone())),
+        )
+        .collect();
+    let rows = t
+        .rows
+        .iter()
+        .map(|r| {
+            std::iter::once(r.label.clone())
+                .chain(r.values.iter().map(|(_, v)| study::number(*v)))
+                .collect()
+        })
+        .collect();
+    super::report::Table {
+        caption: String::new(),
+        header,
+        rows,
+    }
 }

@@ -359,10 +359,14 @@ pub fn run(cmd: &TrainCmd) -> anyhow::Result<()> {
             "train",
             "training run",
             &mut res.trainer.model,
-            &history,
+            Some(super::report::Run {
+                cfg: &cfg,
+                history: &history,
+            }),
             &sets.test,
             &res.trainer.rt,
         )?;
+        summarise_run(r, &cfg, &history, &mut res);
         metrics["config"] = serde_json::to_value(&cfg)?;
         r.json("metrics.json", &metrics)?;
         r.history_csv("history.csv", &[("train".into(), history)])?;
@@ -374,4 +378,59 @@ pub fn run(cmd: &TrainCmd) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The figures a training report opens with.
+fn summarise_run(
+    r: &mut super::report::ReportWriter,
+    cfg: &TrainConfig,
+    history: &[nnlab::train::EpochStats],
+    res: &mut RunResult,
+) {
+    r.summary("test accuracy", format!("{:.4}", res.test_accuracy));
+    if let Some(last) = history.last() {
+        if let (Some(a), Some(l)) = (last.val_acc, last.val_loss) {
+            r.summary("validation accuracy", format!("{a:.4} (loss {l:.4})"));
+        }
+        r.summary(
+            "training",
+            format!(
+                "{} on {}, {:.1} s; last cost {:.6}",
+                super::plural(history.len(), "epoch"),
+                cfg.dataset,
+                res.train_seconds,
+                last.cost
+            ),
+        );
+    }
+    let m = &mut res.trainer.model;
+    r.summary(
+        "net",
+        format!(
+            "{} ({})",
+            m.net
+                .layers()
+                .iter()
+                .map(|l| l.describe())
+                .collect::<Vec<_>>()
+                .join(", "),
+            super::plural(m.param_count(), "parameter")
+        ),
+    );
+    r.summary(
+        "optimizer",
+        format!(
+            "{:?} lr {} ({} schedule), batch {}, seed {}{}",
+            cfg.optimizer.kind,
+            cfg.optimizer.lr,
+            cfg.optimizer.schedule,
+            cfg.batch,
+            cfg.seed,
+            if cfg.augment.is_some() {
+                ", augmented"
+            } else {
+                ""
+            }
+        ),
+    );
 }

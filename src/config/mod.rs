@@ -104,6 +104,24 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
+    /// Whether training drops units anywhere in the net (training-mode accuracy then
+    /// sits below evaluation-mode accuracy).
+    pub fn has_dropout(&self) -> bool {
+        fn any(specs: &[LayerSpec]) -> bool {
+            specs.iter().any(|s| match s {
+                LayerSpec::Dropout { keep } => *keep < 1.0,
+                LayerSpec::Residual { layers } => any(layers),
+                LayerSpec::Branch { branches, .. } => branches.iter().any(|b| any(b)),
+                _ => false,
+            })
+        }
+        if self.layers.is_empty() {
+            self.keep_prob < 1.0
+        } else {
+            any(&self.layers)
+        }
+    }
+
     /// Checks every field, naming the first bad one.
     pub fn validate(&self) -> Result<()> {
         if let Some(i) = self.hidden.iter().position(|&h| h == 0) {

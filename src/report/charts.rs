@@ -88,6 +88,7 @@ fn draw_line_chart<DB: DrawingBackend>(
                 .configure_mesh()
                 .x_labels(x_ticks)
                 .x_label_formatter(&x_fmt)
+                .y_label_formatter(&|y: &f64| short(*y))
                 .x_desc(c.x_label.as_str())
                 .y_desc(c.y_label.as_str())
                 .label_style(("sans-serif", 15))
@@ -137,9 +138,13 @@ fn draw_line_chart<DB: DrawingBackend>(
         }};
     }
     if c.log_y {
+        let (lo, hi) = (y0 * 0.8, y1 * 1.25);
         body!(
-            b.build_cartesian_2d(x0..x1, (y0 * 0.8..y1 * 1.25).log_scale())
-                .map_err(e)?
+            b.build_cartesian_2d(
+                x0..x1,
+                (lo..hi).log_scale().with_key_points(log_ticks(lo, hi))
+            )
+            .map_err(e)?
         );
     } else {
         body!(
@@ -148,6 +153,50 @@ fn draw_line_chart<DB: DrawingBackend>(
         );
     }
     root.present().map_err(e)
+}
+
+/// Tick values for a log axis from `lo` to `hi`: 1, 2 and 5 times powers of ten, or
+/// every digit where those give fewer than three, or the ends where even those give
+/// fewer than two (a range under a factor of two), so the axis always has numbers.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let within = |mults: &[f64]| -> Vec<f64> {
+        let mut v = Vec::new();
+        let mut p = 10f64.powi(lo.log10().floor() as i32);
+        while p <= hi {
+            for m in mults {
+                let t = m * p;
+                if t >= lo && t <= hi {
+                    v.push(t);
+                }
+            }
+            p *= 10.0;
+        }
+        v
+    };
+    let coarse = within(&[1.0, 2.0, 5.0]);
+    if coarse.len() >= 3 {
+        return coarse;
+    }
+    let fine = within(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    if fine.len() >= 2 {
+        return fine;
+    }
+    let (a, b) = (lo + (hi - lo) * 0.1, hi - (hi - lo) * 0.1);
+    vec![a, (a * b).sqrt(), b]
+}
+
+/// A tick label with three significant digits and no trailing zeros: 0.05, 0.123, 2, 15.
+fn short(y: f64) -> String {
+    if y == 0.0 || !y.is_finite() {
+        return format!("{y}");
+    }
+    let digits = (2 - y.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{y:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').into()
+    } else {
+        s
+    }
 }
 
 impl ReportWriter {
@@ -170,12 +219,14 @@ impl ReportWriter {
         Ok(())
     }
 
-    /// Cost per epoch (log scale) and accuracies per epoch of one run.
+    /// Cost and validation loss per epoch (log scale) and accuracies per epoch of one
+    /// run; `train_acc_caption` says how its training accuracy was measured.
     pub fn learning_curves(
         &mut self,
         name: &str,
         label: &str,
         history: &[EpochStats],
+        train_acc_caption: &str,
     ) -> Result<()> {
         let ep = |f: &dyn Fn(&EpochStats) -> Option<f32>| -> Vec<(f64, f64)> {
             history
@@ -187,17 +238,25 @@ impl ReportWriter {
             title: format!("{label}: cost per epoch"),
             x_label: "epoch".into(),
             y_label: "cost (mean cross-entropy, log scale)".into(),
-            lines: vec![Line {
-                label: "training cost".into(),
-                points: ep(&|h| Some(h.cost)),
-            }],
+            lines: [
+                ("training cost", ep(&|h| Some(h.cost))),
+                ("validation loss", ep(&|h| h.val_loss)),
+            ]
+            .into_iter()
+            .filter(|(_, p)| !p.is_empty())
+            .map(|(l, points)| Line {
+                label: l.into(),
+                points,
+            })
+            .collect(),
             log_y: true,
         };
         self.line_chart(
             &format!("{name}_cost"),
             label,
             &cost,
-            "The lecture's cost, the mean batch loss of each epoch.",
+            "The lecture's cost: the mean loss of each epoch's training batches, as they were trained. \
+             The validation loss is measured after each epoch on the held-out images.",
         )?;
         let mut lines = vec![Line {
             label: "train".into(),
@@ -225,12 +284,7 @@ impl ReportWriter {
             lines,
             log_y: false,
         };
-        self.line_chart(
-            &format!("{name}_accuracy"),
-            label,
-            &acc,
-            "Training accuracy above validation/test accuracy is the overfitting gap the lecture talks about.",
-        )
+        self.line_chart(&format!("{name}_accuracy"), label, &acc, train_acc_caption)
     }
 
     /// Bars of this run's test accuracy beside the lecture's, per lab.
@@ -320,4 +374,41 @@ fn draw_bars<DB: DrawingBackend>(
             .map_err(e)?;
     }
     root.present().map_err(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{log_ticks, short};
+
+    #[test]
+    fn a_log_axis_always_has_labelled_ticks() {
+        for (lo, hi) in [
+            (0.001, 10.0),
+            (0.17, 0.46),
+            (0.101, 0.109),
+            (2.0, 2.1),
+            (0.03, 0.3),
+        ] {
+            let t = log_ticks(lo, hi);
+            assert!(t.len() >= 2, "{lo}..{hi}: {t:?}");
+            assert!(t.iter().all(|&v| v >= lo && v <= hi), "{lo}..{hi}: {t:?}");
+            assert!(t.windows(2).all(|w| w[0] < w[1]), "{t:?}");
+        }
+        let t = log_ticks(0.015, 0.6);
+        let want = [0.02, 0.05, 0.1, 0.2, 0.5];
+        assert_eq!(t.len(), want.len(), "{t:?}");
+        assert!(
+            t.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-12),
+            "{t:?}"
+        );
+    }
+
+    #[test]
+    fn tick_labels_are_short() {
+        assert_eq!(short(0.2), "0.2");
+        assert_eq!(short(0.05), "0.05");
+        assert_eq!(short(0.123456), "0.123");
+        assert_eq!(short(15.0), "15");
+        assert_eq!(short(2.5), "2.5");
+    }
 }
