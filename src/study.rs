@@ -84,10 +84,10 @@ pub fn number(v: f64) -> String {
 fn extreme<'a>(rows: &'a [Row], key: &str, max: bool) -> Option<(&'a Row, f64)> {
     let mut best: Option<(&Row, f64)> = None;
     for r in rows {
-        if let Some(v) = r.get(key) {
-            if best.is_none_or(|(_, b)| if max { v > b } else { v < b }) {
-                best = Some((r, v));
-            }
+        if let Some(v) = r.get(key)
+            && best.is_none_or(|(_, b)| if max { v > b } else { v < b })
+        {
+            best = Some((r, v));
         }
     }
     best
