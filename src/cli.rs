@@ -255,6 +255,14 @@ pub struct TrainArgs {
     /// other ranges).
     #[arg(long)]
     pub augment: bool,
+    /// Early stopping: stop when the validation loss has not improved for N epochs
+    /// (Keras' EarlyStopping patience; needs --validation above 0).
+    #[arg(long, value_name = "N")]
+    pub patience: Option<usize>,
+    /// With --patience: end with the weights of the epoch of lowest validation loss
+    /// (Keras' restore_best_weights), not the last epoch's.
+    #[arg(long)]
+    pub restore_best: bool,
     /// Write a report (curves, confusion matrix, mistakes, weights, index.html) to DIR.
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
@@ -342,6 +350,19 @@ impl TrainArgs {
         }
         if self.augment && cfg.augment.is_none() {
             cfg.augment = Some(Default::default());
+        }
+        if let Some(patience) = self.patience {
+            cfg.early_stop = Some(nnlab::train::early_stop::EarlyStop {
+                patience,
+                restore_best: self.restore_best,
+            });
+        } else if self.restore_best {
+            match &mut cfg.early_stop {
+                Some(e) => e.restore_best = true,
+                None => anyhow::bail!(
+                    "--restore-best keeps the best epoch of early stopping: add --patience N"
+                ),
+            }
         }
         cfg.validate()?;
         Ok(cfg)

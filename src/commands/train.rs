@@ -263,6 +263,11 @@ pub fn run_config(
     }
     fitted?;
     let train_seconds = start.elapsed().as_secs_f64();
+    if let Some(line) = early_stop_line(&trainer)
+        && !out.json
+    {
+        outln!("{line}");
+    }
     let eval = trainer.model.evaluate(test, &rt);
     // The lecture's closing lines: one random test image, its label and the prediction.
     let r = trainer.rng.below(test.len());
@@ -294,6 +299,7 @@ pub fn run_config(
             "sample_label": test.labels[r],
             "sample_prediction": pred,
             "saved": opts.save,
+            "stopped_early_best_epoch": trainer.stopped_early(),
         });
         super::print_json(v);
     } else {
@@ -403,6 +409,9 @@ fn summarise_run(
             ),
         );
     }
+    if let Some(line) = early_stop_line(&res.trainer) {
+        r.summary("early stopping", line);
+    }
     let m = &mut res.trainer.model;
     r.summary(
         "net",
@@ -433,4 +442,21 @@ fn summarise_run(
             }
         ),
     );
+}
+
+/// What early stopping did, when it ended the run.
+pub fn early_stop_line(t: &nnlab::train::Trainer) -> Option<String> {
+    let best = t.stopped_early()?;
+    let e = t.cfg.early_stop?;
+    let loss = t.history[best - 1].val_loss.unwrap_or(f32::NAN);
+    Some(format!(
+        "Early stop after epoch {}: the validation loss has not gone below {loss:.4} (epoch {best}) for {}; {}",
+        t.history.len(),
+        super::plural(e.patience, "epoch"),
+        if e.restore_best {
+            format!("the weights of epoch {best} are restored")
+        } else {
+            format!("the weights are the last epoch's (--restore-best keeps epoch {best}'s)")
+        }
+    ))
 }

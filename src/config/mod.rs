@@ -182,6 +182,9 @@ pub struct TrainConfig {
     /// absent. `--augment` turns on the defaults.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub augment: Option<crate::data::augment::Augment>,
+    /// Stop when the validation loss stops improving; off when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<crate::train::early_stop::EarlyStop>,
     pub model: ModelConfig,
     pub optimizer: OptimConfig,
 }
@@ -197,6 +200,7 @@ impl Default for TrainConfig {
             legacy_threads: serde::de::IgnoredAny,
             eval_train: false,
             augment: None,
+            early_stop: None,
             model: ModelConfig::default(),
             optimizer: OptimConfig::default(),
         }
@@ -460,6 +464,9 @@ impl TrainConfig {
         self.model.validate()?;
         if let Some(a) = &self.augment {
             a.validate()?;
+        }
+        if let Some(e) = &self.early_stop {
+            e.validate(self.validation)?;
         }
         self.optimizer.validate()
     }

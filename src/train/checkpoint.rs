@@ -5,6 +5,7 @@
 //! the same bits (`--dense-only` or `--keep-subnormals` switched between the parts
 //! change the rounding from there on; see `runtime`).
 
+use super::early_stop::Snapshot;
 use super::{EpochStats, Trainer};
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
@@ -27,6 +28,9 @@ struct CheckpointState {
     t: u64,
     rng: Rng,
     history: Vec<EpochStats>,
+    /// The epoch of the best weights saved as `best.J` (early stopping's restore_best).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    best_epoch: Option<usize>,
 }
 
 /// The checkpoint file inside a checkpoint folder.
@@ -64,11 +68,17 @@ pub fn save_checkpoint(dir: &Path, trainer: &mut Trainer, meta: &ModelMeta) -> R
             ));
         }
     }
+    if let Some(best) = &trainer.best {
+        for (j, v) in best.values.iter().enumerate() {
+            tensors.push((format!("best.{j}"), vec![v.len()], f32_bytes(v)));
+        }
+    }
     let mut md = base_metadata(meta);
     let state = CheckpointState {
         t: trainer.opt.t,
         rng: trainer.rng.clone(),
         history: trainer.history.clone(),
+        best_epoch: trainer.best.as_ref().map(|b| b.epoch),
     };
     md.insert(
         "checkpoint".into(),
@@ -128,6 +138,13 @@ pub fn load_checkpoint(dir: &Path, cfg: &TrainConfig, rt: Runtime) -> Result<Tra
                 crate::layers::set_from_row_major(buf, &values, shape, transposed);
             }
         }
+    }
+    if let Some(epoch) = state.best_epoch {
+        let lengths = Snapshot::lengths(&mut trainer.model.net);
+        let values = (0..lengths.len())
+            .map(|j| tensor_f32(&st, &format!("best.{j}"), &[lengths[j]], &path))
+            .collect::<Result<Vec<_>>>()?;
+        trainer.best = Some(Snapshot { epoch, values });
     }
     trainer.opt.t = state.t;
     trainer.rng = state.rng;

@@ -3,6 +3,7 @@
 //! Printing is the caller's business (an observer sees each epoch).
 
 pub mod checkpoint;
+pub mod early_stop;
 
 use crate::config::TrainConfig;
 use crate::data::{Batcher, Dataset};
@@ -87,6 +88,8 @@ pub struct Trainer {
     pub history: Vec<EpochStats>,
     /// When set, a checkpoint is written to this folder after every epoch.
     pub checkpoint: Option<(std::path::PathBuf, crate::io::ModelMeta)>,
+    /// With early stopping's `restore_best`: the weights of the best epoch so far.
+    pub best: Option<early_stop::Snapshot>,
 }
 
 impl Trainer {
@@ -122,6 +125,7 @@ impl Trainer {
             rng,
             history: Vec::new(),
             checkpoint: None,
+            best: None,
         })
     }
 
@@ -144,8 +148,15 @@ impl Trainer {
         Ok(())
     }
 
-    /// Trains for the remaining epochs of `cfg.epochs`, calling `observe` after each.
-    /// `stop`, when set (Ctrl-C), ends training after the current batch.
+    /// The best epoch (1-based) when early stopping has ended the run.
+    pub fn stopped_early(&self) -> Option<usize> {
+        self.cfg.early_stop?.stopped_at(&self.history)
+    }
+
+    /// Trains for the remaining epochs of `cfg.epochs`, calling `observe` after each,
+    /// or until early stopping ends the run (then, with `restore_best`, the best epoch's
+    /// weights are put back). `stop`, when set (Ctrl-C), ends training after the
+    /// current batch.
     pub fn fit(
         &mut self,
         data: &RunData<'_>,
@@ -170,6 +181,13 @@ impl Trainer {
                 ),
             });
         }
+        if self.cfg.early_stop.is_some() && data.val.is_none() {
+            return Err(Error::config(
+                "validation",
+                0,
+                "early stopping watches the validation loss: hold out some training images",
+            ));
+        }
         if self.cfg.model.pretrain_epochs > 0 && self.history.is_empty() {
             self.pretrain(train, observe)?;
         }
@@ -177,6 +195,9 @@ impl Trainer {
         let mut scratch = Matrix::default(); // the augmentation's copy of a batch
         let batches = batcher.batches_per_epoch();
         for epoch in self.history.len()..self.cfg.epochs {
+            if self.stopped_early().is_some() {
+                break;
+            }
             let lr = self
                 .cfg
                 .optimizer
@@ -255,12 +276,23 @@ impl Trainer {
                 seconds,
             };
             self.history.push(stats.clone());
+            if self.cfg.early_stop.is_some_and(|e| e.restore_best)
+                && early_stop::best_epoch(&self.history).is_some_and(|(b, _)| b == epoch + 1)
+            {
+                self.best = Some(early_stop::Snapshot::take(&mut self.model.net, epoch + 1));
+            }
             if let Some((dir, meta)) = self.checkpoint.take() {
                 let res = checkpoint::save_checkpoint(&dir, self, &meta);
                 self.checkpoint = Some((dir, meta));
                 res?;
             }
             observe.epoch(&stats);
+        }
+        if let (Some(best), Some(snap)) = (self.stopped_early(), &self.best)
+            && self.cfg.early_stop.is_some_and(|e| e.restore_best)
+        {
+            debug_assert_eq!(snap.epoch, best);
+            snap.restore(&mut self.model.net);
         }
         Ok(())
     }
