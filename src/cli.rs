@@ -24,7 +24,7 @@ pub enum Command {
     /// Run the lecture's labs (nn, xavier, deep, dropout, or all) exactly as the
     /// lecture's code does, and compare with the lecture's accuracies.
     Lab(LabArgs),
-    /// Train any MLP from a preset, a TOML config and/or flags.
+    /// Train a net (MLP, CNN or recurrent) from a preset, a TOML config and/or flags.
     Train(Box<TrainCmd>),
     /// Evaluate saved models (and, with several, their ensemble) on a dataset.
     Eval(EvalArgs),
@@ -179,7 +179,9 @@ pub struct TrainCmd {
 #[derive(Args, Debug, Default)]
 #[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
-    /// Start from a preset: nn, xavier, deep, dropout (the lecture's labs).
+    /// Start from a preset: nn, xavier, deep, dropout (lecture 10's labs), dbn,
+    /// deep-bn, cnn1, cnn (lab 11), cnn-best, rnn, lstm, gru [default: none; the
+    /// defaults below].
     #[arg(long)]
     pub preset: Option<String>,
     /// Start from a TOML config (see --print-config for the format).
@@ -188,18 +190,21 @@ pub struct TrainArgs {
     /// Print the full config of this run as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
-    /// Dataset: mnist, fashion-mnist, or a folder with the four IDX files.
+    /// Dataset: mnist, fashion-mnist, or a folder with the four IDX files
+    /// [default: mnist].
     #[arg(long)]
     pub dataset: Option<String>,
-    /// Hidden layer widths, e.g. 512,512.
+    /// Hidden layer widths, e.g. 512,512 [default: 256,256].
     #[arg(long, value_delimiter = ',', num_args = 0..)]
     pub hidden: Option<Vec<usize>>,
-    /// Hidden activation: sigmoid, tanh, relu, leaky-relu[:SLOPE], elu[:ALPHA], maxout[:K].
+    /// Hidden activation: sigmoid, tanh, relu, leaky-relu[:SLOPE], elu[:ALPHA],
+    /// maxout[:K] [default: relu].
     #[arg(long)]
     pub activation: Option<String>,
     /// Weight initialiser: zeros, constant:C, normal:STD, uniform:LIMIT, xavier-uniform,
     /// xavier-normal, he-normal, he-uniform, lecun-normal, or rbm (RBM pre-training of
-    /// the hidden layers, a Deep Belief Net; see --pretrain-epochs).
+    /// the hidden layers, a Deep Belief Net; see --pretrain-epochs)
+    /// [default: xavier-uniform].
     #[arg(long)]
     pub init: Option<String>,
     /// Epochs of RBM pre-training per hidden layer (with --init rbm: default 5).
@@ -208,43 +213,45 @@ pub struct TrainArgs {
     /// Batch normalisation after each hidden dense layer.
     #[arg(long)]
     pub batch_norm: bool,
-    /// Bias initialiser (same names as --init).
+    /// Bias initialiser (same names as --init) [default: normal:1].
     #[arg(long)]
     pub bias_init: Option<String>,
     /// Dropout rate: probability of dropping a hidden unit in training (0.3 = keep 0.7).
     #[arg(long, conflicts_with = "keep_prob")]
     pub dropout: Option<f32>,
-    /// Probability of keeping a hidden unit in training (the lecture's keep_prob).
+    /// Probability of keeping a hidden unit in training (the lecture's keep_prob)
+    /// [default: 1].
     #[arg(long)]
     pub keep_prob: Option<f32>,
-    /// Optimizer: sgd, momentum, nesterov, adam, adamw.
+    /// Optimizer: sgd, momentum, nesterov, adam, adamw [default: adam].
     #[arg(long)]
     pub optimizer: Option<String>,
-    /// Learning rate.
+    /// Learning rate [default: 0.001].
     #[arg(long)]
     pub lr: Option<f32>,
-    /// Momentum coefficient (momentum, nesterov).
+    /// Momentum coefficient (momentum, nesterov) [default: 0.9].
     #[arg(long)]
     pub momentum: Option<f32>,
-    /// Coupled L2 penalty on weights (added to their gradients).
+    /// Coupled L2 penalty on weights (added to their gradients) [default: 0].
     #[arg(long)]
     pub l2: Option<f32>,
-    /// Decoupled weight decay (adamw).
+    /// Decoupled weight decay (adamw) [default: 0.01].
     #[arg(long)]
     pub weight_decay: Option<f32>,
-    /// Learning-rate schedule: constant, step:EVERY:GAMMA, cosine[:MIN_LR].
+    /// Learning-rate schedule: constant, step:EVERY:GAMMA, cosine[:MIN_LR]
+    /// [default: constant].
     #[arg(long)]
     pub schedule: Option<String>,
-    /// Epochs.
+    /// Epochs [default: 15].
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Minibatch size.
+    /// Minibatch size [default: 100].
     #[arg(long, visible_alias = "batch-size")]
     pub batch: Option<usize>,
-    /// Random seed.
+    /// Random seed [default: 777].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Training images held out for validation (5000 in the labs).
+    /// Training images held out for validation [default: 5000, as in the labs].
     #[arg(long)]
     pub validation: Option<usize>,
     /// Evaluate the whole training set after each epoch (exact train accuracy).

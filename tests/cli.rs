@@ -672,3 +672,65 @@ fn saves_and_checkpoints_do_not_destroy() {
     );
     assert!(ck.join("checkpoint.safetensors").exists());
 }
+
+/// `train --help` states each setting's default, and what it states is what a run
+/// without a preset uses (`--print-config`).
+#[test]
+fn train_help_states_the_true_defaults() {
+    let (ok, help, err) = nnlab(&["train", "--help"]);
+    assert!(ok, "{err}");
+    let cfg = nnlab::config::TrainConfig::default();
+    let o = &cfg.optimizer;
+    let m = &cfg.model;
+    let hidden = m
+        .hidden
+        .iter()
+        .map(|h| h.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let want: Vec<(&str, String)> = vec![
+        ("--dataset", cfg.dataset.clone()),
+        ("--hidden", hidden),
+        ("--activation", m.activation.to_string()),
+        ("--init", m.init.to_string()),
+        ("--bias-init", m.bias_init.to_string()),
+        ("--keep-prob", m.keep_prob.to_string()),
+        ("--optimizer", format!("{:?}", o.kind).to_lowercase()),
+        ("--lr", o.lr.to_string()),
+        ("--momentum", o.momentum.to_string()),
+        ("--l2", o.l2.to_string()),
+        ("--weight-decay", o.weight_decay.to_string()),
+        ("--schedule", o.schedule.to_string()),
+        ("--epochs", cfg.epochs.to_string()),
+        ("--batch", cfg.batch.to_string()),
+        ("--seed", cfg.seed.to_string()),
+        ("--validation", cfg.validation.to_string()),
+    ];
+    for (flag, value) in want {
+        // the flag's line, then its help text up to the next flag
+        let lines: Vec<&str> = help.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with(&format!("{flag} ")))
+            .unwrap_or_else(|| panic!("{flag} missing from --help"));
+        let block = lines[at + 1..]
+            .iter()
+            .take_while(|l| !l.trim_start().starts_with('-'))
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let stated = block
+            .split("[default: ")
+            .nth(1)
+            .and_then(|r| r.split(']').next())
+            .unwrap_or_else(|| panic!("{flag} states no default: {block}"));
+        let stated = if flag == "--hidden" {
+            stated
+        } else {
+            stated.split([',', ';']).next().unwrap().trim()
+        };
+        let same = stated == value
+            || matches!((stated.parse::<f64>(), value.parse::<f64>()), (Ok(a), Ok(b)) if a == b);
+        assert!(same, "{flag}: help says {stated}, the default is {value}");
+    }
+}
