@@ -43,6 +43,19 @@ pub enum Command {
     Bench(BenchArgs),
     /// Serve a page where you draw a digit and see what a saved model makes of it.
     Serve(ServeArgs),
+    /// Put runs side by side: curves overlaid, final figures and config differences,
+    /// from report folders (`--report DIR` of train, lab, ensemble).
+    Compare(CompareArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Report folders to compare.
+    #[arg(required = true, num_args = 1.., value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Folder for the comparison page (index.html, PNG and SVG charts).
+    #[arg(long, value_name = "DIR", default_value = "nnlab-compare")]
+    pub out: PathBuf,
 }
 
 /// Where data lives and how to get it.

@@ -30,6 +30,7 @@ fn main() {
         cli::Command::Predict(args) => commands::predict::run(&args),
         cli::Command::Ensemble(args) => commands::ensemble::run(&args),
         cli::Command::Serve(args) => commands::serve::run(&args),
+        cli::Command::Compare(args) => commands::compare::run(&args),
     };
     if let Some(e) = commands::stdout_error() {
         // (a closed pipe ends the process by SIGPIPE before this)

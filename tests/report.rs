@@ -241,3 +241,79 @@ fn eval_report_has_its_page_and_tidy_metrics() {
     let text = std::fs::read_to_string(train_dir.join("metrics.json")).unwrap();
     assert!(text.contains("\"keep_prob\": 0.7,"), "{text}");
 }
+
+/// `nnlab compare` puts two training reports side by side: both runs in the table,
+/// only the differing setting listed, the overlaid curves drawn; a folder that is no
+/// report, and an --out that is one of the compared folders, are refused by name.
+#[test]
+fn compare_overlays_runs_and_lists_config_differences() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_folder(&data, 200, 100, 28, 28, 4);
+    let mut dirs = Vec::new();
+    for (name, lr) in [("slow", "0.001"), ("fast", "0.01")] {
+        let rep = d.path().join(name);
+        let (ok, _, err) = nnlab(&[
+            "train",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--hidden",
+            "16",
+            "--epochs",
+            "2",
+            "--batch",
+            "20",
+            "--validation",
+            "40",
+            "--lr",
+            lr,
+            "--quiet",
+            "--report",
+            rep.to_str().unwrap(),
+        ]);
+        assert!(ok, "{err}");
+        dirs.push(rep);
+    }
+    let out_dir = d.path().join("cmp");
+    let (ok, out, err) = nnlab(&[
+        "compare",
+        dirs[0].to_str().unwrap(),
+        dirs[1].to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("compared 2 runs"), "{out}");
+    let pngs = check_report(&out_dir);
+    for want in [
+        "compare_cost.png",
+        "compare_val_loss.png",
+        "compare_val_acc.png",
+    ] {
+        assert!(pngs.contains(&want.to_string()), "missing {want}: {pngs:?}");
+    }
+    let html = std::fs::read_to_string(out_dir.join("index.html")).unwrap();
+    assert!(
+        html.contains("<th>slow</th>") && html.contains("<th>fast</th>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<th>optimizer.lr</th><td>0.001</td><td>0.01</td>"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("<th>seed</th>"),
+        "equal settings are not listed"
+    );
+    // refused: a folder without a report, and writing over a compared folder
+    let (ok, _, err) = nnlab(&["compare", data.to_str().unwrap()]);
+    assert!(!ok && err.contains("history.csv"), "{err}");
+    let (ok, _, err) = nnlab(&[
+        "compare",
+        dirs[0].to_str().unwrap(),
+        "--out",
+        dirs[0].to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("one of the folders compared"), "{err}");
+}

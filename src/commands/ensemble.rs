@@ -116,6 +116,7 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
     let summary = serde_json::json!({
         "members": accs, "member_mean": mean, "ensemble_average": by_avg,
         "ensemble_vote": by_vote, "train_seconds": seconds, "parallel": parallel,
+        "config": cfg,
     });
     if let Some(r) = report.as_mut() {
         r.summary(

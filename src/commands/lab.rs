@@ -92,6 +92,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
                 &res.trainer.rt,
             )?;
             m["lecture_accuracy"] = lab.lecture_accuracy.into();
+            m["config"] = serde_json::to_value(&cfg)?;
             metrics.insert(lab.name.to_string(), m);
             histories.push((lab.name.to_string(), history));
         }

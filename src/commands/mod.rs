@@ -1,6 +1,7 @@
 //! Subcommand implementations and the printing they share.
 
 pub mod bench;
+pub mod compare;
 pub mod data;
 pub mod ensemble;
 pub mod eval;

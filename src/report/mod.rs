@@ -20,6 +20,7 @@ use plotters::prelude::*;
 use std::path::{Path, PathBuf};
 
 mod charts;
+pub mod compare;
 mod pictures;
 
 pub use charts::{Line, LineChart};
