@@ -7,35 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::serve;
-
-/// One request with `Connection: close`: (status, body).
-fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    // (a server that refuses the body from its declared length answers and closes
-    // before reading it: the write may then fail, and the answer is still there)
-    let _ = s.write_all(body);
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {text:?}"));
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
-}
+use common::{http, serve};
 
 /// A test digit as the page sends it: white ink on black, 280x280 PNG.
 fn png_of(pixels: &[f32]) -> Vec<u8> {
@@ -79,6 +51,13 @@ fn the_page_answers_like_predict_and_refuses_bad_input() {
     let info: serde_json::Value = serde_json::from_str(&info).unwrap();
     assert_eq!(info["dataset"], "mnist");
     assert_eq!(info["names"].as_array().unwrap().len(), 10);
+    // the accuracy is written as its f32 prints (0.8854, not 0.8853999972343445)
+    let acc = info["test_accuracy"].as_f64().unwrap();
+    assert_eq!(
+        acc,
+        format!("{}", acc as f32).parse::<f64>().unwrap(),
+        "{info}"
+    );
 
     // the page's answer is `nnlab predict --image`'s, for the same picture
     for i in 0..5 {

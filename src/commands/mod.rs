@@ -5,6 +5,7 @@ pub mod compare;
 pub mod data;
 pub mod ensemble;
 pub mod eval;
+pub mod http;
 pub mod lab;
 pub mod predict;
 pub mod rbm;

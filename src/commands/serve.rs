@@ -22,7 +22,6 @@ use crate::cli::ServeArgs;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, header};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use nnlab::Runtime;
 use nnlab::io::LoadedModel;
 use nnlab::io::image_input::{Invert, SIDE, digit_from_bytes};
@@ -39,19 +38,12 @@ use std::time::{Duration, Instant};
 /// The drawing page.
 const PAGE: &str = include_str!("../../assets/serve/index.html");
 
+/// How long a client may take to send its request's body (its headers: see `http`).
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Largest request body accepted (a 280x280 PNG drawing is a few kB): a larger
 /// declared `Content-Length` is refused before reading, a longer body while reading.
 const MAX_BODY: usize = 4 << 20;
-
-/// How long a client may take to send its request's headers, and then its body.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Connections served at once; more are closed as they arrive.
-const MAX_CONNECTIONS: usize = 512;
-
-/// How long a graceful shutdown waits for requests in flight.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 struct Reply {
     status: u16,
@@ -113,7 +105,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     }
     let rt = args.rt.runtime();
     let state = Arc::new(State {
-        info: model_info(&models),
+        info: nnlab::report::tidy(model_info(&models)),
         models: Mutex::new(models),
         rt,
         quiet: args.quiet,
@@ -129,8 +121,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(serve(args, state))
 }
 
-/// Accepts connections until a signal (Ctrl-C, SIGTERM, SIGHUP) or `--max-requests`,
-/// then stops accepting and lets the requests in flight finish.
+/// Serves until a signal (Ctrl-C, SIGTERM, SIGHUP) or `--max-requests`.
 async fn serve(args: &ServeArgs, state: Arc<State>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port))
         .await
@@ -138,47 +129,15 @@ async fn serve(args: &ServeArgs, state: Arc<State>) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     outln!("nnlab serve: open http://{addr}/ to draw a digit (Ctrl-C stops)");
     std::io::stdout().flush()?;
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let stop = stop_signal(state.clone());
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            why = &mut stop => {
-                if !state.quiet {
-                    eprintln!("nnlab serve: {why}; finishing the requests in flight");
-                }
-                break;
-            }
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    // out of file descriptors, say: wait rather than spin
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                };
-                let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    continue; // over MAX_CONNECTIONS: dropped, so closed
-                };
-                // answers go out at once, not after the client's delayed ACK
-                let _ = stream.set_nodelay(true);
-                let st = state.clone();
-                let service = hyper::service::service_fn(move |req| handle(req, st.clone()));
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                    drop(slot);
-                });
-            }
-        }
-    }
-    drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(SHUTDOWN_GRACE) => {}
+    let st = state.clone();
+    let why = super::http::serve_until(
+        listener,
+        move |req| handle(req, st.clone()),
+        stop_signal(state.clone()),
+    )
+    .await;
+    if !state.quiet {
+        eprintln!("nnlab serve: {why}; finished the requests in flight");
     }
     Ok(())
 }
