@@ -185,6 +185,13 @@ pub struct TrainCmd {
     /// and checkpoints are replaced without it).
     #[arg(long)]
     pub force: bool,
+    /// Serve the report (--report DIR) on 127.0.0.1 while training, updated after
+    /// every epoch, and after training until Ctrl-C.
+    #[arg(long, requires = "report")]
+    pub live: bool,
+    /// Port of the live report; 0 picks a free one (the address is printed).
+    #[arg(long, default_value_t = 0, value_name = "PORT", requires = "live")]
+    pub live_port: u16,
 }
 
 /// Every training setting as a flag; each overrides the preset or config file (whose

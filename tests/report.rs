@@ -317,3 +317,74 @@ fn compare_overlays_runs_and_lists_config_differences() {
     ]);
     assert!(!ok && err.contains("one of the folders compared"), "{err}");
 }
+
+/// `train --live`: the report is served on loopback while training (a page that
+/// reloads itself) and, once training ends, the final report until a signal stops the
+/// server cleanly; only the report's own files are served.
+#[test]
+fn live_report_is_served_while_training_and_after() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_folder(&data, 400, 100, 28, 28, 4);
+    let rep = d.path().join("live");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nnlab"))
+        .args(["train", "--dataset", data.to_str().unwrap()])
+        .args(["--hidden", "16", "--epochs", "150", "--batch", "20"])
+        .args(["--validation", "40", "--quiet", "--live", "--report"])
+        .arg(&rep)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    let (status, page) = common::http(&addr, "GET", "/", b"");
+    assert_eq!(status, 200);
+    assert!(page.contains("http-equiv=\"refresh\""), "{page}");
+    for line in lines.by_ref() {
+        if line.unwrap().starts_with("the final report is at") {
+            break;
+        }
+    }
+    let (status, page) = common::http(&addr, "GET", "/", b"");
+    assert_eq!(status, 200);
+    assert!(
+        !page.contains("http-equiv=\"refresh\""),
+        "the final page stays still"
+    );
+    assert!(
+        page.contains("test accuracy") && page.contains("Per epoch"),
+        "{page}"
+    );
+    let (status, png) = common::http(&addr, "GET", "/train_cost.png", b"");
+    assert_eq!(status, 200);
+    assert!(png.starts_with("\u{fffd}PNG"), "a PNG");
+    for bad in [
+        "/../data/train-images-idx3-ubyte",
+        "/.lock",
+        "/x%2f..%2fy.html",
+        "/nothing.png",
+    ] {
+        assert_eq!(common::http(&addr, "GET", bad, b"").0, 404, "{bad}");
+    }
+    assert_eq!(common::http(&addr, "POST", "/", b"").0, 405);
+    let killed = Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "a signal after training ends the server cleanly: {status}"
+    );
+}

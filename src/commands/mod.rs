@@ -7,6 +7,7 @@ pub mod ensemble;
 pub mod eval;
 pub mod http;
 pub mod lab;
+pub mod live;
 pub mod predict;
 pub mod rbm;
 pub mod report;

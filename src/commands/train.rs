@@ -25,6 +25,9 @@ pub struct RunResult {
 struct Printer<'a> {
     printer: EpochPrinter<'a>,
     bar: Option<indicatif::ProgressBar>,
+    /// `--live`: the report folder rewritten after each epoch, the run's config and
+    /// history so far.
+    live: Option<(PathBuf, TrainConfig, Vec<EpochStats>)>,
 }
 
 impl Observer for Printer<'_> {
@@ -67,6 +70,13 @@ impl Observer for Printer<'_> {
         } else {
             self.printer.print(stats);
         }
+        if let Some((dir, cfg, history)) = &mut self.live {
+            history.push(stats.clone());
+            if let Err(e) = super::live::write_page(dir, cfg, history) {
+                eprintln!("nnlab: the live page is no longer updated: {e}");
+                self.live = None;
+            }
+        }
     }
 }
 
@@ -107,6 +117,8 @@ pub struct RunOptions {
     pub checkpoint_dir: Option<PathBuf>,
     /// Continue from the checkpoint in this folder.
     pub resume: Option<PathBuf>,
+    /// `--live`: rewrite this report folder after every epoch.
+    pub live: Option<PathBuf>,
     /// Print the network (layers, parameter count) and settings before training.
     pub describe: bool,
     /// Replace an existing `save` file that nnlab did not write.
@@ -141,7 +153,9 @@ pub fn install_ctrl_c() {
             if STOP.swap(true, Ordering::SeqCst) {
                 std::process::exit(130);
             }
-            eprintln!("\nnnlab: stopping after this batch (signal again to quit now)");
+            eprintln!(
+                "\nnnlab: stopping (after this batch, if training; signal again to quit now)"
+            );
         });
     });
 }
@@ -233,6 +247,10 @@ pub fn run_config(
     let mut obs = Printer {
         printer: EpochPrinter { out, tag },
         bar,
+        live: opts
+            .live
+            .clone()
+            .map(|d| (d, cfg.clone(), trainer.history.clone())),
     };
     let start = Instant::now();
     let fitted = trainer.fit(
@@ -356,6 +374,18 @@ pub fn run(cmd: &TrainCmd) -> anyhow::Result<()> {
         resume: cmd.resume.clone(),
         describe: true,
         force: cmd.force,
+        live: cmd.live.then(|| args.report.clone()).flatten(),
+    };
+    let live = match &opts.live {
+        Some(dir) => {
+            let addr = super::live::start(dir, cmd.live_port)?;
+            install_ctrl_c();
+            outln!(
+                "live report: http://{addr}/ (updated after every epoch; it stays up after training until Ctrl-C)"
+            );
+            Some(addr)
+        }
+        None => None,
     };
     let mut res = run_config(&cfg, &sets, &args.out, "train", &opts, args.rt.runtime())?;
     if let Some(r) = report.as_mut() {
@@ -381,6 +411,12 @@ pub fn run(cmd: &TrainCmd) -> anyhow::Result<()> {
         let page = r.finish("nnlab train report")?;
         if !args.out.json {
             outln!("report: {}", page.display());
+        }
+    }
+    if let Some(addr) = live {
+        outln!("the final report is at http://{addr}/ until Ctrl-C");
+        while !STOP.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
     Ok(())

@@ -187,6 +187,8 @@ pub struct ReportWriter {
     summary: Vec<(String, String)>,
     /// (section title, item) in page order.
     items: Vec<(String, Item)>,
+    /// Seconds after which a browser reloads the page (a live report), if set.
+    refresh: Option<u32>,
 }
 
 fn esc(s: &str) -> String {
@@ -226,6 +228,7 @@ impl ReportWriter {
             dir: dir.to_path_buf(),
             summary: Vec::new(),
             items: Vec::new(),
+            refresh: None,
         })
     }
 
@@ -237,6 +240,12 @@ impl ReportWriter {
                 caption: caption.into(),
             },
         ));
+    }
+
+    /// Makes the page reload itself every `seconds` (a report that a running
+    /// training updates).
+    pub fn refresh_every(&mut self, seconds: u32) {
+        self.refresh = Some(seconds);
     }
 
     /// A figure the page opens with (final accuracy, the net, ...).
@@ -310,8 +319,11 @@ impl ReportWriter {
     /// The page as HTML: the summary first, then each section in order.
     pub fn html(&self, title: &str) -> String {
         let mut html = format!(
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\n<style>{STYLE}</style></head><body>\n<h1>{t}</h1>\n",
-            t = esc(title)
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">{r}<title>{t}</title>\n<style>{STYLE}</style></head><body>\n<h1>{t}</h1>\n",
+            t = esc(title),
+            r = self.refresh.map_or(String::new(), |s| format!(
+                "<meta http-equiv=\"refresh\" content=\"{s}\">"
+            ))
         );
         if !self.summary.is_empty() {
             html += "<table class=\"summary\"><tbody>\n";
