@@ -82,7 +82,9 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
         &progress,
         &|i, tr| {
             if !quiet {
-                eprintln!("nnlab: member {i} (seed {}) done", tr.cfg.seed);
+                let early = super::train::early_stop_line(tr)
+                    .map_or(String::new(), |l| format!(": {}", l.to_lowercase()));
+                eprintln!("nnlab: member {i} (seed {}) done{early}", tr.cfg.seed);
             }
         },
     )?;

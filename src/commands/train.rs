@@ -485,9 +485,13 @@ pub fn early_stop_line(t: &nnlab::train::Trainer) -> Option<String> {
     let best = t.stopped_early()?;
     let e = t.cfg.early_stop?;
     let loss = t.history[best - 1].val_loss.unwrap_or(f32::NAN);
+    let when = if t.history.len() < t.cfg.epochs {
+        format!("Early stop after epoch {}", t.history.len())
+    } else {
+        format!("Epoch {}, the last", t.history.len())
+    };
     Some(format!(
-        "Early stop after epoch {}: the validation loss has not gone below {loss:.4} (epoch {best}) for {}; {}",
-        t.history.len(),
+        "{when}: the validation loss has not gone below {loss:.4} (epoch {best}) for {}; {}",
         super::plural(e.patience, "epoch"),
         if e.restore_best {
             format!("the weights of epoch {best} are restored")
