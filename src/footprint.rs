@@ -8,13 +8,20 @@ use crate::layers::Features;
 /// Bytes of one `f32`.
 const F32: f64 = 4.0;
 
+/// Bytes any run takes besides its net's buffers: packing buffers of the matrix
+/// products, per-thread scratch, the evaluation's predictions.
+const OVERHEAD: f64 = 16e6;
+
 /// Parameters and the largest per-example activation (in floats) of a layer list.
 #[derive(Clone, Copy, Debug, Default)]
 struct Cost {
     params: f64,
     /// Sum over layers of each output's width (activations and their gradients are
-    /// kept for every layer).
+    /// kept for every layer), per example of the largest batch a net sees.
     acts: f64,
+    /// Buffers that only backpropagation allocates (a convolution's patch
+    /// gradients), per example of the training batch.
+    grads: f64,
 }
 
 impl Cost {
@@ -22,6 +29,7 @@ impl Cost {
         Cost {
             params: self.params + o.params,
             acts: self.acts + o.acts,
+            grads: self.grads + o.grads,
         }
     }
 }
@@ -53,15 +61,18 @@ fn spec_cost(spec: &LayerSpec, input: Features, path: &str) -> Result<(Cost, Fea
         LayerSpec::Dense { .. } => Cost {
             params: (width + 1.0) * o,
             acts: o,
+            grads: 0.0,
         },
         // the k pieces' outputs and their gradients are kept too
         LayerSpec::Maxout { k, .. } => Cost {
             params: (width + 1.0) * o * *k as f64,
             acts: o + 2.0 * o * *k as f64,
+            grads: 0.0,
         },
         LayerSpec::Activation { .. } | LayerSpec::Dropout { .. } | LayerSpec::Flatten => Cost {
             params: 0.0,
             acts: 2.0 * width,
+            grads: 0.0,
         },
         LayerSpec::Batchnorm => {
             let features = match input {
@@ -71,9 +82,11 @@ fn spec_cost(spec: &LayerSpec, input: Features, path: &str) -> Result<(Cost, Fea
             Cost {
                 params: 4.0 * features,
                 acts: 3.0 * width,
+                grads: 0.0,
             }
         }
-        // patches and their gradient, the product and its gradient, the output and its
+        // the patches (kept for backward) and the output; in training also their
+        // gradients
         LayerSpec::Conv { kernel, .. } => {
             let (c_in, pixels) = match (input, out) {
                 (Features::Image { c, .. }, Features::Image { h, w, .. }) => {
@@ -85,12 +98,14 @@ fn spec_cost(spec: &LayerSpec, input: Features, path: &str) -> Result<(Cost, Fea
             let c_out = o / pixels;
             Cost {
                 params: (patch + 1.0) * c_out,
-                acts: 2.0 * pixels * patch + 4.0 * o,
+                acts: pixels * patch + 2.0 * o,
+                grads: pixels * patch + 2.0 * o,
             }
         }
         LayerSpec::Maxpool { .. } | LayerSpec::Avgpool { .. } => Cost {
             params: 0.0,
             acts: 3.0 * o,
+            grads: 0.0,
         },
         LayerSpec::Rnn { .. } | LayerSpec::Lstm { .. } | LayerSpec::Gru { .. } => {
             let gates = match spec {
@@ -105,8 +120,10 @@ fn spec_cost(spec: &LayerSpec, input: Features, path: &str) -> Result<(Cost, Fea
             };
             Cost {
                 params: gates * o * (f + o + 2.0),
-                // the input twice, every step's gates (and their gradients) and states
-                acts: t * (2.0 * f + 3.0 * gates * o + 3.0 * o) + 2.0 * o,
+                // every step's input, projected and activated gates and states; in
+                // training also their gradients
+                acts: t * (f + 2.0 * gates * o + 3.0 * o) + 2.0 * o,
+                grads: t * (f + gates * o + 2.0 * o),
             }
         }
         LayerSpec::Residual { layers } => {
@@ -115,6 +132,7 @@ fn spec_cost(spec: &LayerSpec, input: Features, path: &str) -> Result<(Cost, Fea
             c.add(Cost {
                 params: proj,
                 acts: 2.0 * width,
+                grads: 0.0,
             })
         }
         LayerSpec::Branch { branches, .. } => {
@@ -125,6 +143,7 @@ fn spec_cost(spec: &LayerSpec, input: Features, path: &str) -> Result<(Cost, Fea
             total.add(Cost {
                 params: 0.0,
                 acts: o + width,
+                grads: 0.0,
             })
         }
     };
@@ -143,12 +162,14 @@ fn net_cost(cfg: &ModelConfig, input: Features, classes: usize) -> Result<Cost> 
                 HiddenUnit::Act(_) => Cost {
                     params: (width + 1.0) * h,
                     acts: 3.0 * h,
+                    grads: 0.0,
                 },
                 HiddenUnit::Maxout(k) => {
                     let k = k as f64;
                     Cost {
                         params: (width + 1.0) * h * k,
                         acts: h + 2.0 * h * k,
+                        grads: 0.0,
                     }
                 }
             };
@@ -157,12 +178,14 @@ fn net_cost(cfg: &ModelConfig, input: Features, classes: usize) -> Result<Cost> 
                 cost = cost.add(Cost {
                     params: 4.0 * h,
                     acts: 2.0 * h,
+                    grads: 0.0,
                 });
             }
             if cfg.keep_prob < 1.0 {
                 cost = cost.add(Cost {
                     params: 0.0,
                     acts: 2.0 * h,
+                    grads: 0.0,
                 });
             }
             width = h;
@@ -180,6 +203,7 @@ fn net_cost(cfg: &ModelConfig, input: Features, classes: usize) -> Result<Cost> 
     Ok(cost.add(Cost {
         params: (width + 1.0) * classes,
         acts: classes,
+        grads: 0.0,
     }))
 }
 
@@ -192,8 +216,12 @@ pub fn model_bytes(
     classes: usize,
     rows: usize,
 ) -> Result<f64> {
-    let c = net_cost(cfg, input.into(), classes)?;
-    Ok(F32 * (2.0 * c.params + 2.0 * c.acts * rows as f64))
+    let input = input.into();
+    let c = net_cost(cfg, input, classes)?;
+    // the input batch and its copies (sparse lists, a transposed view), the
+    // evaluation's and the products' scratch
+    let fixed = F32 * 2.0 * size(input) * rows as f64 + OVERHEAD;
+    Ok(F32 * (2.0 * c.params + c.acts * rows as f64) + fixed)
 }
 
 /// Bytes a training run of `cfg` takes: the model at the batch size (or at
@@ -208,7 +236,8 @@ pub fn training_bytes(
 ) -> Result<f64> {
     let input = input.into();
     let c = net_cost(cfg, input, classes)?;
-    Ok(model_bytes(cfg, input, classes, batch.max(eval_rows))? + F32 * 2.0 * c.params)
+    Ok(model_bytes(cfg, input, classes, batch.max(eval_rows))?
+        + F32 * (2.0 * c.params + c.grads * batch as f64))
 }
 
 #[cfg(test)]
