@@ -302,6 +302,28 @@ fn both<RA, RB>(ra: std::thread::Result<RA>, rb: std::thread::Result<RB>) -> (RA
 
 #[cfg(test)]
 mod tests {
+
+    /// Blocks write their own rows of one buffer through `Disjoint`; a slice past its
+    /// end is refused.
+    #[test]
+    fn disjoint_rows_are_written_by_their_blocks_and_checked() {
+        let mut m = crate::tensor::Matrix::zeros(7, 3);
+        let d = Disjoint::rows_of(&mut m);
+        fork_blocks(0, 7, 2, &|r0, n| {
+            for r in r0..r0 + n {
+                // SAFETY: row r belongs to this block alone.
+                unsafe { d.row(r) }.fill(r as f32);
+            }
+        });
+        assert!((0..7).all(|r| m.row(r).iter().all(|&v| v == r as f32)));
+        let mut buf = [0u32; 5];
+        let d = Disjoint::of(&mut buf, 1);
+        let past = std::panic::catch_unwind(|| unsafe { d.slice(3, 3) }.len());
+        assert!(past.is_err(), "elements 3..6 of 5 are refused");
+        // SAFETY: the only slice of `buf` taken.
+        assert_eq!(unsafe { d.slice(3, 2) }.len(), 2);
+    }
+
     use super::*;
 
     #[test]
@@ -431,5 +453,85 @@ mod tests {
             on.is_some_and(|n| n.starts_with("nnlab-worker"))
         });
         assert!(woken, "no fork reached a sleeping worker");
+    }
+}
+
+/// A buffer that the blocks of one fork-join write at disjoint places (each its own
+/// images, rows or elements): a pointer that may cross threads, with the buffer's length
+/// and row width, so that every slice taken is checked to lie inside.
+///
+/// # Safety
+/// Whoever takes a slice promises that no other live reference reaches the same
+/// elements (the blocks' parts are disjoint) and that the buffer outlives the fork-join
+/// and does not move meanwhile.
+pub struct Disjoint<T> {
+    ptr: *mut T,
+    len: usize,
+    width: usize,
+}
+
+// (by hand: derived, they would need `T: Copy`)
+impl<T> Clone for Disjoint<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Disjoint<T> {}
+// SAFETY: see the type's doc: blocks reach disjoint elements, within the fork-join.
+unsafe impl<T: Send> Send for Disjoint<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Disjoint<T> {}
+
+impl<T> Disjoint<T> {
+    /// The elements of `buf`, in rows of `width` (1: a flat buffer).
+    pub fn of(buf: &mut [T], width: usize) -> Self {
+        Disjoint {
+            ptr: buf.as_mut_ptr(),
+            len: buf.len(),
+            width: width.max(1),
+        }
+    }
+
+    /// Elements `at..at + len`.
+    ///
+    /// # Safety
+    /// No other live reference to them (see the type's doc).
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slice<'a>(self, at: usize, len: usize) -> &'a mut [T] {
+        assert!(
+            at.checked_add(len).is_some_and(|end| end <= self.len),
+            "Disjoint::slice: elements {at}+{len} of {}",
+            self.len
+        );
+        // SAFETY: inside the buffer (asserted); exclusivity is the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(at), len) }
+    }
+
+    /// Rows `r0..r0 + n`, as one slice.
+    ///
+    /// # Safety
+    /// As for [`Disjoint::slice`].
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn rows<'a>(self, r0: usize, n: usize) -> &'a mut [T] {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.slice(r0 * self.width, n * self.width) }
+    }
+
+    /// Row `r`.
+    ///
+    /// # Safety
+    /// As for [`Disjoint::slice`].
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn row<'a>(self, r: usize) -> &'a mut [T] {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.rows(r, 1) }
+    }
+}
+
+impl Disjoint<f32> {
+    /// The rows of `m`.
+    pub fn rows_of(m: &mut crate::tensor::Matrix) -> Self {
+        let cols = m.cols;
+        Disjoint::of(&mut m.data, cols)
     }
 }

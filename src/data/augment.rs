@@ -5,7 +5,7 @@
 //! does not depend on the thread count, and a run with augmentation off draws nothing.
 
 use crate::error::{Error, Result};
-use crate::par::fork_blocks;
+use crate::par::{Disjoint, fork_blocks};
 use crate::rng::Rng;
 use crate::runtime::Runtime;
 use crate::tensor::Matrix;
@@ -76,14 +76,13 @@ impl Augment {
     ) {
         src.reshape_for(x.rows, x.cols);
         src.data.copy_from_slice(&x.data);
-        let out = Rows(x.data.as_mut_ptr());
+        let out = Disjoint::rows_of(x);
         let src = &*src;
         let per = x.rows.div_ceil(rt.threads.max(1)).max(1);
         fork_blocks(0, x.rows, per, &|b0, n| {
-            let out = &out;
             for b in b0..b0 + n {
                 // SAFETY: image b's row of x, written by this block alone.
-                let dst = unsafe { std::slice::from_raw_parts_mut(out.0.add(b * h * w), h * w) };
+                let dst = unsafe { out.row(b) };
                 self.warp(seed, b, h, w, src.row(b), dst);
             }
         });
@@ -143,14 +142,6 @@ fn bilinear(src: &[f32], h: usize, w: usize, y: f32, x: f32) -> f32 {
     (1.0 - fy) * ((1.0 - fx) * at(y0, x0) + fx * at(y0, x0 + 1.0))
         + fy * ((1.0 - fx) * at(y0 + 1.0, x0) + fx * at(y0 + 1.0, x0 + 1.0))
 }
-
-/// A pointer to the batch's rows, shared by blocks that write disjoint images.
-#[derive(Clone, Copy)]
-struct Rows(*mut f32);
-// SAFETY: each block writes only its own images; the fork-join outlives them.
-unsafe impl Send for Rows {}
-// SAFETY: as above.
-unsafe impl Sync for Rows {}
 
 #[cfg(test)]
 mod tests {

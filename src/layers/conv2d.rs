@@ -12,7 +12,7 @@
 
 use super::{Features, Layer, Param, Pass, Shape};
 use crate::init::Init;
-use crate::par::fork_blocks;
+use crate::par::{Disjoint, fork_blocks};
 use crate::rng::Rng;
 use crate::runtime::Runtime;
 use crate::tensor::im2col::{Window, col2im, im2col, images_per_block};
@@ -43,36 +43,6 @@ pub struct Conv2d {
 /// Images per chunk of the weight gradient's sum: fixed, so that the sum's order, and
 /// so its bits, do not depend on the thread count.
 const CHUNK: usize = 10;
-
-/// A pointer shared by blocks that write disjoint images.
-#[derive(Clone, Copy)]
-struct Shared(*mut f32, usize);
-// SAFETY: each block writes only its own images' parts; the fork-join outlives them.
-unsafe impl Send for Shared {}
-// SAFETY: as above.
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    /// The elements of `buf`.
-    fn of(buf: &mut [f32]) -> Self {
-        Shared(buf.as_mut_ptr(), buf.len())
-    }
-
-    /// Elements `at..at + len`.
-    ///
-    /// # Safety
-    /// No other live reference to them.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn slice<'a>(&self, at: usize, len: usize) -> &'a mut [f32] {
-        assert!(
-            at + len <= self.1,
-            "conv2d: elements {at}+{len} of {}",
-            self.1
-        );
-        // SAFETY: inside the buffer (asserted); exclusivity is the caller's promise.
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(at), len) }
-    }
-}
 
 impl Conv2d {
     /// A convolution with `out_channels` filters over `geometry`; weights then biases
@@ -128,7 +98,10 @@ impl Layer for Conv2d {
         let g = self.geometry;
         let (batch, patch, pix, out) = (x.rows, g.patch(), g.out_pixels(), self.out_channels);
         self.cols.reshape_for(batch * patch, pix);
-        let (cols, ys) = (Shared::of(&mut self.cols.data), Shared::of(&mut y.data));
+        let (cols, ys) = (
+            Disjoint::of(&mut self.cols.data, 1),
+            Disjoint::of(&mut y.data, 1),
+        );
         let (w, bias) = (&self.w, &self.b);
         fork_blocks(0, batch, images_per_block(pass.rt, batch), &|b0, n| {
             for b in b0..b0 + n {
@@ -182,7 +155,7 @@ impl Layer for Conv2d {
         // partials are added in chunk order; chunks are fixed, threads take them
         let chunks = batch.div_ceil(CHUNK);
         self.partials.reshape_for(chunks * out, patch);
-        let parts = Shared::of(&mut self.partials.data);
+        let parts = Disjoint::of(&mut self.partials.data, 1);
         let cols = &self.cols;
         let per = chunks.div_ceil(rt.threads.max(1)).max(1);
         fork_blocks(0, chunks, per, &|c0, n| {
@@ -219,7 +192,10 @@ impl Layer for Conv2d {
         }
         let Some(dx) = dx else { return };
         self.dcols.reshape_for(batch * patch, pix);
-        let (dcols, dxs) = (Shared::of(&mut self.dcols.data), Shared::of(&mut dx.data));
+        let (dcols, dxs) = (
+            Disjoint::of(&mut self.dcols.data, 1),
+            Disjoint::of(&mut dx.data, 1),
+        );
         let (w, size) = (&self.w, g.in_size());
         fork_blocks(0, batch, images_per_block(rt, batch), &|b0, n| {
             for b in b0..b0 + n {

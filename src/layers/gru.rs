@@ -83,10 +83,10 @@ impl Layer for Gru {
         self.hs.reshape_for(steps * batch, hid);
         self.gh.reshape_for(batch, 3 * hid);
         let (gates, nh, hs, gh) = (
-            RowsPtr::of(&mut self.gates),
-            RowsPtr::of(&mut self.nh),
-            RowsPtr::of(&mut self.hs),
-            RowsPtr::of(&mut self.gh),
+            RowsPtr::rows_of(&mut self.gates),
+            RowsPtr::rows_of(&mut self.nh),
+            RowsPtr::rows_of(&mut self.hs),
+            RowsPtr::rows_of(&mut self.gh),
         );
         let (p, level) = (&self.p, rt.simd);
         for_groups(rt, batch, &|k0, n| {
@@ -164,9 +164,9 @@ impl Layer for Gru {
         self.dh.reshape_for(batch, hid);
         self.dh.data.copy_from_slice(&dy.data);
         let (dgxs, dghs, dhs) = (
-            RowsPtr::of(&mut self.dgx),
-            RowsPtr::of(&mut self.dgh),
-            RowsPtr::of(&mut self.dh),
+            RowsPtr::rows_of(&mut self.dgx),
+            RowsPtr::rows_of(&mut self.dgh),
+            RowsPtr::rows_of(&mut self.dh),
         );
         let (gates, nh, hs, p) = (&self.gates, &self.nh, &self.hs, &self.p);
         for_groups(rt, batch, &|k0, n| {

@@ -89,11 +89,11 @@ impl Layer for Lstm {
         self.gh.reshape_for(batch, 4 * hid);
         let level = rt.simd;
         let (gates, cs, tcs, hs, gh) = (
-            RowsPtr::of(&mut self.gates),
-            RowsPtr::of(&mut self.cs),
-            RowsPtr::of(&mut self.tcs),
-            RowsPtr::of(&mut self.hs),
-            RowsPtr::of(&mut self.gh),
+            RowsPtr::rows_of(&mut self.gates),
+            RowsPtr::rows_of(&mut self.cs),
+            RowsPtr::rows_of(&mut self.tcs),
+            RowsPtr::rows_of(&mut self.hs),
+            RowsPtr::rows_of(&mut self.gh),
         );
         let p = &self.p;
         for_groups(rt, batch, &|k0, n| {
@@ -174,9 +174,9 @@ impl Layer for Lstm {
         self.dc.reshape_for(batch, hid);
         self.dc.data.fill(0.0);
         let (dgates, dcs, dhs) = (
-            RowsPtr::of(&mut self.dgates),
-            RowsPtr::of(&mut self.dc),
-            RowsPtr::of(&mut self.dh),
+            RowsPtr::rows_of(&mut self.dgates),
+            RowsPtr::rows_of(&mut self.dc),
+            RowsPtr::rows_of(&mut self.dh),
         );
         let (gates, cs, tcs, p) = (&self.gates, &self.cs, &self.tcs, &self.p);
         for_groups(rt, batch, &|k0, n| {

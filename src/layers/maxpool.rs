@@ -4,7 +4,7 @@
 //! first, on ties).
 
 use super::{Features, Layer, Param, Pass};
-use crate::par::fork_blocks;
+use crate::par::{Disjoint, fork_blocks};
 use crate::runtime::Runtime;
 use crate::tensor::Matrix;
 use crate::tensor::im2col::{Window, images_per_block};
@@ -26,14 +26,6 @@ impl MaxPool2d {
         }
     }
 }
-
-/// A pointer shared by blocks that write disjoint images.
-#[derive(Clone, Copy)]
-struct Shared<T>(*mut T);
-// SAFETY: each block writes only its own images' elements; the fork-join outlives it.
-unsafe impl<T> Send for Shared<T> {}
-// SAFETY: as above.
-unsafe impl<T> Sync for Shared<T> {}
 
 impl Layer for MaxPool2d {
     fn describe(&self) -> String {
@@ -66,20 +58,15 @@ impl Layer for MaxPool2d {
         let (batch, out) = (x.rows, y.cols);
         self.winners.resize(batch * out, 0);
         let (ys, ws) = (
-            Shared(y.data.as_mut_ptr()),
-            Shared(self.winners.as_mut_ptr()),
+            Disjoint::of(&mut y.data, out),
+            Disjoint::of(&mut self.winners, out),
         );
         let (hw, ohw) = (g.y.input * g.x.input, g.out_pixels());
         fork_blocks(0, batch, images_per_block(pass.rt, batch), &|b0, nb| {
             let (ys, ws) = (ys, ws);
             for b in b0..b0 + nb {
                 // SAFETY: image b's rows of y and winners: disjoint between blocks.
-                let (yb, wb) = unsafe {
-                    (
-                        std::slice::from_raw_parts_mut(ys.0.add(b * out), out),
-                        std::slice::from_raw_parts_mut(ws.0.add(b * out), out),
-                    )
-                };
+                let (yb, wb) = unsafe { (ys.row(b), ws.row(b)) };
                 for c in 0..g.channels {
                     let plane = &x.row(b)[c * hw..(c + 1) * hw];
                     for oy in 0..g.y.output {
@@ -124,15 +111,14 @@ impl Layer for MaxPool2d {
     ) {
         let Some(dx) = dx else { return };
         let g = self.geometry;
-        let (batch, out, size) = (dy.rows, dy.cols, dx.cols);
+        let (batch, out) = (dy.rows, dy.cols);
         let (hw, ohw) = (g.y.input * g.x.input, g.out_pixels());
-        let dxs = Shared(dx.data.as_mut_ptr());
+        let dxs = Disjoint::rows_of(dx);
         let winners = &self.winners;
         fork_blocks(0, batch, images_per_block(rt, batch), &|b0, nb| {
-            let dxs = &dxs;
             for b in b0..b0 + nb {
                 // SAFETY: image b's row of dx: disjoint between blocks.
-                let db = unsafe { std::slice::from_raw_parts_mut(dxs.0.add(b * size), size) };
+                let db = unsafe { dxs.row(b) };
                 db.fill(0.0);
                 for c in 0..g.channels {
                     for o in c * ohw..(c + 1) * ohw {

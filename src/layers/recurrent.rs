@@ -210,56 +210,7 @@ pub fn rows_view(m: &Matrix, rows: std::ops::Range<usize>) -> View<'_> {
 }
 
 /// A buffer's rows, for groups of [`for_groups`] that each write their own rows.
-#[derive(Clone, Copy)]
-pub struct RowsPtr {
-    ptr: *mut f32,
-    rows: usize,
-    cols: usize,
-}
-
-// SAFETY: groups of `for_groups` touch disjoint rows (see `RowsPtr::row`), and the
-// fork-join outlives them.
-unsafe impl Send for RowsPtr {}
-// SAFETY: as above.
-unsafe impl Sync for RowsPtr {}
-
-impl RowsPtr {
-    /// The rows of `m` (which must outlive every use, and not move meanwhile).
-    pub fn of(m: &mut Matrix) -> Self {
-        RowsPtr {
-            ptr: m.data.as_mut_ptr(),
-            rows: m.rows,
-            cols: m.cols,
-        }
-    }
-
-    /// Rows `r0..r0 + n`, as one slice.
-    ///
-    /// # Safety
-    /// As for [`RowsPtr::row`], for each of the rows.
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn rows<'a>(self, r0: usize, n: usize) -> &'a mut [f32] {
-        assert!(
-            r0 + n <= self.rows,
-            "RowsPtr::rows: rows {r0}+{n} of {}",
-            self.rows
-        );
-        // SAFETY: inside the buffer (asserted); exclusivity is the caller's promise.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r0 * self.cols), n * self.cols) }
-    }
-
-    /// Row `r`.
-    ///
-    /// # Safety
-    /// No other live reference to row `r` exists (each group of `for_groups` takes only
-    /// the rows of its own examples).
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn row<'a>(self, r: usize) -> &'a mut [f32] {
-        assert!(r < self.rows, "RowsPtr::row: row {r} of {}", self.rows);
-        // SAFETY: inside the buffer (asserted); exclusivity is the caller's promise.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(r * self.cols), self.cols) }
-    }
-}
+pub type RowsPtr = crate::par::Disjoint<f32>;
 
 /// Groups of examples per batch in [`for_groups`]: a fixed number, whatever the thread
 /// count, so every product inside a group has the same shape, and the same bits, on

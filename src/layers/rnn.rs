@@ -67,7 +67,7 @@ impl Layer for Rnn {
         let rt = pass.rt;
         let (batch, hid, steps) = (x.rows, self.p.hidden, self.p.steps);
         self.p.project_inputs(rt, x, &mut self.xs, &mut self.hs);
-        let (hs, p, level) = (RowsPtr::of(&mut self.hs), &self.p, rt.simd);
+        let (hs, p, level) = (RowsPtr::rows_of(&mut self.hs), &self.p, rt.simd);
         for_groups(rt, batch, &|k0, n| {
             for t in 0..steps {
                 // SAFETY: this group's rows (examples k0..k0+n), here alone; the
@@ -110,7 +110,10 @@ impl Layer for Rnn {
         self.da.reshape_for(steps * batch, hid);
         self.dh.reshape_for(batch, hid);
         self.dh.data.copy_from_slice(&dy.data);
-        let (das, dhs) = (RowsPtr::of(&mut self.da), RowsPtr::of(&mut self.dh));
+        let (das, dhs) = (
+            RowsPtr::rows_of(&mut self.da),
+            RowsPtr::rows_of(&mut self.dh),
+        );
         let (hs, p) = (&self.hs, &self.p);
         for_groups(rt, batch, &|k0, n| {
             for t in (0..steps).rev() {
