@@ -300,6 +300,86 @@ fn both<RA, RB>(ra: std::thread::Result<RA>, rb: std::thread::Result<RB>) -> (RA
     }
 }
 
+/// A buffer that the blocks of one fork-join write at disjoint places (each its own
+/// images, rows or elements): a pointer that may cross threads, with the buffer's length
+/// and row width, so that every slice taken is checked to lie inside.
+///
+/// # Safety
+/// Whoever takes a slice promises that no other live reference reaches the same
+/// elements (the blocks' parts are disjoint) and that the buffer outlives the fork-join
+/// and does not move meanwhile.
+pub struct Disjoint<T> {
+    ptr: *mut T,
+    len: usize,
+    width: usize,
+}
+
+// (by hand: derived, they would need `T: Copy`)
+impl<T> Clone for Disjoint<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Disjoint<T> {}
+// SAFETY: see the type's doc: blocks reach disjoint elements, within the fork-join.
+unsafe impl<T: Send> Send for Disjoint<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Disjoint<T> {}
+
+impl<T> Disjoint<T> {
+    /// The elements of `buf`, in rows of `width` (1: a flat buffer).
+    pub fn of(buf: &mut [T], width: usize) -> Self {
+        Disjoint {
+            ptr: buf.as_mut_ptr(),
+            len: buf.len(),
+            width: width.max(1),
+        }
+    }
+
+    /// Elements `at..at + len`.
+    ///
+    /// # Safety
+    /// No other live reference to them (see the type's doc).
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slice<'a>(self, at: usize, len: usize) -> &'a mut [T] {
+        assert!(
+            at.checked_add(len).is_some_and(|end| end <= self.len),
+            "Disjoint::slice: elements {at}+{len} of {}",
+            self.len
+        );
+        // SAFETY: inside the buffer (asserted); exclusivity is the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(at), len) }
+    }
+
+    /// Rows `r0..r0 + n`, as one slice.
+    ///
+    /// # Safety
+    /// As for [`Disjoint::slice`].
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn rows<'a>(self, r0: usize, n: usize) -> &'a mut [T] {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.slice(r0 * self.width, n * self.width) }
+    }
+
+    /// Row `r`.
+    ///
+    /// # Safety
+    /// As for [`Disjoint::slice`].
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn row<'a>(self, r: usize) -> &'a mut [T] {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.rows(r, 1) }
+    }
+}
+
+impl Disjoint<f32> {
+    /// The rows of `m`.
+    pub fn rows_of(m: &mut crate::tensor::Matrix) -> Self {
+        let cols = m.cols;
+        Disjoint::of(&mut m.data, cols)
+    }
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -453,85 +533,5 @@ mod tests {
             on.is_some_and(|n| n.starts_with("nnlab-worker"))
         });
         assert!(woken, "no fork reached a sleeping worker");
-    }
-}
-
-/// A buffer that the blocks of one fork-join write at disjoint places (each its own
-/// images, rows or elements): a pointer that may cross threads, with the buffer's length
-/// and row width, so that every slice taken is checked to lie inside.
-///
-/// # Safety
-/// Whoever takes a slice promises that no other live reference reaches the same
-/// elements (the blocks' parts are disjoint) and that the buffer outlives the fork-join
-/// and does not move meanwhile.
-pub struct Disjoint<T> {
-    ptr: *mut T,
-    len: usize,
-    width: usize,
-}
-
-// (by hand: derived, they would need `T: Copy`)
-impl<T> Clone for Disjoint<T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<T> Copy for Disjoint<T> {}
-// SAFETY: see the type's doc: blocks reach disjoint elements, within the fork-join.
-unsafe impl<T: Send> Send for Disjoint<T> {}
-// SAFETY: as above.
-unsafe impl<T: Send> Sync for Disjoint<T> {}
-
-impl<T> Disjoint<T> {
-    /// The elements of `buf`, in rows of `width` (1: a flat buffer).
-    pub fn of(buf: &mut [T], width: usize) -> Self {
-        Disjoint {
-            ptr: buf.as_mut_ptr(),
-            len: buf.len(),
-            width: width.max(1),
-        }
-    }
-
-    /// Elements `at..at + len`.
-    ///
-    /// # Safety
-    /// No other live reference to them (see the type's doc).
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn slice<'a>(self, at: usize, len: usize) -> &'a mut [T] {
-        assert!(
-            at.checked_add(len).is_some_and(|end| end <= self.len),
-            "Disjoint::slice: elements {at}+{len} of {}",
-            self.len
-        );
-        // SAFETY: inside the buffer (asserted); exclusivity is the caller's promise.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(at), len) }
-    }
-
-    /// Rows `r0..r0 + n`, as one slice.
-    ///
-    /// # Safety
-    /// As for [`Disjoint::slice`].
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn rows<'a>(self, r0: usize, n: usize) -> &'a mut [T] {
-        // SAFETY: the caller's promise, passed on.
-        unsafe { self.slice(r0 * self.width, n * self.width) }
-    }
-
-    /// Row `r`.
-    ///
-    /// # Safety
-    /// As for [`Disjoint::slice`].
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn row<'a>(self, r: usize) -> &'a mut [T] {
-        // SAFETY: the caller's promise, passed on.
-        unsafe { self.rows(r, 1) }
-    }
-}
-
-impl Disjoint<f32> {
-    /// The rows of `m`.
-    pub fn rows_of(m: &mut crate::tensor::Matrix) -> Self {
-        let cols = m.cols;
-        Disjoint::of(&mut m.data, cols)
     }
 }
