@@ -21,8 +21,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the lecture's labs (nn, xavier, deep, dropout, or all) exactly as the
-    /// lecture's code does, and compare with the lecture's accuracies.
+    /// Run the lecture's labs (nn, xavier, deep, dropout, or all) and the course's CNN
+    /// labs (cnn1, cnn) exactly as their code does, and compare with their accuracies.
     Lab(LabArgs),
     /// Train a net (MLP, CNN or recurrent) from a preset, a TOML config and/or flags.
     Train(Box<TrainCmd>),
