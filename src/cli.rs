@@ -379,9 +379,10 @@ impl TrainArgs {
             cfg.augment = Some(Default::default());
         }
         if let Some(patience) = self.patience {
+            let from_config = cfg.early_stop.is_some_and(|e| e.restore_best);
             cfg.early_stop = Some(nnlab::train::early_stop::EarlyStop {
                 patience,
-                restore_best: self.restore_best,
+                restore_best: self.restore_best || from_config,
             });
         } else if self.restore_best {
             match &mut cfg.early_stop {

@@ -357,8 +357,12 @@ impl<T> Disjoint<T> {
     /// As for [`Disjoint::slice`].
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn rows<'a>(self, r0: usize, n: usize) -> &'a mut [T] {
+        let (at, len) = (r0.checked_mul(self.width), n.checked_mul(self.width));
+        let (Some(at), Some(len)) = (at, len) else {
+            panic!("Disjoint::rows: rows {r0}+{n} of width {}", self.width)
+        };
         // SAFETY: the caller's promise, passed on.
-        unsafe { self.slice(r0 * self.width, n * self.width) }
+        unsafe { self.slice(at, len) }
     }
 
     /// Row `r`.

@@ -307,9 +307,9 @@ fn depth_conclusion(rows: &[Row], depths: &[usize]) -> String {
     let (sig, relu) = (get("sigmoid", "test acc SGD"), get("relu", "test acc SGD"));
     format!(
         "Conclusion: at depth {d} with SGD, sigmoid reached {sig:.4} and ReLU {relu:.4}; \
-         sigmoid's first-layer gradient is {:.2e} of its last layer's, ReLU's {:.2e}: {}.",
-        1.0 / get("sigmoid", "first/last"),
-        1.0 / get("relu", "first/last"),
+         sigmoid's first-layer gradient is {:.2e} times its last layer's, ReLU's {:.2e}: {}.",
+        get("sigmoid", "first/last"),
+        get("relu", "first/last"),
         verdict(relu > sig + 0.05)
     )
 }

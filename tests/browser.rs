@@ -262,19 +262,13 @@ fn drawn_digits_are_recognised_in_a_real_browser() {
         for s in digit_strokes(mnist.test.images.row(i), left, top, side) {
             b.stroke(&s);
         }
-        // the answer to the last stroke, once it stays the same for half a second
-        let mut answer = String::new();
-        let start = Instant::now();
-        loop {
-            std::thread::sleep(Duration::from_millis(500));
-            let now = b.eval("document.getElementById('answer').textContent.trim()");
-            let now = now.as_str().unwrap_or("").to_string();
-            if !now.is_empty() && now == answer {
-                break;
-            }
-            answer = now;
-            assert!(start.elapsed() < Duration::from_secs(30), "no answer shown");
-        }
+        // the answer to the newest request, sent when the last stroke ended
+        b.wait_for(
+            "timer === null && !drawing && document.getElementById('answer').dataset.req === String(latest)",
+            "the answer to the last stroke",
+        );
+        let answer = b.eval("document.getElementById('answer').textContent.trim()");
+        let answer = answer.as_str().unwrap_or("").to_string();
         let error = b.eval("document.getElementById('error').textContent");
         assert_eq!(error, json!(""), "the page shows an error");
         let class: u8 = answer

@@ -88,6 +88,43 @@ fn stops_after_patience_epochs_and_restores_the_best() {
     assert_ne!(weights(&mut last), weights(&mut t));
 }
 
+/// A run whose best epoch is followed by fewer than `patience` epochs does not stop,
+/// and with restore-best still ends with the best epoch's weights (as Keras does).
+#[test]
+fn restore_best_applies_when_the_epochs_run_out_first() {
+    let (train, val) = data();
+    let mut probe = Trainer::new(&config(true, 40), 784, 10, Runtime::default()).unwrap();
+    fit(&mut probe, &train, &val);
+    let best = probe.stopped_early().unwrap();
+    // the same run, cut one epoch after its best: not stopped, the best restored
+    let mut t = Trainer::new(&config(true, best + 1), 784, 10, Runtime::default()).unwrap();
+    fit(&mut t, &train, &val);
+    assert_eq!(t.stopped_early(), None);
+    assert_eq!(t.restored_epoch(), Some(best));
+    let now = t.model.evaluate(&val, &t.rt).loss;
+    assert_eq!(
+        now.to_bits(),
+        t.history[best - 1].val_loss.unwrap().to_bits()
+    );
+    // a patience given on the command line keeps a config's restore_best
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("es.toml");
+    std::fs::write(&f, "[early_stop]\npatience = 3\nrestore_best = true\n").unwrap();
+    let (ok, toml, err) = common::nnlab(&[
+        "train",
+        "--config",
+        f.to_str().unwrap(),
+        "--patience",
+        "5",
+        "--print-config",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        toml.contains("patience = 5") && toml.contains("restore_best = true"),
+        "{toml}"
+    );
+}
+
 #[test]
 fn a_resumed_run_stops_and_restores_as_the_uninterrupted_one() {
     let (train, val) = data();

@@ -330,7 +330,12 @@ fn live_report_is_served_while_training_and_after() {
     std::fs::create_dir_all(&data).unwrap();
     common::write_folder(&data, 400, 100, 28, 28, 4);
     let rep = d.path().join("live");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nnlab"))
+    // files the server must not give: beside the report, hidden in it, linked from it
+    std::fs::create_dir_all(&rep).unwrap();
+    std::fs::write(d.path().join("secret.html"), "secret").unwrap();
+    std::fs::write(rep.join(".hidden.html"), "secret").unwrap();
+    std::os::unix::fs::symlink(d.path().join("secret.html"), rep.join("link.html")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_nnlab"))
         .args(["train", "--dataset", data.to_str().unwrap()])
         .args(["--hidden", "16", "--epochs", "150", "--batch", "20"])
         .args(["--validation", "40", "--quiet", "--live", "--report"])
@@ -339,7 +344,9 @@ fn live_report_is_served_while_training_and_after() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    // killed when the test ends, passed or failed
+    let mut child = common::Served(child);
+    let mut lines = std::io::BufReader::new(child.0.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let addr = first
         .split("http://")
@@ -369,20 +376,33 @@ fn live_report_is_served_while_training_and_after() {
     assert_eq!(status, 200);
     assert!(png.starts_with("\u{fffd}PNG"), "a PNG");
     for bad in [
-        "/../data/train-images-idx3-ubyte",
-        "/.lock",
-        "/x%2f..%2fy.html",
+        "/../secret.html",
+        "/%2e%2e/secret.html",
+        "/..%2fsecret.html",
+        "/.hidden.html",
+        "/link.html",
         "/nothing.png",
     ] {
-        assert_eq!(common::http(&addr, "GET", bad, b"").0, 404, "{bad}");
+        let (status, body) = common::http(&addr, "GET", bad, b"");
+        assert_eq!(status, 404, "{bad}: {body}");
     }
     assert_eq!(common::http(&addr, "POST", "/", b"").0, 405);
+    // a page of another name (a DNS-rebound site) is refused
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        b"GET / HTTP/1.1\r\nHost: evil.example:80\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     let killed = Command::new("kill")
-        .arg(child.id().to_string())
+        .arg(child.0.id().to_string())
         .status()
         .unwrap();
     assert!(killed.success());
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(
         status.success(),
         "a signal after training ends the server cleanly: {status}"

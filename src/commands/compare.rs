@@ -7,16 +7,31 @@ use nnlab::report::compare::{RecordedRun, config_differences, read_report};
 use nnlab::train::EpochStats;
 
 pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
-    let out_abs = std::path::absolute(&args.out)?;
+    let absolute = |p: &std::path::Path| {
+        std::path::absolute(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+    };
+    let out_abs = absolute(&args.out)?;
     let mut runs: Vec<RecordedRun> = Vec::new();
     for d in &args.dirs {
-        if std::path::absolute(d)? == out_abs {
+        if absolute(d)? == out_abs {
             anyhow::bail!(
                 "--out {} is one of the folders compared: its page would be replaced; name another folder",
                 args.out.display()
             );
         }
         runs.extend(read_report(d)?);
+    }
+    // folders of the same name (a/run, b/run, or one folder twice) get numbered
+    for i in 0..runs.len() {
+        let same = runs.iter().filter(|r| r.name == runs[i].name).count();
+        if same > 1 {
+            let name = runs[i].name.clone();
+            let mut k = 0;
+            for r in runs.iter_mut().filter(|r| r.name == name) {
+                k += 1;
+                r.name = format!("{name} ({k})");
+            }
+        }
     }
     let mut r = super::report::open(&args.out)?;
     let pct = |x: Option<f64>| x.map_or("-".into(), |v| format!("{v:.4}"));

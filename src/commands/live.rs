@@ -3,8 +3,9 @@
 //! while the run trains and until Ctrl-C after it ends.
 //!
 //! The server answers only `GET` of `/` and of the plain files in the folder (names of
-//! letters, digits, `_`, `-` and `.`, as reports write them), through the same server
-//! loop as `nnlab serve` (limits, timeouts).
+//! letters, digits, `_`, `-` and `.`, as reports write them; no symlinks), asked for by
+//! the loopback names `127.0.0.1` or `localhost`, through the same server loop as
+//! `nnlab serve` (limits, timeouts).
 
 use super::report::{ReportWriter, Table};
 use http_body_util::Full;
@@ -28,25 +29,35 @@ pub fn start(dir: &Path, port: u16) -> anyhow::Result<std::net::SocketAddr> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let listener = {
+        let _inside = runtime.enter();
+        tokio::net::TcpListener::from_std(listener)?
+    };
     let dir = dir.to_path_buf();
     std::thread::spawn(move || {
-        runtime.block_on(async move {
-            let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                return;
-            };
-            super::http::serve_until(
-                listener,
-                move |req| answer(req, dir.clone()),
-                std::future::pending(),
-            )
-            .await;
-        })
+        runtime.block_on(super::http::serve_until(
+            listener,
+            move |req| answer(req, dir.clone()),
+            std::future::pending(),
+        ))
     });
     Ok(addr)
 }
 
 async fn answer(req: Request<Incoming>, dir: PathBuf) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (status, kind, body) = file_reply(req.method(), req.uri().path(), &dir);
+    // only requests for this machine's loopback names (no DNS-rebound site reads it)
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let name = host.rsplit_once(':').map_or(host, |(n, _)| n);
+    let (status, kind, body) = if name == "127.0.0.1" || name == "localhost" {
+        file_reply(req.method(), req.uri().path(), &dir)
+    } else {
+        let msg = format!("Host {host:?} is not this machine's loopback address");
+        (403, "text/plain; charset=utf-8", msg.into_bytes())
+    };
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = hyper::StatusCode::from_u16(status).expect("a valid status");
     r.headers_mut()
@@ -54,6 +65,10 @@ async fn answer(req: Request<Incoming>, dir: PathBuf) -> Result<Response<Full<By
     r.headers_mut().insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store"),
+    );
+    r.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
     );
     Ok(r)
 }
@@ -89,7 +104,11 @@ fn file_reply(method: &Method, path: &str, dir: &Path) -> (u16, &'static str, Ve
     if !plain || kind.is_empty() {
         return (404, TEXT, format!("no file {path} in the report").into());
     }
-    match nnlab::files::read_regular(&dir.join(name), "a report file") {
+    let file = dir.join(name);
+    if std::fs::symlink_metadata(&file).is_ok_and(|m| m.file_type().is_symlink()) {
+        return (404, TEXT, format!("no file {path} in the report").into());
+    }
+    match nnlab::files::read_regular(&file, "a report file") {
         Ok(bytes) => (200, kind, bytes),
         Err(_) if name == "index.html" => (
             200,
@@ -118,8 +137,8 @@ pub fn write_page(dir: &Path, cfg: &TrainConfig, history: &[EpochStats]) -> anyh
             last.epoch, cfg.epochs
         ),
     );
-    if let (Some(a), Some(l)) = (last.val_acc, last.val_loss) {
-        r.summary("validation accuracy", format!("{a:.4} (loss {l:.4})"));
+    if let Some(line) = super::report::validation_line(last) {
+        r.summary("validation accuracy", line);
     }
     if let Some(t) = last.test_acc {
         r.summary("test accuracy", format!("{t:.4}"));

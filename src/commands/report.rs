@@ -9,6 +9,12 @@ use std::path::Path;
 
 pub use nnlab::report::{Line, LineChart, ReportWriter, Table};
 
+/// An epoch's validation accuracy and loss, as report summaries show them, if measured.
+pub fn validation_line(h: &EpochStats) -> Option<String> {
+    let (a, l) = (h.val_acc?, h.val_loss?);
+    Some(format!("{a:.4} (loss {l:.4}, epoch {})", h.epoch))
+}
+
 /// A finished training run as its report shows it.
 #[derive(Clone, Copy)]
 pub struct Run<'a> {

@@ -380,8 +380,11 @@ pub fn run(cmd: &TrainCmd) -> anyhow::Result<()> {
         Some(dir) => {
             let addr = super::live::start(dir, cmd.live_port)?;
             install_ctrl_c();
-            outln!(
-                "live report: http://{addr}/ (updated after every epoch; it stays up after training until Ctrl-C)"
+            say_live(
+                args.out.json,
+                &format!(
+                    "live report: http://{addr}/ (updated after every epoch; it stays up after training until Ctrl-C)"
+                ),
             );
             Some(addr)
         }
@@ -414,7 +417,10 @@ pub fn run(cmd: &TrainCmd) -> anyhow::Result<()> {
         }
     }
     if let Some(addr) = live {
-        outln!("the final report is at http://{addr}/ until Ctrl-C");
+        say_live(
+            args.out.json,
+            &format!("the final report is at http://{addr}/ until Ctrl-C"),
+        );
         while !STOP.load(Ordering::SeqCst) {
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
@@ -431,8 +437,13 @@ fn summarise_run(
 ) {
     r.summary("test accuracy", format!("{:.4}", res.test_accuracy));
     if let Some(last) = history.last() {
-        if let (Some(a), Some(l)) = (last.val_acc, last.val_loss) {
-            r.summary("validation accuracy", format!("{a:.4} (loss {l:.4})"));
+        // the validation figures of the weights the run ends with
+        let at = res
+            .trainer
+            .restored_epoch()
+            .map_or(last, |b| &history[b - 1]);
+        if let Some(line) = super::report::validation_line(at) {
+            r.summary("validation accuracy", line);
         }
         r.summary(
             "training",
@@ -480,23 +491,36 @@ fn summarise_run(
     );
 }
 
-/// What early stopping did, when it ended the run.
+/// What early stopping did: when it ended the run, or when the run ends with an
+/// earlier epoch's weights (`--restore-best`).
 pub fn early_stop_line(t: &nnlab::train::Trainer) -> Option<String> {
-    let best = t.stopped_early()?;
     let e = t.cfg.early_stop?;
-    let loss = t.history[best - 1].val_loss.unwrap_or(f32::NAN);
-    let when = if t.history.len() < t.cfg.epochs {
-        format!("Early stop after epoch {}", t.history.len())
+    let (stopped, restored) = (t.stopped_early(), t.restored_epoch());
+    if stopped.is_none() && restored.is_none() {
+        return None;
+    }
+    let (best, loss) = nnlab::train::early_stop::best_epoch(&t.history)?;
+    let n = t.history.len();
+    let when = if stopped.is_some() && n < t.cfg.epochs {
+        format!(
+            "Early stop after epoch {n}: the validation loss has not gone below {loss:.4} (epoch {best}) for {}",
+            super::plural(e.patience, "epoch")
+        )
     } else {
-        format!("Epoch {}, the last", t.history.len())
+        format!("Epoch {n}, the last: the lowest validation loss was {loss:.4}, at epoch {best}")
     };
-    Some(format!(
-        "{when}: the validation loss has not gone below {loss:.4} (epoch {best}) for {}; {}",
-        super::plural(e.patience, "epoch"),
-        if e.restore_best {
-            format!("the weights of epoch {best} are restored")
-        } else {
-            format!("the weights are the last epoch's (--restore-best keeps epoch {best}'s)")
-        }
-    ))
+    let weights = match restored {
+        Some(b) => format!("the weights of epoch {b} are restored"),
+        None => format!("the weights are the last epoch's (--restore-best keeps epoch {best}'s)"),
+    };
+    Some(format!("{when}; {weights}"))
+}
+
+/// A line about the live report: on stdout, or on stderr when stdout is for `--json`.
+fn say_live(json: bool, line: &str) {
+    if json {
+        eprintln!("{line}");
+    } else {
+        outln!("{line}");
+    }
 }

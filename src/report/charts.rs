@@ -156,8 +156,9 @@ fn draw_line_chart<DB: DrawingBackend>(
 }
 
 /// Tick values for a log axis from `lo` to `hi`: 1, 2 and 5 times powers of ten, or
-/// every digit where those give fewer than three, or the ends where even those give
-/// fewer than two (a range under a factor of two), so the axis always has numbers.
+/// every digit where those give fewer than three, or three points inside the range
+/// (10% from each end and their geometric mean) where even those give fewer than two,
+/// so the axis always has numbers.
 fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     let within = |mults: &[f64]| -> Vec<f64> {
         let mut v = Vec::new();

@@ -28,6 +28,12 @@ impl RecordedRun {
 /// accuracy and config from `metrics.json` where that file has them.
 pub fn read_report(dir: &Path) -> Result<Vec<RecordedRun>> {
     let csv_path = dir.join("history.csv");
+    if !dir.exists() {
+        return Err(Error::format(
+            dir,
+            "does not exist; expected a report folder written by --report DIR",
+        ));
+    }
     if !dir.is_dir() {
         return Err(Error::format(
             dir,

@@ -165,8 +165,16 @@ fn diff_keys(a: &serde_json::Value, b: &serde_json::Value, prefix: &str) -> Vec<
                 };
                 match y.get(k) {
                     Some(vb) => out.extend(diff_keys(va, vb, &p)),
-                    None => out.push(p),
+                    None => out.push(format!("{p}: {va} vs none")),
                 }
+            }
+            for (k, vb) in y.iter().filter(|(k, _)| !x.contains_key(*k)) {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                out.push(format!("{p}: none vs {vb}"));
             }
             out
         }

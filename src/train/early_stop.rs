@@ -1,6 +1,6 @@
 //! Early stopping, as Keras' `EarlyStopping(monitor="val_loss")`: training stops when
 //! the validation loss has not improved for `patience` epochs, and with `restore_best`
-//! the net goes back to the best epoch's weights.
+//! the run ends with the best epoch's weights (also when it ran all its epochs).
 //!
 //! Whether a run has stopped is read from its history alone, so a resumed run stops
 //! where the uninterrupted one did; the best epoch's weights travel in the checkpoint.
@@ -52,7 +52,8 @@ impl EarlyStop {
 pub fn best_epoch(history: &[EpochStats]) -> Option<(usize, f32)> {
     let mut best: Option<(usize, f32)> = None;
     for h in history {
-        if let Some(l) = h.val_loss
+        // a NaN loss is never the best (Keras starts from infinity and compares)
+        if let Some(l) = h.val_loss.filter(|l| !l.is_nan())
             && best.is_none_or(|(_, b)| l < b)
         {
             best = Some((h.epoch, l));
@@ -76,6 +77,20 @@ impl Snapshot {
         net.visit_params(&mut |p| values.push(p.value.to_vec()));
         net.visit_buffers(&mut |_, b| values.push(b.to_vec()));
         Snapshot { epoch, values }
+    }
+
+    /// Keeps `net`'s values at `epoch` in `slot`: copied into the snapshot already
+    /// there (no allocation after the first), else taken.
+    pub fn keep(slot: &mut Option<Snapshot>, net: &mut dyn Layer, epoch: usize) {
+        match slot {
+            Some(s) => {
+                let mut it = s.values.iter_mut();
+                net.visit_params(&mut |p| it.next().expect("same net").copy_from_slice(p.value));
+                net.visit_buffers(&mut |_, b| it.next().expect("same net").copy_from_slice(b));
+                s.epoch = epoch;
+            }
+            None => *slot = Some(Snapshot::take(net, epoch)),
+        }
     }
 
     /// The length of each tensor a snapshot of `net` holds, in visiting order.

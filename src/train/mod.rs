@@ -154,8 +154,8 @@ impl Trainer {
     }
 
     /// Trains for the remaining epochs of `cfg.epochs`, calling `observe` after each,
-    /// or until early stopping ends the run (then, with `restore_best`, the best epoch's
-    /// weights are put back). `stop`, when set (Ctrl-C), ends training after the
+    /// or until early stopping ends the run; with `restore_best` the best epoch's
+    /// weights are put back at the end (as Keras does). `stop`, when set (Ctrl-C), ends training after the
     /// current batch.
     pub fn fit(
         &mut self,
@@ -279,7 +279,7 @@ impl Trainer {
             if self.cfg.early_stop.is_some_and(|e| e.restore_best)
                 && early_stop::best_epoch(&self.history).is_some_and(|(b, _)| b == epoch + 1)
             {
-                self.best = Some(early_stop::Snapshot::take(&mut self.model.net, epoch + 1));
+                early_stop::Snapshot::keep(&mut self.best, &mut self.model.net, epoch + 1);
             }
             if let Some((dir, meta)) = self.checkpoint.take() {
                 let res = checkpoint::save_checkpoint(&dir, self, &meta);
@@ -288,12 +288,20 @@ impl Trainer {
             }
             observe.epoch(&stats);
         }
-        if let (Some(best), Some(snap)) = (self.stopped_early(), &self.best)
-            && self.cfg.early_stop.is_some_and(|e| e.restore_best)
+        if let Some(best) = self.restored_epoch()
+            && let Some(snap) = &self.best
         {
             debug_assert_eq!(snap.epoch, best);
             snap.restore(&mut self.model.net);
         }
         Ok(())
+    }
+
+    /// With `restore_best`: the best epoch (1-based) when its weights are not the last
+    /// epoch's, so the run ends with them (whether or not it stopped early).
+    pub fn restored_epoch(&self) -> Option<usize> {
+        let e = self.cfg.early_stop?;
+        let (best, _) = early_stop::best_epoch(&self.history)?;
+        (e.restore_best && best < self.history.len() && self.best.is_some()).then_some(best)
     }
 }
