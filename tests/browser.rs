@@ -14,6 +14,8 @@ use std::io::Write;
 use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 fn find_chromium() -> Option<String> {
@@ -37,8 +39,13 @@ struct Browser {
     from: std::io::BufReader<std::fs::File>,
     next_id: u64,
     session: Option<String>,
+    /// Set when the test is done with Chromium: its watchdog stands down.
+    done: Arc<AtomicBool>,
     _profile: tempfile::TempDir,
 }
+
+/// How long Chromium may take over the whole test before its watchdog kills it.
+const WATCHDOG: Duration = Duration::from_secs(180);
 
 fn pipe() -> (RawFd, RawFd) {
     let mut fds = [0; 2];
@@ -76,10 +83,26 @@ impl Browser {
                 }
                 libc::fcntl(3, libc::F_SETFD, 0);
                 libc::fcntl(4, libc::F_SETFD, 0);
+                libc::close(a);
+                libc::close(b);
                 Ok(())
             });
         }
         let child = cmd.spawn().expect("starting Chromium");
+        // a Chromium that stops answering is killed, so the test fails instead of hanging
+        let (pid, done) = (child.id() as libc::pid_t, Arc::new(AtomicBool::new(false)));
+        let watched = done.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            while start.elapsed() < WATCHDOG {
+                if watched.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            // SAFETY: a signal to our own child, which has not been reaped (`done` unset)
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        });
         unsafe {
             libc::close(in_read);
             libc::close(out_write);
@@ -90,6 +113,7 @@ impl Browser {
             from: std::io::BufReader::new(unsafe { std::fs::File::from_raw_fd(out_read) }),
             next_id: 0,
             session: None,
+            done,
             _profile: profile,
         }
     }
@@ -163,6 +187,7 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -674,7 +674,7 @@ fn saves_and_checkpoints_do_not_destroy() {
 }
 
 /// `train --help` states each setting's default, and what it states is what a run
-/// without a preset uses (`--print-config`).
+/// without a preset uses (`TrainConfig::default()`, which `--print-config` prints).
 #[test]
 fn train_help_states_the_true_defaults() {
     let (ok, help, err) = nnlab(&["train", "--help"]);
