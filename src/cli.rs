@@ -218,12 +218,13 @@ pub struct TrainArgs {
     #[arg(long, value_delimiter = ',', num_args = 0..)]
     pub hidden: Option<Vec<usize>>,
     /// Hidden activation: sigmoid, tanh, relu, leaky-relu[:SLOPE], elu[:ALPHA],
-    /// maxout[:K] [default: relu].
+    /// identity, maxout:K [default: relu].
     #[arg(long)]
     pub activation: Option<String>,
     /// Weight initialiser: zeros, constant:C, normal:STD, uniform:LIMIT, xavier-uniform,
-    /// xavier-normal, he-normal, he-uniform, lecun-normal, or rbm (RBM pre-training of
-    /// the hidden layers, a Deep Belief Net; see --pretrain-epochs)
+    /// xavier-normal, he-normal, he-uniform, lecun-normal, fan-in-uniform (PyTorch's
+    /// default), or rbm (RBM pre-training of the hidden layers, a Deep Belief Net; see
+    /// --pretrain-epochs)
     /// [default: xavier-uniform].
     #[arg(long)]
     pub init: Option<String>,
@@ -453,6 +454,9 @@ pub enum DataCommand {
         /// Drawing style.
         #[arg(long, value_enum, default_value_t = TextStyle::Blocks)]
         style: TextStyle,
+        /// Draw with ASCII shades (the same as --style ascii, as other commands say it).
+        #[arg(long)]
+        ascii: bool,
     },
 }
 

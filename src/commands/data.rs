@@ -5,7 +5,7 @@ use super::{fetch_options, load_dataset};
 use crate::cli::{DataArgs, DataCommand, Split};
 use nnlab::data::datasets::{DatasetRef, FILE_NAMES, find_file};
 use nnlab::data::fetch::{CacheState, check_cached};
-use nnlab::render::draw;
+use nnlab::render::{TextStyle, draw};
 
 pub fn run(args: &DataArgs) -> anyhow::Result<()> {
     match &args.command {
@@ -28,7 +28,9 @@ pub fn run(args: &DataArgs) -> anyhow::Result<()> {
             index,
             split,
             style,
+            ascii,
         } => {
+            let style = if *ascii { &TextStyle::Ascii } else { style };
             let s = load_dataset(dataset, &args.data, false)?;
             let d = if *split == Split::Train {
                 &s.train

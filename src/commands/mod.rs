@@ -153,7 +153,7 @@ pub fn wants_progress(out: &OutputOpts) -> bool {
 
 /// Loads a model file, printing what was assumed for a foreign one.
 pub fn load_model(path: &std::path::Path, quiet: bool) -> anyhow::Result<nnlab::io::LoadedModel> {
-    let m = nnlab::io::load_model(path)?;
+    let m = nnlab::io::load_model(path).map_err(|e| anyhow::anyhow!("--model: {e}"))?;
     if !quiet {
         for w in &m.warnings {
             eprintln!("nnlab: {}: {w}", path.display());

@@ -40,6 +40,12 @@ pub fn read_report(dir: &Path) -> Result<Vec<RecordedRun>> {
             "is not a folder; expected a report folder written by --report DIR",
         ));
     }
+    if !csv_path.exists() {
+        return Err(Error::format(
+            dir,
+            "holds no history.csv; expected a report folder written by train, lab or ensemble --report DIR",
+        ));
+    }
     let text = crate::files::read_regular(&csv_path, "a report's history.csv")?;
     let text = String::from_utf8(text)
         .map_err(|_| Error::format(&csv_path, "is not UTF-8 text; expected a CSV file"))?;
