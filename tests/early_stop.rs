@@ -44,14 +44,6 @@ fn fit(t: &mut Trainer, train: &Dataset, val: &Dataset) {
     t.fit(&data, None, &mut |_: &EpochStats| {}).unwrap();
 }
 
-fn weights(t: &mut Trainer) -> Vec<u32> {
-    let mut all = Vec::new();
-    nnlab::layers::Layer::visit_params(&mut t.model.net, &mut |p| {
-        all.extend(p.value.iter().map(|v| v.to_bits()))
-    });
-    all
-}
-
 #[test]
 fn stops_after_patience_epochs_and_restores_the_best() {
     let (train, val) = data();
@@ -85,7 +77,10 @@ fn stops_after_patience_epochs_and_restores_the_best() {
     assert_eq!(last.history.len(), t.history.len());
     let now = last.model.evaluate(&val, &last.rt).loss;
     assert_eq!(now.to_bits(), losses.last().unwrap().to_bits());
-    assert_ne!(weights(&mut last), weights(&mut t));
+    assert_ne!(
+        common::weights(&mut last.model.net),
+        common::weights(&mut t.model.net)
+    );
 }
 
 /// A run whose best epoch is followed by fewer than `patience` epochs does not stop,
@@ -156,7 +151,10 @@ fn a_resumed_run_stops_and_restores_as_the_uninterrupted_one() {
     fit(&mut resumed, &train, &val);
     assert_eq!(resumed.stopped_early(), Some(best));
     assert_eq!(resumed.history.len(), full.history.len());
-    assert_eq!(weights(&mut resumed), weights(&mut full));
+    assert_eq!(
+        common::weights(&mut resumed.model.net),
+        common::weights(&mut full.model.net)
+    );
 
     // a stopped run asked for more epochs trains no further
     fit(&mut resumed, &train, &val);

@@ -50,12 +50,6 @@ fn mostly_zero(rows: usize, seed: u64) -> Matrix {
     Matrix::from_vec(rows, 784, data)
 }
 
-fn weights(net: &mut dyn Layer) -> Vec<u32> {
-    let mut w = Vec::new();
-    net.visit_params(&mut |p| w.extend(p.value.iter().map(|v| v.to_bits())));
-    w
-}
-
 /// A net whose layers do not fit is refused when it is built, and the error names
 /// both layers and both shapes.
 #[test]
@@ -345,8 +339,8 @@ fn resume_equals_uninterrupted_bit_for_bit() {
     assert_eq!(resumed.history.len(), 1);
     common::fit(&mut resumed, &train).unwrap();
     assert_eq!(
-        weights(&mut resumed.model.net),
-        weights(&mut full.model.net)
+        common::weights(&mut resumed.model.net),
+        common::weights(&mut full.model.net)
     );
     let key = |h: &[EpochStats]| {
         h.iter()

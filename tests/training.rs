@@ -7,14 +7,6 @@ use nnlab::config::TrainConfig;
 use nnlab::error::Error;
 use nnlab::train::{EpochStats, RunData, Trainer};
 
-fn weights(t: &mut Trainer) -> Vec<u32> {
-    let mut all = Vec::new();
-    nnlab::layers::Layer::visit_params(&mut t.model.net, &mut |p| {
-        all.extend(p.value.iter().map(|v| v.to_bits()))
-    });
-    all
-}
-
 /// The `xavier` lab net, one epoch on the 55,000 training images: >= 95% on test.
 #[test]
 fn xavier_one_epoch_reaches_95_percent() {
@@ -54,7 +46,7 @@ fn same_seed_same_weights() {
         cfg.seed = seed;
         let mut t = Trainer::new(&cfg, 784, 10, Runtime::default()).unwrap();
         common::fit(&mut t, &small).unwrap();
-        weights(&mut t)
+        common::weights(&mut t.model.net)
     };
     let a = run(5);
     assert_eq!(a, run(5));
@@ -75,7 +67,7 @@ fn every_preset_gives_the_same_weights_at_any_thread_count() {
             let rt = Runtime::default().with_threads(threads);
             let mut t = Trainer::new(&cfg, small.shape(), 10, rt).unwrap();
             common::fit(&mut t, &small).unwrap();
-            weights(&mut t)
+            common::weights(&mut t.model.net)
         };
         let one = run(1);
         assert!(one == run(2), "{preset}: 1 and 2 threads differ");
@@ -102,7 +94,7 @@ fn simd_level_does_not_change_results() {
             cfg.epochs = 1;
             let mut t = Trainer::new(&cfg, small.shape(), 10, rt).unwrap();
             common::fit(&mut t, &small).unwrap();
-            weights(&mut t)
+            common::weights(&mut t.model.net)
         };
         let base = run(Level::Baseline);
         assert_eq!(base, run(Level::Avx2), "{unit} at AVX2");

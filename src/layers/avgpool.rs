@@ -43,18 +43,7 @@ impl AvgPool2d {
 
 impl Layer for AvgPool2d {
     fn describe(&self) -> String {
-        let g = &self.geometry;
-        format!(
-            "avgpool {}x{} (stride {}, pad {}) {}x{} -> {}x{}",
-            g.y.kernel,
-            g.x.kernel,
-            g.y.stride,
-            g.y.pad,
-            g.y.input,
-            g.x.input,
-            g.y.output,
-            g.x.output
-        )
+        self.geometry.describe_pool("avgpool")
     }
     fn input(&self) -> Features {
         self.geometry.input_shape()

@@ -97,17 +97,8 @@ impl Layer for Gru {
                 for row in ghg.chunks_mut(3 * hid) {
                     row.copy_from_slice(&p.b_hh);
                 }
-                if t > 0 {
-                    let h_prev = unsafe { &*hs.rows((t - 1) * batch + k0, n) };
-                    let hv = View {
-                        data: h_prev,
-                        rows: n,
-                        cols: hid,
-                        rs: hid,
-                        cs: 1,
-                    };
-                    gemm_here(hv, View::transposed(&p.w_hh), ghg, true);
-                }
+                // SAFETY: as above, this group's rows of the previous step
+                unsafe { p.add_previous(hs, t, batch, k0, n, ghg) };
                 for k in k0..k0 + n {
                     let r = t * batch + k;
                     // SAFETY: as above.

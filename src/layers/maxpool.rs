@@ -29,18 +29,7 @@ impl MaxPool2d {
 
 impl Layer for MaxPool2d {
     fn describe(&self) -> String {
-        let g = &self.geometry;
-        format!(
-            "maxpool {}x{} (stride {}, pad {}) {}x{} -> {}x{}",
-            g.y.kernel,
-            g.x.kernel,
-            g.y.stride,
-            g.y.pad,
-            g.y.input,
-            g.x.input,
-            g.y.output,
-            g.x.output
-        )
+        self.geometry.describe_pool("maxpool")
     }
     fn input(&self) -> Features {
         self.geometry.input_shape()

@@ -10,7 +10,7 @@ use super::{Features, Param, Shape};
 use crate::init::Init;
 use crate::rng::Rng;
 use crate::runtime::Runtime;
-use crate::tensor::{Matrix, View, gemm, matmul_tn};
+use crate::tensor::{Matrix, View, gemm, gemm_here, matmul_tn};
 
 /// One recurrent layer's weights as PyTorch names and lays them out: gate blocks
 /// stacked along the rows (LSTM: i, f, g, o; GRU: r, z, n; RNN: one).
@@ -35,6 +35,39 @@ pub struct RecurrentParams {
 }
 
 impl RecurrentParams {
+    /// `out += h_{t-1} W_hhᵀ` for the `n` examples from `k0` of a group at step `t`
+    /// (nothing at step 0, whose previous state is zero).
+    ///
+    /// # Shapes
+    /// `hs: (steps·batch, hidden)` rows step-major, `out: (n, gates·hidden)`.
+    ///
+    /// # Safety
+    /// No other live reference to those examples' rows of step `t - 1` (each group of
+    /// [`for_groups`] reads only its own rows).
+    pub unsafe fn add_previous(
+        &self,
+        hs: RowsPtr,
+        t: usize,
+        batch: usize,
+        k0: usize,
+        n: usize,
+        out: &mut [f32],
+    ) {
+        if t == 0 {
+            return;
+        }
+        // SAFETY: the caller's promise.
+        let h_prev = unsafe { &*hs.rows((t - 1) * batch + k0, n) };
+        let hv = View {
+            data: h_prev,
+            rows: n,
+            cols: self.hidden,
+            rs: self.hidden,
+            cs: 1,
+        };
+        gemm_here(hv, View::transposed(&self.w_hh), out, true);
+    }
+
     /// Parameters for sequences `(steps, features)` and `hidden` units, drawn in
     /// PyTorch's order (`weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`) from `init`;
     /// `None` is PyTorch's default, U(-1/√hidden, 1/√hidden) for all four.

@@ -76,17 +76,8 @@ impl Layer for Rnn {
                 for row in h.chunks_mut(hid) {
                     row.iter_mut().zip(&p.b_hh).for_each(|(a, &b)| *a += b);
                 }
-                if t > 0 {
-                    let h_prev = unsafe { &*hs.rows((t - 1) * batch + k0, n) };
-                    let hv = View {
-                        data: h_prev,
-                        rows: n,
-                        cols: hid,
-                        rs: hid,
-                        cs: 1,
-                    };
-                    gemm_here(hv, View::transposed(&p.w_hh), h, true);
-                }
+                // SAFETY: as above, this group's rows of the previous step
+                unsafe { p.add_previous(hs, t, batch, k0, n, h) };
                 tanh_in_place(level, h);
             }
         });

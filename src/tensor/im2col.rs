@@ -87,6 +87,16 @@ pub struct Window {
 }
 
 impl Window {
+    /// A pooling layer over this window, as layer summaries print it:
+    /// `maxpool 2x2 (stride 2, pad 0) 28x28 -> 14x14`.
+    pub fn describe_pool(&self, kind: &str) -> String {
+        let (y, x) = (&self.y, &self.x);
+        format!(
+            "{kind} {}x{} (stride {}, pad {}) {}x{} -> {}x{}",
+            y.kernel, x.kernel, y.stride, y.pad, y.input, x.input, y.output, x.output
+        )
+    }
+
     /// Input elements per image: `c·h·w`.
     pub fn in_size(&self) -> usize {
         self.channels * self.y.input * self.x.input

@@ -178,3 +178,10 @@ pub fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) 
         .to_string();
     (status, body)
 }
+
+/// Every parameter of `net`, as bits, in visiting order (to compare runs bit for bit).
+pub fn weights(net: &mut dyn nnlab::layers::Layer) -> Vec<u32> {
+    let mut w = Vec::new();
+    net.visit_params(&mut |p| w.extend(p.value.iter().map(|v| v.to_bits())));
+    w
+}
