@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use nnlab::Runtime;
 use nnlab::config::TrainConfig;
 use nnlab::render::TextStyle;
+use nnlab::runtime::Precision;
 use nnlab::simd::Level;
 use std::path::PathBuf;
 
@@ -98,6 +99,11 @@ pub struct RuntimeOpts {
     /// training; the recorded lab results are the same either way).
     #[arg(long)]
     pub keep_subnormals: bool,
+    /// What the dense layers' products compute in: f32, or bf16 (operands rounded to
+    /// bfloat16, sums in f32; needs AVX512-BF16, else f32 with a warning). Weights and
+    /// the optimiser stay f32 either way.
+    #[arg(long, value_name = "P", default_value = "f32")]
+    pub precision: Precision,
 }
 
 impl RuntimeOpts {
@@ -109,6 +115,10 @@ impl RuntimeOpts {
         }
         rt.sparse = !self.dense_only;
         rt.ftz = !self.keep_subnormals;
+        let (rt, fallback) = rt.with_precision(self.precision);
+        if let Some(why) = fallback {
+            eprintln!("nnlab: {why}");
+        }
         rt
     }
 }

@@ -374,6 +374,27 @@ impl<T> Disjoint<T> {
         // SAFETY: the caller's promise, passed on.
         unsafe { self.rows(r, 1) }
     }
+
+    /// The first element of the `rows x cols` tile at row `r0`, column `c0` (rows of
+    /// the buffer's width), checked to lie inside. A raw pointer, not a slice: the
+    /// tile's rows are not contiguous, and the elements between them belong to other
+    /// blocks. Whoever writes through it promises to stay inside the tile, which no
+    /// other live reference reaches.
+    pub fn tile(self, r0: usize, c0: usize, rows: usize, cols: usize) -> *mut T {
+        let fits = c0.checked_add(cols).is_some_and(|end| end <= self.width)
+            && r0
+                .checked_add(rows)
+                .and_then(|end| end.checked_mul(self.width))
+                .is_some_and(|end| end <= self.len);
+        assert!(
+            fits,
+            "Disjoint::tile: rows {r0}+{rows}, columns {c0}+{cols} of {} x {}",
+            self.len / self.width,
+            self.width
+        );
+        // SAFETY: inside the buffer (asserted).
+        unsafe { self.ptr.add(r0 * self.width + c0) }
+    }
 }
 
 impl Disjoint<f32> {

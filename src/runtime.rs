@@ -9,6 +9,8 @@
 //! two fast-path switches may change rounding: `sparse` sums a layer's products in
 //! another order than the dense ones, and `ftz` turns subnormal values into zeros; a
 //! run resumed with either switched goes on correctly but not to the same bits.
+//! `precision` changes more than rounding: in bf16 the products' operands lose all
+//! but 8 bits of their mantissas (a lab's accuracy stays in its band, RESULTS.md).
 
 use crate::simd::Level;
 
@@ -31,6 +33,41 @@ pub struct Runtime {
     /// microcode assist, and trained ReLU nets make many (their small gradients);
     /// BENCHMARKS.md has what it costs.
     pub ftz: bool,
+    /// What the dense products (every product through [`crate::tensor::gemm`])
+    /// compute in. Bf16 only where the CPU has it ([`Precision::Bf16`]).
+    pub precision: Precision,
+}
+
+/// What the dense products compute in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// f32 operands and sums (the `gemm` crate).
+    #[default]
+    F32,
+    /// Operands rounded to bfloat16, f32 sums, on AVX512-BF16's `vdpbf16ps`
+    /// ([`crate::tensor::bf16`]); weights, activations, gradients and the optimiser
+    /// stay f32. Convolutions and the recurrent layers' per-step products stay f32.
+    Bf16,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "bf16" => Ok(Precision::Bf16),
+            _ => Err(format!("unknown precision `{s}` (f32, bf16)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+        })
+    }
 }
 
 impl Default for Runtime {
@@ -48,6 +85,7 @@ impl Runtime {
             simd: crate::simd::detected(),
             sparse: true,
             ftz: true,
+            precision: Precision::F32,
         }
     }
 
@@ -71,6 +109,17 @@ impl Runtime {
             simd: level.min(crate::simd::detected()),
             ..self
         }
+    }
+
+    /// The same runtime computing its products in `precision`, or, where that is bf16
+    /// and the CPU lacks AVX512-BF16, in f32 with the reason why.
+    pub fn with_precision(self, precision: Precision) -> (Self, Option<String>) {
+        if precision == Precision::Bf16 && !crate::tensor::bf16::available() {
+            let why = "--precision bf16 needs AVX512-BF16 (the vdpbf16ps instruction), which \
+                       this CPU lacks; computing in f32";
+            return (self, Some(why.to_string()));
+        }
+        (Runtime { precision, ..self }, None)
     }
 
     /// Readies the calling thread to compute under this runtime until the returned

@@ -96,6 +96,10 @@ fn invalid_settings_name_the_field() {
         (vec!["--dropout", "1.0"], "--dropout"),
         (vec!["--config", "/no/such/file.toml"], "/no/such/file.toml"),
         (
+            vec!["--precision", "f16"],
+            "unknown precision `f16` (f32, bf16)",
+        ),
+        (
             vec!["--schedule", "cosine:1"],
             "floor must be in [0, lr = 0.001]",
         ),

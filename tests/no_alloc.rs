@@ -52,13 +52,21 @@ static A: Counting = Counting;
 #[test]
 fn training_steps_do_not_allocate() {
     for threads in [1, 2] {
-        steps(threads);
+        let rt = Runtime::default().with_threads(threads);
+        steps(
+            rt,
+            &["xavier", "dropout", "cnn", "cnn-best", "lstm", "gru", "rnn"],
+        );
+        // the bf16 products' packing buffers (where the CPU has them)
+        if let (bf16, None) = rt.with_precision(nnlab::runtime::Precision::Bf16) {
+            steps(bf16, &["xavier", "dropout", "deep"]);
+        }
     }
 }
 
-fn steps(threads: usize) {
-    let rt = Runtime::default().with_threads(threads);
-    for preset in ["xavier", "dropout", "cnn", "cnn-best", "lstm", "gru", "rnn"] {
+fn steps(rt: Runtime, presets: &[&str]) {
+    let threads = rt.threads;
+    for &preset in presets {
         let cfg = TrainConfig::preset(preset).unwrap();
         let mut rng = Rng::new(1);
         let input = nnlab::layers::Features::Image { c: 1, h: 28, w: 28 };

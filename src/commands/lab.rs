@@ -6,6 +6,7 @@ use super::outln;
 use super::train::{RunOptions, RunSets, run_config};
 use crate::cli::LabArgs;
 use nnlab::config::{LABS, LECTURE_10_LABS, TrainConfig};
+use nnlab::runtime::Precision;
 
 /// Epochs the lecture's labs train (`training_epochs = 15`).
 const LECTURE_EPOCHS: usize = 15;
@@ -38,6 +39,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
             )?;
         }
     }
+    let rt = args.rt.runtime();
     let mut report = args
         .report
         .as_deref()
@@ -76,7 +78,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
             force: args.force,
             ..RunOptions::default()
         };
-        let mut res = run_config(&cfg, &sets, &args.out, lab.name, &opts, args.rt.runtime())?;
+        let mut res = run_config(&cfg, &sets, &args.out, lab.name, &opts, rt)?;
         if let Some(r) = report.as_mut() {
             let history = res.trainer.history.clone();
             let mut m = super::report::model_pictures(
@@ -116,6 +118,10 @@ pub fn run(args: &LabArgs) -> anyhow::Result<()> {
                     x.accuracy, x.lecture
                 ),
             );
+        }
+        if rt.precision != Precision::F32 {
+            r.summary("precision", format!("products in {}", rt.precision));
+            metrics.insert("precision".into(), rt.precision.to_string().into());
         }
         r.summary(
             "epochs, seed",

@@ -10,6 +10,7 @@ use nnlab::files::Lock;
 use nnlab::io::{ModelMeta, model_file};
 use nnlab::layers::Mode;
 use nnlab::render::draw;
+use nnlab::runtime::Precision;
 use nnlab::train::{BatchProgress, EpochStats, Observer, RunData, Trainer, checkpoint};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -407,6 +408,7 @@ pub fn run(cmd: &TrainCmd) -> anyhow::Result<()> {
         )?;
         summarise_run(r, &cfg, &history, &mut res);
         metrics["config"] = serde_json::to_value(&cfg)?;
+        metrics["precision"] = res.trainer.rt.precision.to_string().into();
         r.json("metrics.json", &metrics)?;
         r.history_csv("history.csv", &[("train".into(), history)])?;
     }
@@ -458,6 +460,12 @@ fn summarise_run(
     }
     if let Some(line) = early_stop_line(&res.trainer) {
         r.summary("early stopping", line);
+    }
+    if res.trainer.rt.precision != Precision::F32 {
+        r.summary(
+            "precision",
+            format!("products in {}", res.trainer.rt.precision),
+        );
     }
     let m = &mut res.trainer.model;
     r.summary(

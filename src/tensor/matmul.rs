@@ -7,7 +7,7 @@
 
 use super::Matrix;
 use crate::par::fork_blocks;
-use crate::runtime::Runtime;
+use crate::runtime::{Precision, Runtime};
 use gemm::Parallelism;
 
 /// A read-only matrix operand: `rows x cols` elements of `data`, element `(i, j)` at
@@ -141,6 +141,11 @@ pub fn gemm(rt: &Runtime, a: View<'_>, b: View<'_>, out: &mut Matrix, accumulate
             out.data.fill(0.0);
         }
         return;
+    }
+    // (a product narrower than half a bf16 tile, such as the 10-class layer's, stays
+    // f32: most of each tile would be padding, and it was measured slower)
+    if rt.precision == Precision::Bf16 && n >= super::bf16::NR / 2 {
+        return super::bf16::gemm_bf16(rt, a, b, out, accumulate);
     }
     let dst = SendPtr(out.data.as_mut_ptr());
     let (lhs, rhs) = (

@@ -4,6 +4,7 @@
 //! is mostly zeros, which are not GEMMs but one row update per nonzero input.
 //! Elementwise maths lives in the layers, next to its derivative.
 
+pub mod bf16;
 pub mod gates;
 pub mod im2col;
 mod matmul;

@@ -1,0 +1,299 @@
+//! Products in bfloat16 with f32 sums (`--precision bf16`): `out (+)= a · b` where
+//! every element of `a` and `b` is first rounded to bf16 (f32's sign, exponent and top
+//! 7 mantissa bits, round to nearest even), each product of two bf16 is exact in f32,
+//! and the sums are f32. The operands are rounded where the product reads them; what
+//! the layers keep (weights, activations, gradients) and the optimiser stay f32.
+//!
+//! No maintained crate delivers this where nnlab needs it: `gemm` has no bf16 type,
+//! and `gemmkit` (0.1) writes a bf16 product's result in bf16. So this is nnlab's one
+//! GEMM kernel of its own, in two files:
+//! - here: the packing, the cut over threads, and the portable kernel (the reference,
+//!   and what tests compare the fast one with);
+//! - `avx512`: the kernel on AVX512-BF16's `vdpbf16ps`, which multiplies 16 pairs of
+//!   bf16 pairs and adds each pair's two products to an f32 lane.
+//!
+//! # Layout
+//! `vdpbf16ps` sums along pairs of the inner dimension, so both operands are packed
+//! in pairs of `k`: each `u32` holds the bf16 of `k = 2p` (low half) and `k = 2p + 1`
+//! (high half), an odd `k` padded with a zero.
+//! - `a` in panels of [`MR`] rows: panel `i`, pair `p`, row `r` at
+//!   `(i * kp + p) * MR + r` (`kp` pairs); rows past `m` are zeros.
+//! - `b` in panels of [`NR`] columns: panel `j`, pair `p`, column `c` at
+//!   `(j * kp + p) * NR + c`; columns past the block are zeros.
+//!
+//! The kernel holds an `MR x NR` tile of sums in registers (20 of the 32 `zmm`) and,
+//! for each pair, broadcasts one row's pair against two vectors of 16 columns.
+//!
+//! # Rounding
+//! `out[i, j]` is the f32 sum, over pairs `p` ascending from 0, of the pair's two
+//! exact products; with `accumulate`, that sum is then added to `out[i, j]`. The
+//! order does not depend on how columns are shared over threads, so neither do the
+//! bits. Within a pair, the portable kernel adds the `2p` product first; `vdpbf16ps`
+//! may round a pair differently (Intel's description adds `2p + 1` first, and treats
+//! subnormal inputs and results as zero), so the two kernels agree to f32 rounding,
+//! not to the bit (tested).
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(test)]
+mod tests;
+
+use super::{Matrix, View};
+use crate::par::{Disjoint, fork_blocks};
+use crate::runtime::Runtime;
+use std::cell::RefCell;
+
+/// Rows of a tile.
+pub const MR: usize = 10;
+/// Columns of a tile (two 16-lane vectors).
+pub const NR: usize = 32;
+
+/// Whether this CPU runs the bf16 kernel (AVX512-F, -BW and -BF16).
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `x` rounded to the nearest bf16 (ties to even), as its 16 bits. NaNs stay NaNs.
+#[inline]
+pub fn to_bf16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    if x.is_nan() {
+        return ((bits >> 16) | 0x40) as u16; // quiet
+    }
+    let round = 0x7fff + ((bits >> 16) & 1);
+    (bits.wrapping_add(round) >> 16) as u16
+}
+
+/// The f32 that a bf16's bits stand for (exact).
+#[inline]
+pub fn from_bf16(h: u16) -> f32 {
+    f32::from_bits((h as u32) << 16)
+}
+
+/// Two bf16 in one `u32`: `lo` in the low half.
+#[inline]
+fn pair(lo: f32, hi: f32) -> u32 {
+    to_bf16(lo) as u32 | (to_bf16(hi) as u32) << 16
+}
+
+/// Packs `a` (`m x k`) into panels of `MR` rows (module docs), into `dst` (resized).
+pub fn pack_a(a: View<'_>, dst: &mut Vec<u32>, fast: bool) {
+    pack(Strided::pairs_along_columns(a, 0, a.rows), MR, dst, fast)
+}
+
+/// Packs columns `j0 .. j0 + nb` of `b` (`k x n`) into panels of `NR` columns (module
+/// docs), into `dst` (resized).
+pub fn pack_b(b: View<'_>, j0: usize, nb: usize, dst: &mut Vec<u32>, fast: bool) {
+    pack(
+        Strided::pairs_along_columns(b.transpose(), j0, nb),
+        NR,
+        dst,
+        fast,
+    )
+}
+
+/// What a packing reads: `k` values along the pairs' dimension for each of `lanes`
+/// lanes, value `(p, l)` at `data[p * sp + (l0 + l) * sl]`.
+#[derive(Clone, Copy)]
+pub struct Strided<'a> {
+    pub data: &'a [f32],
+    pub k: usize,
+    pub sp: usize,
+    pub l0: usize,
+    pub lanes: usize,
+    pub sl: usize,
+}
+
+impl<'a> Strided<'a> {
+    /// Rows `l0 .. l0 + lanes` of `v` as lanes, its columns paired.
+    fn pairs_along_columns(v: View<'a>, l0: usize, lanes: usize) -> Self {
+        Strided {
+            data: v.data,
+            k: v.cols,
+            sp: v.cs,
+            l0,
+            lanes,
+            sl: v.rs,
+        }
+    }
+}
+
+/// Packs `src` into panels of `w` lanes: lane `l` of panel `i`, pair `p` at
+/// `dst[(i * kp + p) * w + l]`, zeros past the lanes and past `k`. On the AVX512 copy
+/// when `fast` (where [`available`]), else the portable loop; both give the same bits.
+fn pack(src: Strided<'_>, w: usize, dst: &mut Vec<u32>, fast: bool) {
+    let kp = src.k.div_ceil(2);
+    dst.clear();
+    dst.reserve(START_PAIRS);
+    dst.resize(src.lanes.div_ceil(w) * kp * w, 0);
+    if src.k == 0 || src.lanes == 0 {
+        return;
+    }
+    let last = (src.k - 1) * src.sp + (src.l0 + src.lanes - 1) * src.sl;
+    assert!(last < src.data.len(), "bf16 pack: reaches past its data");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the CPU has the instructions (`fast`); every index read is at most
+    // `last` (asserted), every one written inside `dst` (sized above).
+    if fast && unsafe { avx512::pack(src, w, dst) } {
+        return;
+    }
+    let _ = fast;
+    let at = |p: usize, l: usize| {
+        if p < src.k {
+            src.data[p * src.sp + (src.l0 + l) * src.sl]
+        } else {
+            0.0
+        }
+    };
+    for (i, panel) in dst.chunks_exact_mut(kp * w).enumerate() {
+        for l in 0..w.min(src.lanes - i * w) {
+            for p in 0..kp {
+                panel[p * w + l] = pair(at(2 * p, i * w + l), at(2 * p + 1, i * w + l));
+            }
+        }
+    }
+}
+
+/// Where a tile's sums go: `rows x cols` elements from `ptr` at row stride `ld`;
+/// with `accumulate` added to what is there, else written over it.
+#[derive(Clone, Copy)]
+pub struct TileOut {
+    pub ptr: *mut f32,
+    pub ld: usize,
+    pub rows: usize,
+    pub cols: usize,
+    pub accumulate: bool,
+}
+
+/// One tile: `out[r, c] (+)= Σ_p` pair products, for `r < out.rows`, `c < out.cols`;
+/// `ap` is one panel of packed `a` and `bp` one of packed `b`, both `kp` pairs long.
+/// The portable kernel.
+///
+/// # Safety
+/// `out.ptr` must reach `rows` rows of `cols` elements at stride `ld`, and no other
+/// reference may touch them.
+pub unsafe fn tile_portable(kp: usize, ap: &[u32], bp: &[u32], out: TileOut) {
+    let TileOut {
+        ptr: out,
+        ld,
+        rows,
+        cols,
+        accumulate,
+    } = out;
+    let mut acc = [[0f32; NR]; MR];
+    for p in 0..kp {
+        let b = &bp[p * NR..(p + 1) * NR];
+        for (r, sums) in acc.iter_mut().enumerate().take(rows) {
+            let a = ap[p * MR + r];
+            let (a0, a1) = (from_bf16(a as u16), from_bf16((a >> 16) as u16));
+            for (s, &bv) in sums.iter_mut().zip(b) {
+                let (b0, b1) = (from_bf16(bv as u16), from_bf16((bv >> 16) as u16));
+                *s = *s + a0 * b0 + a1 * b1;
+            }
+        }
+    }
+    for (r, sums) in acc.iter().enumerate().take(rows) {
+        // SAFETY: the caller's promise on `out`.
+        let row = unsafe { std::slice::from_raw_parts_mut(out.add(r * ld), cols) };
+        for (o, &s) in row.iter_mut().zip(sums) {
+            *o = if accumulate { *o + s } else { s };
+        }
+    }
+}
+
+/// Room each thread's packing buffers start with: 1 MiB each, enough for any product
+/// of the lab nets (the largest, `x W` for a 784 -> 512 layer, packs 200,704 pairs), so
+/// that which thread runs which block, which varies from step to step, never makes a
+/// training step allocate.
+const START_PAIRS: usize = 1 << 18;
+
+thread_local! {
+    /// Each thread's packed operands, kept between products (they start at
+    /// `START_PAIRS` and grow only for a larger product).
+    static PACKED_A: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    static PACKED_B: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Columns per block when an `n`-column product is cut for `t` threads: whole panels.
+fn column_block(n: usize, t: usize) -> usize {
+    n.div_ceil(t.max(1)).div_ceil(NR) * NR
+}
+
+/// `out (+)= a · b` in bf16 with f32 sums (module docs), cut by columns over the
+/// runtime's threads; `a` is packed once, each block packs its own columns of `b`.
+/// Runs the AVX512-BF16 kernel where the CPU has it, else the portable one.
+///
+/// # Shapes
+/// `a: (m, k)`, `b: (k, n)`, `out: (m, n)`. The caller has checked them and that the
+/// views lie inside their data ([`super::gemm`]).
+pub fn gemm_bf16(rt: &Runtime, a: View<'_>, b: View<'_>, out: &mut Matrix, accumulate: bool) {
+    product(rt, a, b, out, accumulate, available())
+}
+
+/// [`gemm_bf16`] on the fast kernel when `fast` (only where [`available`]), else on
+/// the portable one.
+fn product(rt: &Runtime, a: View<'_>, b: View<'_>, out: &mut Matrix, accumulate: bool, fast: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert_eq!((b.rows, out.rows, out.cols), (k, m, n), "gemm_bf16: shapes");
+    assert!(!fast || available(), "gemm_bf16: no AVX512-BF16 here");
+    if m == 0 || n == 0 {
+        return;
+    }
+    let kp = k.div_ceil(2);
+    PACKED_A.with_borrow_mut(|packed_a| {
+        pack_a(a, packed_a, fast);
+        let packed_a: &[u32] = packed_a;
+        let dst = Disjoint::of(&mut out.data, n);
+        let block = |j0: usize, nb: usize| {
+            PACKED_B.with_borrow_mut(|packed_b| {
+                pack_b(b, j0, nb, packed_b, fast);
+                for (jp, bp) in packed_b.chunks_exact(kp * NR).enumerate() {
+                    let cols = NR.min(nb - jp * NR);
+                    for (ip, ap) in packed_a.chunks_exact(kp * MR).enumerate() {
+                        let rows = MR.min(m - ip * MR);
+                        let tile = TileOut {
+                            ptr: dst.tile(ip * MR, j0 + jp * NR, rows, cols),
+                            ld: n,
+                            rows,
+                            cols,
+                            accumulate,
+                        };
+                        // SAFETY: `tile` checked the tile lies inside `out`; this
+                        // block alone writes its columns.
+                        unsafe { run_tile(fast, kp, ap, bp, tile) };
+                    }
+                }
+            })
+        };
+        let t = if m * n * k < 64 * 64 * 64 {
+            1
+        } else {
+            rt.threads
+        };
+        fork_blocks(0, n, column_block(n, t), &block);
+    });
+}
+
+/// One tile on the fast kernel when `fast`, else the portable one.
+///
+/// # Safety
+/// As [`tile_portable`]; `fast` only where [`available`].
+unsafe fn run_tile(fast: bool, kp: usize, ap: &[u32], bp: &[u32], out: TileOut) {
+    #[cfg(target_arch = "x86_64")]
+    if fast {
+        // SAFETY: the CPU has AVX512-BF16 (`fast`); the caller's promise on `out`.
+        return unsafe { avx512::tile(kp, ap, bp, out) };
+    }
+    let _ = fast;
+    // SAFETY: the caller's promise on `out`.
+    unsafe { tile_portable(kp, ap, bp, out) }
+}
