@@ -27,10 +27,11 @@ fn main() {
             let mut out = Matrix::zeros(m, n);
             let mut line = format!("{name} threads {threads}:");
             for p in [Precision::F32, Precision::Bf16] {
-                let rt = Runtime {
-                    precision: p,
-                    ..Runtime::new(threads)
-                };
+                let (rt, why) = Runtime::new(threads).with_precision(p);
+                if let Some(why) = why {
+                    println!("{why}");
+                    return;
+                }
                 let reps = (2e9 / (2.0 * (m * k * n) as f64)).max(3.0) as usize;
                 let mut best = f64::MAX;
                 for _ in 0..5 {

@@ -99,9 +99,11 @@ pub struct RuntimeOpts {
     /// training; the recorded lab results are the same either way).
     #[arg(long)]
     pub keep_subnormals: bool,
-    /// What the dense layers' products compute in: f32, or bf16 (operands rounded to
-    /// bfloat16, sums in f32; needs AVX512-BF16, else f32 with a warning). Weights and
-    /// the optimiser stay f32 either way.
+    /// What the dense matrix products compute in: f32, or bf16 (operands rounded to
+    /// bfloat16, sums in f32; needs AVX512-BF16, else f32 with a warning). In bf16:
+    /// fully connected layers (but on a mostly-zero input), maxout, projections, the
+    /// recurrent layers' input and weight-gradient products. Convolutions, recurrent
+    /// steps, weights and the optimiser stay f32.
     #[arg(long, value_name = "P", default_value = "f32")]
     pub precision: Precision,
 }

@@ -376,12 +376,14 @@ impl<T> Disjoint<T> {
     }
 
     /// The first element of the `rows x cols` tile at row `r0`, column `c0` (rows of
-    /// the buffer's width), checked to lie inside. A raw pointer, not a slice: the
+    /// the buffer's width), checked to lie inside (an empty tile is refused). A raw pointer, not a slice: the
     /// tile's rows are not contiguous, and the elements between them belong to other
     /// blocks. Whoever writes through it promises to stay inside the tile, which no
     /// other live reference reaches.
     pub fn tile(self, r0: usize, c0: usize, rows: usize, cols: usize) -> *mut T {
-        let fits = c0.checked_add(cols).is_some_and(|end| end <= self.width)
+        let fits = rows > 0
+            && cols > 0
+            && c0.checked_add(cols).is_some_and(|end| end <= self.width)
             && r0
                 .checked_add(rows)
                 .and_then(|end| end.checked_mul(self.width))

@@ -9,8 +9,9 @@
 //! two fast-path switches may change rounding: `sparse` sums a layer's products in
 //! another order than the dense ones, and `ftz` turns subnormal values into zeros; a
 //! run resumed with either switched goes on correctly but not to the same bits.
-//! `precision` changes more than rounding: in bf16 the products' operands lose all
-//! but 8 bits of their mantissas (a lab's accuracy stays in its band, RESULTS.md).
+//! `precision` changes more than rounding: in bf16 the products' operands keep 8 bits
+//! of their mantissas (the labs stay in their ranges, RESULTS.md); a run resumed in
+//! the other precision goes on, in that precision.
 
 use crate::simd::Level;
 
@@ -45,8 +46,9 @@ pub enum Precision {
     #[default]
     F32,
     /// Operands rounded to bfloat16, f32 sums, on AVX512-BF16's `vdpbf16ps`
-    /// ([`crate::tensor::bf16`]); weights, activations, gradients and the optimiser
-    /// stay f32. Convolutions and the recurrent layers' per-step products stay f32.
+    /// ([`crate::tensor::bf16`]), for every product through `gemm` at least 16
+    /// columns wide; weights, activations, gradients and the optimiser stay f32, and so
+    /// do the sparse products, convolutions and the recurrent layers' per-step products.
     Bf16,
 }
 

@@ -32,8 +32,9 @@ pub enum Level {
     Baseline = 1,
     /// AVX2 (256-bit vectors).
     Avx2 = 2,
-    /// AVX-512 (512-bit vectors): detected, and runs the AVX2 code (no kernel has an
-    /// AVX-512 copy; see the module docs).
+    /// AVX-512 (512-bit vectors): detected, and runs the AVX2 code (none of these
+    /// loops has an AVX-512 copy; see the module docs). The bf16 products' AVX512-BF16
+    /// kernel (`tensor::bf16`) is chosen by `--precision`, not by this level.
     Avx512 = 3,
 }
 

@@ -11,8 +11,9 @@ use crate::init::Init;
 use crate::par::join_products;
 use crate::rng::Rng;
 use crate::runtime::Runtime;
+use crate::tensor::bf16::Packs;
 use crate::tensor::sparse::{MAX_DENSITY, Nonzeros, sparse_affine, sparse_matmul_tn};
-use crate::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn, transpose};
+use crate::tensor::{Matrix, View, gemm_in, transpose};
 
 /// An affine layer.
 #[derive(Clone, Debug)]
@@ -29,6 +30,9 @@ pub struct Dense {
     entries: Nonzeros,
     /// Whether the last forward used the sparse products (and `entries` hold its input).
     sparse: bool,
+    /// Packing buffers for the forward, weight-gradient and input-gradient products
+    /// in bf16, kept so that a training step allocates nothing.
+    packs: [Packs; 3],
 }
 
 impl Dense {
@@ -46,6 +50,7 @@ impl Dense {
             db: vec![0.0; out_dim],
             entries: Nonzeros::default(),
             sparse: false,
+            packs: Default::default(),
         }
     }
 
@@ -84,7 +89,8 @@ impl Layer for Dense {
             sparse_affine(rt, &self.entries, &self.w, &self.b, y); // y = b + x W
         } else {
             broadcast_rows(y, &self.b); // y = b
-            matmul_nn(rt, x, &self.w, y, true); // y += x W
+            let pack = Some(&mut self.packs[0]);
+            gemm_in(rt, View::of(x), View::of(&self.w), y, true, pack); // y += x W
         }
     }
 
@@ -109,6 +115,7 @@ impl Layer for Dense {
             db,
             entries,
             sparse,
+            packs: [_, pack_dw, pack_dx],
             ..
         } = self;
         let mut weight_grads = |rt: &Runtime| {
@@ -122,17 +129,32 @@ impl Layer for Dense {
                 }
                 sparse_matmul_tn(rt, entries, dy, dw);
             } else {
-                matmul_tn(rt, x, dy, dw, false);
+                gemm_in(
+                    rt,
+                    View::transposed(x),
+                    View::of(dy),
+                    dw,
+                    false,
+                    Some(pack_dw),
+                );
             }
             column_sums(dy, db);
         };
+        let mut input_grad = |rt: &Runtime, dx: &mut Matrix| {
+            gemm_in(
+                rt,
+                View::of(dy),
+                View::transposed(w),
+                dx,
+                false,
+                Some(pack_dx),
+            )
+        };
         match dx {
-            Some(dx) if !*sparse => {
-                join_products(rt, weight_grads, |rt| matmul_nt(rt, dy, w, dx, false))
-            }
+            Some(dx) if !*sparse => join_products(rt, weight_grads, |rt| input_grad(rt, dx)),
             Some(dx) => {
                 weight_grads(rt);
-                matmul_nt(rt, dy, w, dx, false);
+                input_grad(rt, dx);
             }
             None => weight_grads(rt),
         }

@@ -6,6 +6,7 @@
 //! naive triple loop stays beside them as the reference the tests compare against.
 
 use super::Matrix;
+use super::bf16::Packs;
 use crate::par::fork_blocks;
 use crate::runtime::{Precision, Runtime};
 use gemm::Parallelism;
@@ -58,7 +59,7 @@ impl<'a> View<'a> {
 
     /// Whether every element the shape and strides name lies inside `data` (with no
     /// overflow on the way).
-    fn in_bounds(&self) -> bool {
+    pub(crate) fn in_bounds(&self) -> bool {
         if self.rows == 0 || self.cols == 0 {
             return true;
         }
@@ -111,7 +112,8 @@ unsafe impl Send for SendPtr {}
 // SAFETY: as above; shared copies are only read or written at disjoint elements.
 unsafe impl Sync for SendPtr {}
 
-/// `out (+)= a · b`: the one entry to the `gemm` crate.
+/// `out (+)= a · b`: the one entry to the `gemm` crate, and, in bf16
+/// (`Runtime::precision`), to [`super::bf16`].
 ///
 /// # Shapes
 /// `a: (m, k)`, `b: (k, n)`, `out: (m, n)`. With `accumulate` the product is added to
@@ -120,6 +122,19 @@ unsafe impl Sync for SendPtr {}
 /// # Panics
 /// If the shapes do not fit or a view's strides reach past its data.
 pub fn gemm(rt: &Runtime, a: View<'_>, b: View<'_>, out: &mut Matrix, accumulate: bool) {
+    gemm_in(rt, a, b, out, accumulate, None)
+}
+
+/// [`gemm`], packing a bf16 product's operands into `packs` (a layer's own buffers,
+/// so that its steps allocate nothing) instead of buffers kept by the thread.
+pub fn gemm_in(
+    rt: &Runtime,
+    a: View<'_>,
+    b: View<'_>,
+    out: &mut Matrix,
+    accumulate: bool,
+    packs: Option<&mut Packs>,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "gemm: inner dims");
     assert_eq!((out.rows, out.cols), (m, n), "gemm: out shape");
@@ -142,10 +157,11 @@ pub fn gemm(rt: &Runtime, a: View<'_>, b: View<'_>, out: &mut Matrix, accumulate
         }
         return;
     }
-    // (a product narrower than half a bf16 tile, such as the 10-class layer's, stays
-    // f32: most of each tile would be padding, and it was measured slower)
+    // A product narrower than half a bf16 tile (16 columns) stays f32: most of each
+    // tile would be padding (BENCHMARKS.md: the 10-class layer's forward and weight
+    // gradient; its input gradient is as wide as the layer below and runs in bf16).
     if rt.precision == Precision::Bf16 && n >= super::bf16::NR / 2 {
-        return super::bf16::gemm_bf16(rt, a, b, out, accumulate);
+        return super::bf16::gemm_bf16(rt, a, b, out, accumulate, packs);
     }
     let dst = SendPtr(out.data.as_mut_ptr());
     let (lhs, rhs) = (

@@ -76,6 +76,7 @@ pub unsafe fn pack(src: super::Strided<'_>, w: usize, dst: &mut [u32]) -> bool {
     if src.sl == 1 {
         // word 2j from the first row's lane j, word 2j + 1 from the second's
         let idx: [i16; 32] = std::array::from_fn(|i| (i / 2 + (i % 2) * 16) as i16);
+        // SAFETY: an unaligned load of the 64 bytes of `idx`.
         let idx = unsafe { _mm512_loadu_si512(idx.as_ptr().cast()) };
         for i in 0..panels {
             let lanes = w.min(src.lanes - i * w);

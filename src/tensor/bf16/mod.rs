@@ -62,12 +62,16 @@ pub fn available() -> bool {
     }
 }
 
-/// `x` rounded to the nearest bf16 (ties to even), as its 16 bits. NaNs stay NaNs.
+/// `x` rounded to the nearest bf16 (ties to even), as its 16 bits, as
+/// `vcvtne2ps2bf16` rounds: a subnormal `x` becomes a zero of its sign, NaNs stay NaNs.
 #[inline]
 pub fn to_bf16(x: f32) -> u16 {
     let bits = x.to_bits();
     if x.is_nan() {
         return ((bits >> 16) | 0x40) as u16; // quiet
+    }
+    if bits & 0x7f80_0000 == 0 {
+        return (bits >> 16) as u16 & 0x8000; // zero or subnormal: a signed zero
     }
     let round = 0x7fff + ((bits >> 16) & 1);
     (bits.wrapping_add(round) >> 16) as u16
@@ -85,14 +89,25 @@ fn pair(lo: f32, hi: f32) -> u32 {
     to_bf16(lo) as u32 | (to_bf16(hi) as u32) << 16
 }
 
-/// Packs `a` (`m x k`) into panels of `MR` rows (module docs), into `dst` (resized).
-pub fn pack_a(a: View<'_>, dst: &mut Vec<u32>, fast: bool) {
+/// The length of `a`'s packing (`m x k`, panels of `MR` rows).
+fn packed_len_a(m: usize, k: usize) -> usize {
+    m.div_ceil(MR) * k.div_ceil(2) * MR
+}
+
+/// The length of `b`'s packing (`k x n`, panels of `NR` columns).
+fn packed_len_b(k: usize, n: usize) -> usize {
+    n.div_ceil(NR) * k.div_ceil(2) * NR
+}
+
+/// Packs `a` (`m x k`) into panels of `MR` rows (module docs), into `dst`
+/// (`packed_len_a(m, k)` long).
+fn pack_a(a: View<'_>, dst: &mut [u32], fast: bool) {
     pack(Strided::pairs_along_columns(a, 0, a.rows), MR, dst, fast)
 }
 
 /// Packs columns `j0 .. j0 + nb` of `b` (`k x n`) into panels of `NR` columns (module
-/// docs), into `dst` (resized).
-pub fn pack_b(b: View<'_>, j0: usize, nb: usize, dst: &mut Vec<u32>, fast: bool) {
+/// docs), into `dst` (`packed_len_b(k, nb)` long).
+fn pack_b(b: View<'_>, j0: usize, nb: usize, dst: &mut [u32], fast: bool) {
     pack(
         Strided::pairs_along_columns(b.transpose(), j0, nb),
         NR,
@@ -104,13 +119,13 @@ pub fn pack_b(b: View<'_>, j0: usize, nb: usize, dst: &mut Vec<u32>, fast: bool)
 /// What a packing reads: `k` values along the pairs' dimension for each of `lanes`
 /// lanes, value `(p, l)` at `data[p * sp + (l0 + l) * sl]`.
 #[derive(Clone, Copy)]
-pub struct Strided<'a> {
-    pub data: &'a [f32],
-    pub k: usize,
-    pub sp: usize,
-    pub l0: usize,
-    pub lanes: usize,
-    pub sl: usize,
+struct Strided<'a> {
+    data: &'a [f32],
+    k: usize,
+    sp: usize,
+    l0: usize,
+    lanes: usize,
+    sl: usize,
 }
 
 impl<'a> Strided<'a> {
@@ -129,20 +144,30 @@ impl<'a> Strided<'a> {
 
 /// Packs `src` into panels of `w` lanes: lane `l` of panel `i`, pair `p` at
 /// `dst[(i * kp + p) * w + l]`, zeros past the lanes and past `k`. On the AVX512 copy
-/// when `fast` (where [`available`]), else the portable loop; both give the same bits.
-fn pack(src: Strided<'_>, w: usize, dst: &mut Vec<u32>, fast: bool) {
+/// when `fast` (where [`available`]), else the portable loop; both give the same bits
+/// (tested, subnormals and NaNs included).
+fn pack(src: Strided<'_>, w: usize, dst: &mut [u32], fast: bool) {
     let kp = src.k.div_ceil(2);
-    dst.clear();
-    dst.reserve(START_PAIRS);
-    dst.resize(src.lanes.div_ceil(w) * kp * w, 0);
+    assert_eq!(
+        dst.len(),
+        src.lanes.div_ceil(w) * kp * w,
+        "bf16 pack: dst's length"
+    );
+    dst.fill(0);
     if src.k == 0 || src.lanes == 0 {
         return;
     }
-    let last = (src.k - 1) * src.sp + (src.l0 + src.lanes - 1) * src.sl;
-    assert!(last < src.data.len(), "bf16 pack: reaches past its data");
+    let last = (src.k - 1)
+        .checked_mul(src.sp)
+        .zip((src.l0 + src.lanes - 1).checked_mul(src.sl))
+        .and_then(|(p, l)| p.checked_add(l));
+    assert!(
+        last.is_some_and(|last| last < src.data.len()),
+        "bf16 pack: reaches past its data"
+    );
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the CPU has the instructions (`fast`); every index read is at most
-    // `last` (asserted), every one written inside `dst` (sized above).
+    // `last` (asserted), every one written inside `dst` (its length asserted).
     if fast && unsafe { avx512::pack(src, w, dst) } {
         return;
     }
@@ -210,17 +235,19 @@ pub unsafe fn tile_portable(kp: usize, ap: &[u32], bp: &[u32], out: TileOut) {
     }
 }
 
-/// Room each thread's packing buffers start with: 1 MiB each, enough for any product
-/// of the lab nets (the largest, `x W` for a 784 -> 512 layer, packs 200,704 pairs), so
-/// that which thread runs which block, which varies from step to step, never makes a
-/// training step allocate.
-const START_PAIRS: usize = 1 << 18;
+/// Buffers for a bf16 product's packed operands. A layer owns one per product it
+/// computes ([`super::gemm_in`]), so that its training steps allocate nothing (the
+/// buffers grow to their product's size in the first step); other callers use one
+/// kept by their thread.
+#[derive(Clone, Debug, Default)]
+pub struct Packs {
+    a: Vec<u32>,
+    b: Vec<u32>,
+}
 
 thread_local! {
-    /// Each thread's packed operands, kept between products (they start at
-    /// `START_PAIRS` and grow only for a larger product).
-    static PACKED_A: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
-    static PACKED_B: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    /// The packing buffers of products whose caller owns none.
+    static PACKS: RefCell<Packs> = RefCell::new(Packs::default());
 }
 
 /// Columns per block when an `n`-column product is cut for `t` threads: whole panels.
@@ -229,58 +256,96 @@ fn column_block(n: usize, t: usize) -> usize {
 }
 
 /// `out (+)= a · b` in bf16 with f32 sums (module docs), cut by columns over the
-/// runtime's threads; `a` is packed once, each block packs its own columns of `b`.
+/// runtime's threads, packed into `packs` (or, for `None`, buffers kept by this
+/// thread). The calling thread packs `a`; each block packs its own panels of `b`.
 /// Runs the AVX512-BF16 kernel where the CPU has it, else the portable one.
 ///
 /// # Shapes
-/// `a: (m, k)`, `b: (k, n)`, `out: (m, n)`. The caller has checked them and that the
-/// views lie inside their data ([`super::gemm`]).
-pub fn gemm_bf16(rt: &Runtime, a: View<'_>, b: View<'_>, out: &mut Matrix, accumulate: bool) {
-    product(rt, a, b, out, accumulate, available())
+/// `a: (m, k)`, `b: (k, n)`, `out: (m, n)`.
+///
+/// # Panics
+/// If the shapes do not fit or a view reaches past its data.
+pub fn gemm_bf16(
+    rt: &Runtime,
+    a: View<'_>,
+    b: View<'_>,
+    out: &mut Matrix,
+    accumulate: bool,
+    packs: Option<&mut Packs>,
+) {
+    match packs {
+        Some(packs) => product(rt, a, b, out, accumulate, available(), packs),
+        None => {
+            PACKS.with_borrow_mut(|packs| product(rt, a, b, out, accumulate, available(), packs))
+        }
+    }
 }
 
 /// [`gemm_bf16`] on the fast kernel when `fast` (only where [`available`]), else on
 /// the portable one.
-fn product(rt: &Runtime, a: View<'_>, b: View<'_>, out: &mut Matrix, accumulate: bool, fast: bool) {
+fn product(
+    rt: &Runtime,
+    a: View<'_>,
+    b: View<'_>,
+    out: &mut Matrix,
+    accumulate: bool,
+    fast: bool,
+    packs: &mut Packs,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!((b.rows, out.rows, out.cols), (k, m, n), "gemm_bf16: shapes");
+    assert_eq!(out.data.len(), m * n, "gemm_bf16: out's data");
+    assert!(
+        a.in_bounds() && b.in_bounds(),
+        "gemm_bf16: a view reaches past its data"
+    );
     assert!(!fast || available(), "gemm_bf16: no AVX512-BF16 here");
     if m == 0 || n == 0 {
         return;
     }
+    if k == 0 {
+        if !accumulate {
+            out.data.fill(0.0);
+        }
+        return;
+    }
     let kp = k.div_ceil(2);
-    PACKED_A.with_borrow_mut(|packed_a| {
-        pack_a(a, packed_a, fast);
-        let packed_a: &[u32] = packed_a;
-        let dst = Disjoint::of(&mut out.data, n);
-        let block = |j0: usize, nb: usize| {
-            PACKED_B.with_borrow_mut(|packed_b| {
-                pack_b(b, j0, nb, packed_b, fast);
-                for (jp, bp) in packed_b.chunks_exact(kp * NR).enumerate() {
-                    let cols = NR.min(nb - jp * NR);
-                    for (ip, ap) in packed_a.chunks_exact(kp * MR).enumerate() {
-                        let rows = MR.min(m - ip * MR);
-                        let tile = TileOut {
-                            ptr: dst.tile(ip * MR, j0 + jp * NR, rows, cols),
-                            ld: n,
-                            rows,
-                            cols,
-                            accumulate,
-                        };
-                        // SAFETY: `tile` checked the tile lies inside `out`; this
-                        // block alone writes its columns.
-                        unsafe { run_tile(fast, kp, ap, bp, tile) };
-                    }
-                }
-            })
-        };
-        let t = if m * n * k < 64 * 64 * 64 {
-            1
-        } else {
-            rt.threads
-        };
-        fork_blocks(0, n, column_block(n, t), &block);
-    });
+    packs.a.resize(packed_len_a(m, k), 0);
+    packs.b.resize(packed_len_b(k, n), 0);
+    pack_a(a, &mut packs.a, fast);
+    let packed_a: &[u32] = &packs.a;
+    let (dst, panels) = (
+        Disjoint::of(&mut out.data, n),
+        Disjoint::of(&mut packs.b, kp * NR),
+    );
+    let block = |j0: usize, nb: usize| {
+        // SAFETY: blocks start at whole panels (`column_block`), so this block's
+        // panels j0/NR .. are its own.
+        let packed_b = unsafe { panels.rows(j0 / NR, nb.div_ceil(NR)) };
+        pack_b(b, j0, nb, packed_b, fast);
+        for (jp, bp) in packed_b.chunks_exact(kp * NR).enumerate() {
+            let cols = NR.min(nb - jp * NR);
+            for (ip, ap) in packed_a.chunks_exact(kp * MR).enumerate() {
+                let rows = MR.min(m - ip * MR);
+                let tile = TileOut {
+                    ptr: dst.tile(ip * MR, j0 + jp * NR, rows, cols),
+                    ld: n,
+                    rows,
+                    cols,
+                    accumulate,
+                };
+                // SAFETY: `tile` checked the tile lies inside `out`; this block alone
+                // writes its columns.
+                unsafe { run_tile(fast, kp, ap, bp, tile) };
+            }
+        }
+    };
+    let t = if m * n * k < 64 * 64 * 64 {
+        1
+    } else {
+        rt.threads
+    };
+    fork_blocks(0, n, column_block(n, t), &block);
 }
 
 /// One tile on the fast kernel when `fast`, else the portable one.

@@ -1,8 +1,12 @@
+//! The bf16 products against their definition: rounding, packing, every layout and
+//! edge size, both kernels, thread counts.
+
 use super::*;
 use crate::rng::Rng;
 
 /// Rounding to bf16: exact values stay, ties go to even, the rest to nearest; NaN
-/// stays NaN, infinities stay, the largest finite f32 rounds up to infinity.
+/// stays NaN, infinities stay, the largest finite f32 rounds up to infinity, and
+/// subnormals become zeros of their sign (as `vcvtne2ps2bf16` does).
 #[test]
 fn rounds_to_nearest_even() {
     for x in [
@@ -29,6 +33,9 @@ fn rounds_to_nearest_even() {
     assert_eq!(from_bf16(to_bf16(f32::from_bits(one + 0x8001))), 1.0078125);
     assert!(from_bf16(to_bf16(f32::NAN)).is_nan());
     assert_eq!(from_bf16(to_bf16(f32::MAX)), f32::INFINITY);
+    assert_eq!(to_bf16(f32::from_bits(0x007f_ffff)), 0);
+    assert_eq!(to_bf16(-f32::from_bits(1)), 0x8000);
+    assert_eq!(to_bf16(f32::MIN_POSITIVE), 0x0080);
 }
 
 fn random(rows: usize, cols: usize, rng: &mut Rng) -> Matrix {
@@ -54,52 +61,112 @@ fn reference(a: View<'_>, b: View<'_>) -> (Vec<f64>, Vec<f64>) {
     (exact, scale)
 }
 
-/// Every layout backprop uses (`a b`, `a bᵀ`, `aᵀ b`), odd inner sizes, rows past a
-/// whole tile and columns past a whole panel, with and without `accumulate`: both
-/// kernels give the f64 product of the rounded operands to f32 rounding of the sums.
+/// The kernels this CPU can run: the portable one, and the fast one where available.
+fn kernels() -> &'static [bool] {
+    if available() {
+        &[false, true]
+    } else {
+        eprintln!("the AVX512-BF16 kernel is not tested: this CPU lacks it");
+        &[false]
+    }
+}
+
+/// Checks `product` against the reference for one layout, both kernels, with and
+/// without `accumulate`, on 1 and 3 threads.
+fn check(av: View<'_>, bv: View<'_>, rng: &mut Rng) {
+    let (m, k, n) = (av.rows, av.cols, bv.cols);
+    let (exact, scale) = reference(av, bv);
+    let mut packs = Packs::default();
+    for &fast in kernels() {
+        for (accumulate, threads) in [(false, 1), (true, 3)] {
+            let start = random(m, n, rng);
+            let mut out = start.clone();
+            let rt = Runtime::new(threads);
+            product(&rt, av, bv, &mut out, accumulate, fast, &mut packs);
+            for e in 0..m * n {
+                let before = if accumulate {
+                    start.data[e] as f64
+                } else {
+                    0.0
+                };
+                let tol = (scale[e] + before.abs()) * 1e-6 + 1e-30;
+                let got = out.data[e] as f64;
+                assert!(
+                    (got - (exact[e] + before)).abs() <= tol,
+                    "({m}, {k}, {n}) fast {fast} accumulate {accumulate} element {e}: \
+                     {got} vs {}",
+                    exact[e] + before
+                );
+            }
+        }
+    }
+}
+
+/// Every layout backprop uses (`a b`, `a bᵀ`, `aᵀ b`) at a few shapes past whole
+/// tiles and panels.
 #[test]
 fn products_match_the_rounded_reference_in_every_layout() {
     let mut rng = Rng::new(11);
-    let kernels: &[bool] = if available() {
-        &[false, true]
-    } else {
-        &[false]
-    };
-    for &(m, k, n) in &[
-        (1, 1, 1),
-        (3, 5, 7),
-        (10, 32, 32),
-        (23, 17, 70),
-        (100, 101, 45),
-    ] {
-        let a = random(m, k, &mut rng);
-        let at = random(k, m, &mut rng);
-        let b = random(k, n, &mut rng);
-        let bt = random(n, k, &mut rng);
-        let layouts = [
-            (View::of(&a), View::of(&b)),
-            (View::of(&a), View::transposed(&bt)),
-            (View::transposed(&at), View::of(&b)),
-        ];
-        for (av, bv) in layouts {
-            let (exact, scale) = reference(av, bv);
-            for &fast in kernels {
+    for &(m, k, n) in &[(10, 32, 32), (23, 17, 70), (100, 101, 45)] {
+        let (a, at) = (random(m, k, &mut rng), random(k, m, &mut rng));
+        let (b, bt) = (random(k, n, &mut rng), random(n, k, &mut rng));
+        check(View::of(&a), View::of(&b), &mut rng);
+        check(View::of(&a), View::transposed(&bt), &mut rng);
+        check(View::transposed(&at), View::of(&b), &mut rng);
+    }
+}
+
+/// Every edge: rows 0 to past two tiles, columns 0 to past two panels (a panel's
+/// second vector empty, partial and full), inner sizes 0 to 5 (odd ones padded).
+#[test]
+fn products_match_the_reference_at_every_edge_size() {
+    let mut rng = Rng::new(15);
+    for m in [0, 1, 9, 10, 11, 21] {
+        for n in [0, 1, 15, 16, 17, 31, 32, 33, 66] {
+            for k in 0..=5 {
+                let (a, b) = (random(m, k, &mut rng), random(k, n, &mut rng));
+                check(View::of(&a), View::of(&b), &mut rng);
+            }
+        }
+    }
+}
+
+/// The tiles write inside their rows and columns and nowhere else: an output wider
+/// than the product, guarded by NaNs, keeps its guards for every tile size.
+#[test]
+fn tiles_write_only_their_elements() {
+    let mut rng = Rng::new(16);
+    let kp = 3;
+    let ap: Vec<u32> = (0..kp * MR)
+        .map(|_| pair(rng.normal(), rng.normal()))
+        .collect();
+    let bp: Vec<u32> = (0..kp * NR)
+        .map(|_| pair(rng.normal(), rng.normal()))
+        .collect();
+    let ld = NR + 3;
+    for &fast in kernels() {
+        for rows in 1..=MR {
+            for cols in 1..=NR {
                 for accumulate in [false, true] {
-                    let start = random(m, n, &mut rng);
-                    let mut out = start.clone();
-                    product(&Runtime::new(2), av, bv, &mut out, accumulate, fast);
-                    for e in 0..m * n {
-                        let want = exact[e]
-                            + if accumulate {
-                                start.data[e] as f64
-                            } else {
-                                0.0
-                            };
-                        let tol = (scale[e] + start.data[e].abs() as f64) * 1e-6 + 1e-30;
-                        let got = out.data[e] as f64;
-                        assert!(
-                            (got - want).abs() <= tol,
-                            "({m}, {k}, {n}) fast {fast} accumulate {accumulate} element {e}: {got} vs {want}"
+                    let mut buf = vec![f32::NAN; (MR + 1) * ld];
+                    for r in 0..rows {
+                        buf[r * ld..r * ld + cols].fill(0.0);
+                    }
+                    let out = TileOut {
+                        ptr: buf.as_mut_ptr(),
+                        ld,
+                        rows,
+                        cols,
+                        accumulate,
+                    };
+                    // SAFETY: `buf` holds MR + 1 rows of `ld >= cols` elements.
+                    unsafe { run_tile(fast, kp, &ap, &bp, out) };
+                    for (e, v) in buf.iter().enumerate() {
+                        let inside = e / ld < rows && e % ld < cols;
+                        assert_eq!(
+                            inside,
+                            !v.is_nan(),
+                            "fast {fast} {rows}x{cols} accumulate {accumulate} element {e}"
                         );
                     }
                 }
@@ -115,13 +182,8 @@ fn bits_do_not_depend_on_the_thread_count() {
     let (a, b) = (random(100, 96, &mut rng), random(96, 300, &mut rng));
     let run = |threads: usize| {
         let mut out = Matrix::zeros(100, 300);
-        gemm_bf16(
-            &Runtime::new(threads),
-            View::of(&a),
-            View::of(&b),
-            &mut out,
-            false,
-        );
+        let rt = Runtime::new(threads);
+        gemm_bf16(&rt, View::of(&a), View::of(&b), &mut out, false, None);
         out.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
     };
     let one = run(1);
@@ -142,6 +204,7 @@ fn error_against_f32_is_bf16_sized() {
         View::of(&b),
         &mut out,
         false,
+        None,
     );
     let f32_product = crate::tensor::naive_matmul(&a, &b);
     let mut worst = 0f64;
@@ -158,25 +221,69 @@ fn error_against_f32_is_bf16_sized() {
     assert!(worst > 0.0, "the products were rounded");
 }
 
-/// The AVX512 packing gives the portable loop's bits in both layouts it handles (and
-/// past whole panels, with an odd `k`).
+/// The AVX512 packing gives the portable loop's bits in both layouts it handles, past
+/// whole panels, with an odd `k`, and on zeros, subnormals, NaNs, infinities and ties.
 #[test]
 fn fast_packing_matches_the_portable_loop() {
     if !available() {
+        eprintln!("skipped: this CPU lacks AVX512-BF16");
         return;
     }
     let mut rng = Rng::new(14);
+    let specials = [
+        0.0,
+        -0.0,
+        f32::from_bits(1),
+        -f32::from_bits(0x007f_ffff),
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MAX,
+        f32::from_bits(1.0f32.to_bits() + 0x8000),
+        f32::MIN_POSITIVE,
+    ];
     for &(rows, cols) in &[(1, 1), (3, 7), (10, 33), (37, 65), (100, 512)] {
-        let m = random(rows, cols, &mut rng);
+        let mut m = random(rows, cols, &mut rng);
+        for (i, v) in m.data.iter_mut().enumerate().filter(|(i, _)| i % 3 == 0) {
+            *v = specials[i % specials.len()];
+        }
         for v in [View::of(&m), View::transposed(&m)] {
-            let (mut slow, mut fast) = (Vec::new(), Vec::new());
+            let (r, c) = (v.rows, v.cols);
+            let (mut slow, mut fast) = (vec![7; packed_len_a(r, c)], vec![9; packed_len_a(r, c)]);
             pack_a(v, &mut slow, false);
             pack_a(v, &mut fast, true);
-            assert_eq!(slow, fast, "a {rows}x{cols}");
-            let j0 = v.cols / 3;
-            pack_b(v, j0, v.cols - j0, &mut slow, false);
-            pack_b(v, j0, v.cols - j0, &mut fast, true);
-            assert_eq!(slow, fast, "b {rows}x{cols}");
+            assert_eq!(slow, fast, "a {r}x{c}");
+            let j0 = c / 3;
+            let len = packed_len_b(r, c - j0);
+            let (mut slow, mut fast) = (vec![7; len], vec![9; len]);
+            pack_b(v, j0, c - j0, &mut slow, false);
+            pack_b(v, j0, c - j0, &mut fast, true);
+            assert_eq!(slow, fast, "b {r}x{c}");
         }
+    }
+}
+
+/// In a bf16 runtime, `gemm` sends a product of 16 columns or more here and keeps a
+/// narrower one (the 10-class layer's) in f32.
+#[test]
+fn gemm_routes_by_width() {
+    let (rt, why) = Runtime::new(2).with_precision(crate::runtime::Precision::Bf16);
+    if let Some(why) = why {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let mut rng = Rng::new(17);
+    for (n, bf16_expected) in [(15, false), (16, true)] {
+        let (a, b) = (random(30, 64, &mut rng), random(64, n, &mut rng));
+        let run = |rt: &Runtime| {
+            let mut out = Matrix::zeros(30, n);
+            crate::tensor::gemm(rt, View::of(&a), View::of(&b), &mut out, false);
+            out.data
+        };
+        let mut direct = Matrix::zeros(30, n);
+        gemm_bf16(&rt, View::of(&a), View::of(&b), &mut direct, false, None);
+        let (low, full) = (run(&rt), run(&Runtime::new(2)));
+        assert_eq!(low == direct.data, bf16_expected, "{n} columns");
+        assert_eq!(low == full, !bf16_expected, "{n} columns");
     }
 }
