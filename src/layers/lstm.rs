@@ -170,36 +170,15 @@ impl Layer for Lstm {
             RowsPtr::rows_of(&mut self.dh),
         );
         let (gates, cs, tcs, p) = (&self.gates, &self.cs, &self.tcs, &self.p);
+        let level = rt.simd;
         for_groups(rt, batch, &|k0, n| {
             for t in (0..steps).rev() {
                 for k in k0..k0 + n {
                     let r = t * batch + k;
                     // SAFETY: this group's rows, here alone.
                     let (dg, dc, dh) = unsafe { (dgates.row(r), dcs.row(k), &*dhs.row(k)) };
-                    let g = gates.row(r);
-                    let (i, f, gg, o) = (
-                        &g[..hid],
-                        &g[hid..2 * hid],
-                        &g[2 * hid..3 * hid],
-                        &g[3 * hid..],
-                    );
-                    let tc = tcs.row(r);
-                    let (di, rest) = dg.split_at_mut(hid);
-                    let (df, rest) = rest.split_at_mut(hid);
-                    let (dgg, d_o) = rest.split_at_mut(hid);
-                    for u in 0..hid {
-                        let c_prev = if t > 0 {
-                            cs.data[(r - batch) * hid + u]
-                        } else {
-                            0.0
-                        };
-                        let dcu = dc[u] + dh[u] * o[u] * (1.0 - tc[u] * tc[u]);
-                        di[u] = dcu * gg[u] * i[u] * (1.0 - i[u]);
-                        df[u] = dcu * c_prev * f[u] * (1.0 - f[u]);
-                        dgg[u] = dcu * i[u] * (1.0 - gg[u] * gg[u]);
-                        d_o[u] = dh[u] * tc[u] * o[u] * (1.0 - o[u]);
-                        dc[u] = dcu * f[u];
-                    }
+                    let c_prev = (t > 0).then(|| cs.row(r - batch));
+                    step_backward(level, gates.row(r), tcs.row(r), c_prev, dh, dc, dg);
                 }
                 if t > 0 {
                     // dh_prev = dgates_t W_hh for this group
@@ -229,5 +208,52 @@ impl Layer for Lstm {
 
     fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>)) {
         self.p.visit(f);
+    }
+}
+
+crate::simd::simd_fn! {
+    /// One example's step of backpropagation through time (see `Lstm::backward`):
+    /// from its gates `g = [i f g o]`, `tanh c`, the previous cell state (`None` at
+    /// step 0: zeros) and the gradient `dh` reaching `h`, the gates' gradients before
+    /// their nonlinearities into `dg`, and `dc` from the gradient reaching this step's
+    /// `c` to the one reaching the previous step's.
+    ///
+    /// # Shapes
+    /// `g, dg: (4·hidden,)`, `tc, c_prev, dh, dc: (hidden,)`.
+    fn step_backward(
+        level: Level,
+        g: &[f32],
+        tc: &[f32],
+        c_prev: Option<&[f32]>,
+        dh: &[f32],
+        dc: &mut [f32],
+        dg: &mut [f32],
+    ) {
+        let hid = dc.len();
+        let (i, f, gg, o) = (&g[..hid], &g[hid..2 * hid], &g[2 * hid..3 * hid], &g[3 * hid..4 * hid]);
+        let (tc, dh) = (&tc[..hid], &dh[..hid]);
+        let (di, rest) = dg[..4 * hid].split_at_mut(hid);
+        let (df, rest) = rest.split_at_mut(hid);
+        let (dgg, d_o) = rest.split_at_mut(hid);
+        // (a macro, not a closure: LLVM left the closure uninlined, one unit at a time)
+        macro_rules! units {
+            ($cp:expr) => {
+                for u in 0..hid {
+                    let dcu = dc[u] + dh[u] * o[u] * (1.0 - tc[u] * tc[u]);
+                    di[u] = dcu * gg[u] * i[u] * (1.0 - i[u]);
+                    df[u] = dcu * $cp(u) * f[u] * (1.0 - f[u]);
+                    dgg[u] = dcu * i[u] * (1.0 - gg[u] * gg[u]);
+                    d_o[u] = dh[u] * tc[u] * o[u] * (1.0 - o[u]);
+                    dc[u] = dcu * f[u];
+                }
+            };
+        }
+        match c_prev {
+            Some(cp) => {
+                let cp = &cp[..hid];
+                units!(|u: usize| cp[u])
+            }
+            None => units!(|_| 0.0f32),
+        }
     }
 }
