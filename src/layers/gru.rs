@@ -160,27 +160,15 @@ impl Layer for Gru {
             RowsPtr::rows_of(&mut self.dh),
         );
         let (gates, nh, hs, p) = (&self.gates, &self.nh, &self.hs, &self.p);
+        let level = rt.simd;
         for_groups(rt, batch, &|k0, n| {
             for t in (0..steps).rev() {
                 for k in k0..k0 + n {
                     let r = t * batch + k;
                     // SAFETY: this group's rows, here alone.
                     let (dgx, dgh, dh) = unsafe { (dgxs.row(r), dghs.row(r), dhs.row(k)) };
-                    let g = gates.row(r);
-                    for u in 0..hid {
-                        let (rg, z, nn) = (g[u], g[hid + u], g[2 * hid + u]);
-                        let h_prev = if t > 0 {
-                            hs.data[(r - batch) * hid + u]
-                        } else {
-                            0.0
-                        };
-                        let dn = dh[u] * (1.0 - z) * (1.0 - nn * nn);
-                        let dz = dh[u] * (h_prev - nn) * z * (1.0 - z);
-                        let dr = dn * nh.data[r * hid + u] * rg * (1.0 - rg);
-                        (dgx[u], dgx[hid + u], dgx[2 * hid + u]) = (dr, dz, dn);
-                        (dgh[u], dgh[hid + u], dgh[2 * hid + u]) = (dr, dz, dn * rg);
-                        dh[u] *= z; // the part of dh_prev through z ⊙ h_prev
-                    }
+                    let h_prev = (t > 0).then(|| hs.row(r - batch));
+                    step_backward(level, gates.row(r), nh.row(r), h_prev, dgx, dgh, dh);
                 }
                 if t > 0 {
                     // dh_prev += dgh_t W_hh for this group
@@ -211,5 +199,54 @@ impl Layer for Gru {
 
     fn visit_params(&mut self, f: &mut dyn FnMut(Param<'_>)) {
         self.p.visit(f);
+    }
+}
+
+crate::simd::simd_fn! {
+    /// One example's step of backpropagation through time (see `Gru::backward`): from
+    /// its gates `g = [r z n]`, `nh = h_{t-1} W_hnᵀ + b_hn`, the previous hidden state
+    /// (`None` at step 0: zeros) and the gradient `dh` reaching `h`, the gates'
+    /// gradients before their nonlinearities, for the input projections (`dgx`) and
+    /// for the recurrent ones (`dgh`, whose `n` part is scaled by `r`), and `dh` made
+    /// the part of the previous step's gradient that flows through `z ⊙ h_{t-1}`.
+    ///
+    /// # Shapes
+    /// `g, dgx, dgh: (3·hidden,)`, `nh, h_prev, dh: (hidden,)`.
+    fn step_backward(
+        level: Level,
+        g: &[f32],
+        nh: &[f32],
+        h_prev: Option<&[f32]>,
+        dgx: &mut [f32],
+        dgh: &mut [f32],
+        dh: &mut [f32],
+    ) {
+        let hid = dh.len();
+        let (rg, z, nn) = (&g[..hid], &g[hid..2 * hid], &g[2 * hid..3 * hid]);
+        let nh = &nh[..hid];
+        let (dxr, rest) = dgx[..3 * hid].split_at_mut(hid);
+        let (dxz, dxn) = rest.split_at_mut(hid);
+        let (dhr, rest) = dgh[..3 * hid].split_at_mut(hid);
+        let (dhz, dhn) = rest.split_at_mut(hid);
+        // (a macro, not a closure, so that LLVM vectorises the loop)
+        macro_rules! units {
+            ($hp:expr) => {
+                for u in 0..hid {
+                    let dn = dh[u] * (1.0 - z[u]) * (1.0 - nn[u] * nn[u]);
+                    let dz = dh[u] * ($hp(u) - nn[u]) * z[u] * (1.0 - z[u]);
+                    let dr = dn * nh[u] * rg[u] * (1.0 - rg[u]);
+                    (dxr[u], dxz[u], dxn[u]) = (dr, dz, dn);
+                    (dhr[u], dhz[u], dhn[u]) = (dr, dz, dn * rg[u]);
+                    dh[u] *= z[u];
+                }
+            };
+        }
+        match h_prev {
+            Some(hp) => {
+                let hp = &hp[..hid];
+                units!(|u: usize| hp[u])
+            }
+            None => units!(|_| 0.0f32),
+        }
     }
 }
