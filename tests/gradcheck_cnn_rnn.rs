@@ -169,6 +169,9 @@ fn batch_norm_over_channels() {
     ok(&mut l, 4, Mode::Train, 400);
     ok(&mut l, 4, Mode::Eval, 401);
     assert_eq!(l.gamma.len(), 3);
+    // planes of 35 pixels: summed in 16 partial sums, then the last 3
+    let mut l = BatchNorm::new(Features::Image { c: 3, h: 5, w: 7 });
+    ok(&mut l, 3, Mode::Train, 402);
 }
 
 #[test]

@@ -212,8 +212,15 @@ pub fn col2im(g: &Window, cols: &[f32], img: &mut [f32]) {
                     let dst = &mut plane[(oy * g.y.stride + ky - g.y.pad) * w..][..w];
                     let src = &row[oy * ow..(oy + 1) * ow];
                     let first = ox0 * g.x.stride + kx - g.x.pad;
-                    for (j, &v) in src[ox0..ox1].iter().enumerate() {
-                        dst[first + j * g.x.stride] += v;
+                    if g.x.stride == 1 {
+                        let dst = &mut dst[first..first + (ox1 - ox0)];
+                        dst.iter_mut()
+                            .zip(&src[ox0..ox1])
+                            .for_each(|(d, &v)| *d += v);
+                    } else {
+                        for (j, &v) in src[ox0..ox1].iter().enumerate() {
+                            dst[first + j * g.x.stride] += v;
+                        }
                     }
                 }
             }
