@@ -241,6 +241,9 @@ impl BatchNorm {
 
     /// The backward pass after an evaluation-mode forward: `y = γ (x - μ_run) / σ_run
     /// + β` is affine in `x` with fixed statistics, so `dx = γ dy / σ_run`.
+    ///
+    /// # Shapes
+    /// `x, dy, dx: (batch, dim·inner)`.
     fn backward_fixed(&mut self, x: &Matrix, dy: &Matrix, dx: Option<&mut Matrix>) {
         let (dgamma, dbeta) = (&mut self.dgamma, &mut self.dbeta);
         dgamma.fill(0.0);
@@ -421,6 +424,7 @@ impl Layer for BatchNorm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::Level;
 
     #[test]
     fn normalises_in_training_and_tracks_running_stats() {
@@ -447,7 +451,7 @@ mod tests {
     }
 
     /// Statistics and gradients against an f64 computation of the same formulas, and
-    /// the same bits at any thread count, for planes longer than `LANES` (summed in
+    /// the same bits at any thread count and SIMD level, for planes longer than `LANES` (summed in
     /// partial sums) and for vectors.
     #[test]
     fn channels_match_f64_and_threads_do_not_change_bits() {
@@ -462,8 +466,9 @@ mod tests {
             );
             let dy = Matrix::from_vec(n, size, (0..n * size).map(|_| rng.normal()).collect());
             let mut outs = Vec::new();
-            for threads in [1, 2, 3] {
-                let rt = Runtime::new(threads);
+            let levels = [Level::Baseline, Level::Avx2, crate::simd::detected()];
+            for (threads, level) in [1, 2, 3].into_iter().flat_map(|t| levels.map(|l| (t, l))) {
+                let rt = Runtime::new(threads).with_simd(level);
                 let mut bn = BatchNorm::new(shape);
                 bn.gamma
                     .iter_mut()
@@ -481,9 +486,14 @@ mod tests {
                     bn.running_var.clone(),
                 ));
             }
+            type Out = (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>);
+            let bits = |o: &Out| {
+                [&o.0, &o.1, &o.2, &o.3, &o.4]
+                    .map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+            };
             assert!(
-                outs.windows(2).all(|w| w[0] == w[1]),
-                "{shape:?}: bits differ by threads"
+                outs.windows(2).all(|w| bits(&w[0]) == bits(&w[1])),
+                "{shape:?}: bits differ by thread count or SIMD level"
             );
             // f64 reference
             let (d, k) = (outs[0].2.len(), size / outs[0].2.len());
