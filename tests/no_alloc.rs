@@ -59,13 +59,31 @@ fn training_steps_do_not_allocate() {
         );
         // the bf16 products' packing buffers (where the CPU has them)
         if let (bf16, None) = rt.with_precision(nnlab::runtime::Precision::Bf16) {
-            steps(bf16, &["xavier", "dropout", "deep"]);
+            steps(bf16, &["xavier", "dropout", "deep", "cnn"]);
         }
     }
 }
 
+/// Until the pool's worker has run a job: a thread's first steps (std's start-up of a
+/// spawned thread) allocate, and on a busy machine a worker spawned in the warm-up
+/// may not have been scheduled before the counted steps begin.
+fn worker_has_started() {
+    let here = std::thread::current().id();
+    for _ in 0..2000 {
+        let pause = || std::thread::sleep(std::time::Duration::from_millis(1));
+        let (_, there) = nnlab::par::join(pause, || std::thread::current().id());
+        if there != here {
+            return;
+        }
+    }
+    panic!("the pool's worker never ran a job in 2000 tries");
+}
+
 fn steps(rt: Runtime, presets: &[&str]) {
     let threads = rt.threads;
+    if threads > 1 && nnlab::runtime::cores() > 1 {
+        worker_has_started();
+    }
     for &preset in presets {
         let cfg = TrainConfig::preset(preset).unwrap();
         let mut rng = Rng::new(1);
