@@ -101,8 +101,8 @@ pub struct RuntimeOpts {
     pub keep_subnormals: bool,
     /// What the dense matrix products compute in: f32, or bf16 (operands rounded to
     /// bfloat16, sums in f32; needs AVX512-BF16, else f32 with a warning). In bf16:
-    /// fully connected layers (but on a mostly-zero input), maxout, projections, the
-    /// recurrent layers' input and weight-gradient products. Convolutions, recurrent
+    /// convolutions, fully connected layers (but on a mostly-zero input), maxout,
+    /// projections, the recurrent layers' input and weight-gradient products. Recurrent
     /// steps, weights and the optimiser stay f32.
     #[arg(long, value_name = "P", default_value = "f32")]
     pub precision: Precision,

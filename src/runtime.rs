@@ -46,9 +46,10 @@ pub enum Precision {
     #[default]
     F32,
     /// Operands rounded to bfloat16, f32 sums, on AVX512-BF16's `vdpbf16ps`
-    /// ([`crate::tensor::bf16`]), for every product through `gemm` at least 16
-    /// columns wide; weights, activations, gradients and the optimiser stay f32, and so
-    /// do the sparse products, convolutions and the recurrent layers' per-step products.
+    /// ([`crate::tensor::bf16`]), for every product through `gemm` or a convolution's
+    /// `gemm_here_in` at least 16 columns wide; weights, activations, gradients and the
+    /// optimiser stay f32, and so do the sparse products and the recurrent layers'
+    /// per-step products.
     Bf16,
 }
 

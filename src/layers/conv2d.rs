@@ -8,15 +8,18 @@
 //! saved model loads there unchanged. Images are independent: forward and the input
 //! gradient run one block of images per thread; the weight gradient, a sum over
 //! images, is summed in fixed chunks of images, the chunks' sums then added in order,
-//! so the bits do not depend on the thread count.
+//! so the bits do not depend on the thread count. With `--precision bf16` the three
+//! products run on the bf16 kernel (`tensor::bf16`), each block packing its operands
+//! into buffers of its own.
 
 use super::{Features, Layer, Param, Pass, Shape};
 use crate::init::Init;
 use crate::par::{Disjoint, fork_blocks};
 use crate::rng::Rng;
 use crate::runtime::Runtime;
+use crate::tensor::bf16::Packs;
 use crate::tensor::im2col::{Window, col2im, im2col, images_per_block};
-use crate::tensor::{Matrix, View, gemm_here};
+use crate::tensor::{Matrix, View, gemm_here_in};
 
 /// A convolution over images `(c, h, w)` to `(out, oh, ow)`.
 #[derive(Clone, Debug)]
@@ -38,6 +41,9 @@ pub struct Conv2d {
     dcols: Matrix,
     /// (chunks·out, in·kh·kw): each chunk of images' part of `dW`
     partials: Matrix,
+    /// The bf16 products' packing buffers, one per block of a parallel loop (at most
+    /// one block per thread), so that no training step allocates
+    packs: Vec<Packs>,
 }
 
 /// Images per chunk of the weight gradient's sum: fixed, so that the sum's order, and
@@ -70,7 +76,18 @@ impl Conv2d {
             cols: Matrix::default(),
             dcols: Matrix::default(),
             partials: Matrix::default(),
+            packs: Vec::new(),
         }
+    }
+
+    /// The packing buffers of blocks `0 .. threads`, for a parallel loop's blocks
+    /// to take one each (block `b0 / per`).
+    fn packs_for(&mut self, rt: &Runtime) -> Disjoint<Packs> {
+        let blocks = rt.threads.max(1);
+        if self.packs.len() < blocks {
+            self.packs.resize_with(blocks, Packs::default);
+        }
+        Disjoint::of(&mut self.packs, 1)
     }
 }
 
@@ -102,8 +119,12 @@ impl Layer for Conv2d {
             Disjoint::of(&mut self.cols.data, 1),
             Disjoint::of(&mut y.data, 1),
         );
+        let (rt, per) = (pass.rt, images_per_block(pass.rt, batch));
+        let packs = self.packs_for(rt);
         let (w, bias) = (&self.w, &self.b);
-        fork_blocks(0, batch, images_per_block(pass.rt, batch), &|b0, n| {
+        fork_blocks(0, batch, per, &|b0, n| {
+            // SAFETY: block b0 / per's buffers, this block's alone.
+            let pack = unsafe { &mut packs.slice(b0 / per, 1)[0] };
             for b in b0..b0 + n {
                 // SAFETY: image b's columns and output row, this block's alone.
                 let (c, yb) = unsafe {
@@ -123,7 +144,7 @@ impl Layer for Conv2d {
                     rs: pix,
                     cs: 1,
                 };
-                gemm_here(View::of(w), cv, yb, true);
+                gemm_here_in(rt.precision, View::of(w), cv, yb, true, pack);
             }
         });
     }
@@ -156,9 +177,12 @@ impl Layer for Conv2d {
         let chunks = batch.div_ceil(CHUNK);
         self.partials.reshape_for(chunks * out, patch);
         let parts = Disjoint::of(&mut self.partials.data, 1);
+        let packs = self.packs_for(rt);
         let cols = &self.cols;
         let per = chunks.div_ceil(rt.threads.max(1)).max(1);
         fork_blocks(0, chunks, per, &|c0, n| {
+            // SAFETY: block c0 / per's buffers, this block's alone.
+            let pack = unsafe { &mut packs.slice(c0 / per, 1)[0] };
             for c in c0..c0 + n {
                 // SAFETY: chunk c's partial, this block's alone.
                 let part = unsafe { parts.slice(c * out * patch, out * patch) };
@@ -170,7 +194,8 @@ impl Layer for Conv2d {
                         rs: 1,
                         cs: pix,
                     };
-                    gemm_here(dy_b(b), cols_t, part, b > c * CHUNK);
+                    let acc = b > c * CHUNK;
+                    gemm_here_in(rt.precision, dy_b(b), cols_t, part, acc, pack);
                 }
             }
         });
@@ -196,8 +221,11 @@ impl Layer for Conv2d {
             Disjoint::of(&mut self.dcols.data, 1),
             Disjoint::of(&mut dx.data, 1),
         );
-        let (w, size) = (&self.w, g.in_size());
-        fork_blocks(0, batch, images_per_block(rt, batch), &|b0, n| {
+        let packs = self.packs_for(rt);
+        let (w, size, per) = (&self.w, g.in_size(), images_per_block(rt, batch));
+        fork_blocks(0, batch, per, &|b0, n| {
+            // SAFETY: block b0 / per's buffers, this block's alone.
+            let pack = unsafe { &mut packs.slice(b0 / per, 1)[0] };
             for b in b0..b0 + n {
                 // SAFETY: image b's column gradient and input-gradient row, this
                 // block's alone.
@@ -207,7 +235,7 @@ impl Layer for Conv2d {
                         dxs.slice(b * size, size),
                     )
                 };
-                gemm_here(View::transposed(w), dy_b(b), dc, false);
+                gemm_here_in(rt.precision, View::transposed(w), dy_b(b), dc, false, pack);
                 col2im(&g, dc, dxb);
             }
         });

@@ -205,8 +205,32 @@ pub fn gemm_in(
     fork_blocks(0, n, column_block(m, n, t), &block);
 }
 
-/// `out (+)= a · b` on this thread alone, into a row-major `(a.rows, b.cols)` slice:
-/// for the products of a parallel loop's block (a convolution's, one image each).
+/// [`gemm_here`] in `precision`: in bf16, a product of at least 16 columns runs on
+/// the bf16 kernel, its operands packed into `packs` (as [`gemm`] routes products).
+///
+/// # Shapes
+/// `a: (m, k)`, `b: (k, n)`, `out: (m·n,)`, a row-major `(m, n)`.
+///
+/// # Panics
+/// If the shapes do not fit or a view reaches past its data.
+pub fn gemm_here_in(
+    precision: Precision,
+    a: View<'_>,
+    b: View<'_>,
+    out: &mut [f32],
+    accumulate: bool,
+    packs: &mut Packs,
+) {
+    if precision == Precision::Bf16 && b.cols >= super::bf16::NR / 2 {
+        super::bf16::gemm_bf16_here(a, b, out, accumulate, packs)
+    } else {
+        gemm_here(a, b, out, accumulate)
+    }
+}
+
+/// `out (+)= a · b` on this thread alone, in f32, into a row-major `(a.rows, b.cols)`
+/// slice: for the products of a parallel loop's block (a convolution's, one image
+/// each; a recurrent step's, one group of examples each).
 ///
 /// # Panics
 /// If the shapes do not fit or a view reaches past its data.

@@ -12,8 +12,8 @@ pub mod sparse;
 
 use crate::runtime::Runtime;
 pub use matmul::{
-    View, gemm, gemm_here, gemm_in, inside_gemm, matmul_nn, matmul_nt, matmul_tn, naive_matmul,
-    transpose,
+    View, gemm, gemm_here, gemm_here_in, gemm_in, inside_gemm, matmul_nn, matmul_nt, matmul_tn,
+    naive_matmul, transpose,
 };
 
 /// A row-major matrix of `f32`.

@@ -235,10 +235,11 @@ pub unsafe fn tile_portable(kp: usize, ap: &[u32], bp: &[u32], out: TileOut) {
     }
 }
 
-/// Buffers for a bf16 product's packed operands. A layer owns one per product it
-/// computes ([`super::gemm_in`]), so that its training steps allocate nothing (the
-/// buffers grow to their product's size in the first step); other callers use one
-/// kept by their thread.
+/// Buffers for a bf16 product's packed operands. A layer owns its own (`Dense` one
+/// per product, [`super::gemm_in`]; `Conv2d` one per block of images, shared by its
+/// three products), so that its training steps allocate nothing (the buffers grow to
+/// their products' size in the first step); other callers use one kept by their
+/// thread.
 #[derive(Clone, Debug, Default)]
 pub struct Packs {
     a: Vec<u32>,
@@ -273,28 +274,55 @@ pub fn gemm_bf16(
     accumulate: bool,
     packs: Option<&mut Packs>,
 ) {
+    assert_eq!(
+        (out.rows, out.cols, out.data.len()),
+        (a.rows, b.cols, a.rows * b.cols),
+        "gemm_bf16: out's shape"
+    );
+    let (threads, fast) = (rt.threads, available());
     match packs {
-        Some(packs) => product(rt, a, b, out, accumulate, available(), packs),
-        None => {
-            PACKS.with_borrow_mut(|packs| product(rt, a, b, out, accumulate, available(), packs))
-        }
+        Some(packs) => product(threads, a, b, &mut out.data, accumulate, fast, packs),
+        None => PACKS.with_borrow_mut(|packs| {
+            product(threads, a, b, &mut out.data, accumulate, fast, packs)
+        }),
     }
+}
+
+/// [`gemm_bf16`] on this thread alone, into a row-major `(a.rows, b.cols)` slice: for
+/// the products of a parallel loop's block (a convolution's, one image each).
+///
+/// # Shapes
+/// `a: (m, k)`, `b: (k, n)`, `out: (m·n,)`.
+///
+/// # Panics
+/// If the shapes do not fit or a view reaches past its data.
+pub fn gemm_bf16_here(
+    a: View<'_>,
+    b: View<'_>,
+    out: &mut [f32],
+    accumulate: bool,
+    packs: &mut Packs,
+) {
+    product(1, a, b, out, accumulate, available(), packs)
 }
 
 /// [`gemm_bf16`] on the fast kernel when `fast` (only where [`available`]), else on
 /// the portable one.
+///
+/// # Shapes
+/// `a: (m, k)`, `b: (k, n)`, `out: (m·n,)`, a row-major `(m, n)`.
 fn product(
-    rt: &Runtime,
+    threads: usize,
     a: View<'_>,
     b: View<'_>,
-    out: &mut Matrix,
+    out: &mut [f32],
     accumulate: bool,
     fast: bool,
     packs: &mut Packs,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert_eq!((b.rows, out.rows, out.cols), (k, m, n), "gemm_bf16: shapes");
-    assert_eq!(out.data.len(), m * n, "gemm_bf16: out's data");
+    assert_eq!(b.rows, k, "gemm_bf16: inner dims");
+    assert_eq!(out.len(), m * n, "gemm_bf16: out's length");
     assert!(
         a.in_bounds() && b.in_bounds(),
         "gemm_bf16: a view reaches past its data"
@@ -305,7 +333,7 @@ fn product(
     }
     if k == 0 {
         if !accumulate {
-            out.data.fill(0.0);
+            out.fill(0.0);
         }
         return;
     }
@@ -314,10 +342,7 @@ fn product(
     packs.b.resize(packed_len_b(k, n), 0);
     pack_a(a, &mut packs.a, fast);
     let packed_a: &[u32] = &packs.a;
-    let (dst, panels) = (
-        Disjoint::of(&mut out.data, n),
-        Disjoint::of(&mut packs.b, kp * NR),
-    );
+    let (dst, panels) = (Disjoint::of(out, n), Disjoint::of(&mut packs.b, kp * NR));
     let block = |j0: usize, nb: usize| {
         // SAFETY: blocks start at whole panels (`column_block`), so this block's
         // panels j0/NR .. are its own.
@@ -340,11 +365,7 @@ fn product(
             }
         }
     };
-    let t = if m * n * k < 64 * 64 * 64 {
-        1
-    } else {
-        rt.threads
-    };
+    let t = if m * n * k < 64 * 64 * 64 { 1 } else { threads };
     fork_blocks(0, n, column_block(n, t), &block);
 }
 

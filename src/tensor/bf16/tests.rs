@@ -81,8 +81,7 @@ fn check(av: View<'_>, bv: View<'_>, rng: &mut Rng) {
         for (accumulate, threads) in [(false, 1), (true, 3)] {
             let start = random(m, n, rng);
             let mut out = start.clone();
-            let rt = Runtime::new(threads);
-            product(&rt, av, bv, &mut out, accumulate, fast, &mut packs);
+            product(threads, av, bv, &mut out.data, accumulate, fast, &mut packs);
             for e in 0..m * n {
                 let before = if accumulate {
                     start.data[e] as f64
