@@ -408,3 +408,52 @@ fn live_report_is_served_while_training_and_after() {
         "a signal after training ends the server cleanly: {status}"
     );
 }
+
+/// An ensemble's report charts its members' validation accuracy, or, when no images
+/// were held out for validation (as `cnn-best` holds none), their training accuracy:
+/// never an empty chart.
+#[test]
+fn ensemble_report_charts_members_with_or_without_validation() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_folder(&data, 60, 20, 4, 4, 3);
+    for (held_out, chart) in [
+        ("10", "members_validation.png"),
+        ("0", "members_training.png"),
+    ] {
+        let rep = d.path().join(format!("ens{held_out}"));
+        let (ok, _, err) = nnlab(&[
+            "ensemble",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--hidden",
+            "8",
+            "--epochs",
+            "2",
+            "--batch",
+            "10",
+            "--validation",
+            held_out,
+            "--members",
+            "2",
+            "--quiet",
+            "--report",
+            rep.to_str().unwrap(),
+        ]);
+        assert!(ok, "{err}");
+        let members: Vec<String> = std::fs::read_dir(&rep)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("members_") && n.ends_with(".png"))
+            .collect();
+        assert_eq!(members, [chart], "--validation {held_out}");
+        // lines drawn: the chart has colour beyond the axes' greys
+        let img = image::open(rep.join(chart)).unwrap().to_rgb8();
+        let coloured = img
+            .pixels()
+            .filter(|p| p.0[0].abs_diff(p.0[2]) > 60)
+            .count();
+        assert!(coloured > 100, "{chart}: {coloured} coloured pixels");
+    }
+}

@@ -172,28 +172,49 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
             .enumerate()
             .map(|(i, m)| (format!("member{i}"), m.history.clone()))
             .collect();
+        // validation accuracy when the members held images out for it, else the
+        // training accuracy of their batches (a preset such as cnn-best holds none out)
+        let validated = members
+            .iter()
+            .any(|m| m.history.iter().any(|s| s.val_acc.is_some()));
+        let (what, file, note) = if validated {
+            (
+                "validation accuracy",
+                "members_validation",
+                "Each member's validation accuracy; members differ only by seed.",
+            )
+        } else {
+            (
+                "training accuracy",
+                "members_training",
+                "Each member's accuracy on its training batches (no images were held out \
+                 for validation); members differ only by seed.",
+            )
+        };
         let chart = super::report::LineChart {
-            title: "members' validation accuracy per epoch".into(),
+            title: format!("members' {what} per epoch"),
             x_label: "epoch".into(),
-            y_label: "validation accuracy".into(),
+            y_label: what.into(),
             lines: histories
                 .iter()
                 .map(|(n, h)| super::report::Line {
                     label: n.clone(),
                     points: h
                         .iter()
-                        .filter_map(|s| s.val_acc.map(|a| (s.epoch as f64, a as f64)))
+                        .filter_map(|s| {
+                            let a = if validated {
+                                s.val_acc
+                            } else {
+                                Some(s.train_acc)
+                            };
+                            a.map(|a| (s.epoch as f64, a as f64))
+                        })
                         .collect(),
                 })
                 .collect(),
             log_y: false,
         };
-        r.line_chart(
-            "members_validation",
-            "members",
-            &chart,
-            "Each member's validation accuracy; members differ only by seed.",
-        )?;
+        r.line_chart(file, "members", &chart, note)?;
         r.json("metrics.json", &summary)?;
         r.history_csv("history.csv", &histories)?;
     }
