@@ -81,11 +81,25 @@ impl Conv2d {
     }
 
     /// The packing buffers of blocks `0 .. threads`, for a parallel loop's blocks
-    /// to take one each (block `b0 / per`).
+    /// to take one each (block `b0 / per`). In bf16 each has room for all three
+    /// products, so that a block first used by a later, smaller batch allocates
+    /// nothing.
     fn packs_for(&mut self, rt: &Runtime) -> Disjoint<Packs> {
         let blocks = rt.threads.max(1);
         if self.packs.len() < blocks {
             self.packs.resize_with(blocks, Packs::default);
+        }
+        if rt.precision == crate::runtime::Precision::Bf16 {
+            let (out, patch, pix) = (
+                self.out_channels,
+                self.geometry.patch(),
+                self.geometry.out_pixels(),
+            );
+            for p in &mut self.packs {
+                p.reserve(out, patch, pix); // W cols
+                p.reserve(out, pix, patch); // dy colsᵀ
+                p.reserve(patch, out, pix); // Wᵀ dy
+            }
         }
         Disjoint::of(&mut self.packs, 1)
     }

@@ -10,7 +10,7 @@ use super::{Features, Layer, Mode, Param, Pass, broadcast_rows, column_sums, vis
 use crate::init::Init;
 use crate::par::join_products;
 use crate::rng::Rng;
-use crate::runtime::Runtime;
+use crate::runtime::{Precision, Runtime};
 use crate::tensor::bf16::Packs;
 use crate::tensor::sparse::{MAX_DENSITY, Nonzeros, sparse_affine, sparse_matmul_tn};
 use crate::tensor::{Matrix, View, gemm_in, transpose};
@@ -85,6 +85,14 @@ impl Layer for Dense {
                 Mode::Train => self.entries.gather(rt, x, MAX_DENSITY),
                 Mode::Eval => self.entries.gather_rows(rt, x, MAX_DENSITY),
             };
+        if rt.precision == Precision::Bf16 && pass.mode == Mode::Train {
+            // room for the dense products' packs from the first step, whichever products
+            // it takes, so that a later batch that takes the dense ones allocates nothing
+            let (n, d, o) = (x.rows, self.w.rows, self.w.cols);
+            self.packs[0].reserve(n, d, o); // x W
+            self.packs[1].reserve(d, n, o); // xᵀ dy
+            self.packs[2].reserve(n, o, d); // dy Wᵀ
+        }
         if self.sparse {
             sparse_affine(rt, &self.entries, &self.w, &self.b, y); // y = b + x W
         } else {

@@ -246,6 +246,17 @@ pub struct Packs {
     b: Vec<u32>,
 }
 
+impl Packs {
+    /// Room for the packs of an `(m, k) · (k, n)` product, so that a later product of
+    /// that shape allocates nothing (for a layer whose products are not all computed
+    /// in its first step).
+    pub fn reserve(&mut self, m: usize, k: usize, n: usize) {
+        let room = |v: &mut Vec<u32>, len: usize| v.reserve(len.saturating_sub(v.len()));
+        room(&mut self.a, packed_len_a(m, k));
+        room(&mut self.b, packed_len_b(k, n));
+    }
+}
+
 thread_local! {
     /// The packing buffers of products whose caller owns none.
     static PACKS: RefCell<Packs> = RefCell::new(Packs::default());
