@@ -6,7 +6,8 @@
 //! inside `gemm` (`tensor::inside_gemm`) are counted apart, and nothing else may
 //! allocate. The training input is a batch of real-looking sparse images and one of
 //! dense ones, so both kinds of first-layer products run; the nets are the MLP labs',
-//! the CNNs' and the recurrent ones'.
+//! the CNNs' and the recurrent ones'. A plain `main` (no libtest harness): nothing
+//! but the training may run while allocations are counted.
 
 use nnlab::Runtime;
 use nnlab::config::TrainConfig;
@@ -49,7 +50,13 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-#[test]
+/// Runs without libtest's harness (Cargo.toml: `harness = false`), whose own thread
+/// may allocate while the steps are counted.
+fn main() {
+    training_steps_do_not_allocate();
+    println!("no_alloc: training steps made no allocation outside gemm");
+}
+
 fn training_steps_do_not_allocate() {
     for threads in [1, 2] {
         let rt = Runtime::default().with_threads(threads);
