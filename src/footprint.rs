@@ -19,9 +19,12 @@ struct Cost {
     /// Sum over layers of each output's width (activations and their gradients are
     /// kept for every layer), per example of the largest batch a net sees.
     acts: f64,
-    /// Buffers that only backpropagation allocates (a convolution's patch
-    /// gradients), per example of the training batch.
+    /// Buffers that only backpropagation allocates, per example of the training
+    /// batch.
     grads: f64,
+    /// Buffers each thread keeps whatever the batch (a convolution's columns of one
+    /// image and their bf16 packing).
+    scratch: f64,
 }
 
 impl Cost {
@@ -30,6 +33,7 @@ impl Cost {
             params: self.params + o.params,
             acts: self.acts + o.acts,
             grads: self.grads + o.grads,
+            scratch: self.scratch + o.scratch,
         }
     }
 }
@@ -62,17 +66,20 @@ fn spec_cost(spec: &LayerSpec, input: Features, path: &str) -> Result<(Cost, Fea
             params: (width + 1.0) * o,
             acts: o,
             grads: 0.0,
+            scratch: 0.0,
         },
         // the k pieces' outputs and their gradients are kept too
         LayerSpec::Maxout { k, .. } => Cost {
             params: (width + 1.0) * o * *k as f64,
             acts: o + 2.0 * o * *k as f64,
             grads: 0.0,
+            scratch: 0.0,
         },
         LayerSpec::Activation { .. } | LayerSpec::Dropout { .. } | LayerSpec::Flatten => Cost {
             params: 0.0,
             acts: 2.0 * width,
             grads: 0.0,
+            scratch: 0.0,
         },
         LayerSpec::Batchnorm => {
             let features = match input {
@@ -83,10 +90,11 @@ fn spec_cost(spec: &LayerSpec, input: Features, path: &str) -> Result<(Cost, Fea
                 params: 4.0 * features,
                 acts: 3.0 * width,
                 grads: 0.0,
+                scratch: 0.0,
             }
         }
-        // the patches (kept for backward) and the output; in training also their
-        // gradients
+        // the output, in training also its gradient; per thread one image's patches
+        // (or their gradient) and their bf16 packing, half as many words
         LayerSpec::Conv { kernel, .. } => {
             let (c_in, pixels) = match (input, out) {
                 (Features::Image { c, .. }, Features::Image { h, w, .. }) => {
@@ -98,14 +106,16 @@ fn spec_cost(spec: &LayerSpec, input: Features, path: &str) -> Result<(Cost, Fea
             let c_out = o / pixels;
             Cost {
                 params: (patch + 1.0) * c_out,
-                acts: pixels * patch + 2.0 * o,
-                grads: pixels * patch + 2.0 * o,
+                acts: o,
+                grads: o,
+                scratch: 1.5 * pixels * patch,
             }
         }
         LayerSpec::Maxpool { .. } | LayerSpec::Avgpool { .. } => Cost {
             params: 0.0,
             acts: 3.0 * o,
             grads: 0.0,
+            scratch: 0.0,
         },
         LayerSpec::Rnn { .. } | LayerSpec::Lstm { .. } | LayerSpec::Gru { .. } => {
             let gates = match spec {
@@ -124,6 +134,7 @@ fn spec_cost(spec: &LayerSpec, input: Features, path: &str) -> Result<(Cost, Fea
                 // training also their gradients
                 acts: t * (f + 2.0 * gates * o + 3.0 * o) + 2.0 * o,
                 grads: t * (f + gates * o + 2.0 * o),
+                scratch: 0.0,
             }
         }
         LayerSpec::Residual { layers } => {
@@ -133,6 +144,7 @@ fn spec_cost(spec: &LayerSpec, input: Features, path: &str) -> Result<(Cost, Fea
                 params: proj,
                 acts: 2.0 * width,
                 grads: 0.0,
+                scratch: 0.0,
             })
         }
         LayerSpec::Branch { branches, .. } => {
@@ -144,6 +156,7 @@ fn spec_cost(spec: &LayerSpec, input: Features, path: &str) -> Result<(Cost, Fea
                 params: 0.0,
                 acts: o + width,
                 grads: 0.0,
+                scratch: 0.0,
             })
         }
     };
@@ -163,6 +176,7 @@ fn net_cost(cfg: &ModelConfig, input: Features, classes: usize) -> Result<Cost> 
                     params: (width + 1.0) * h,
                     acts: 3.0 * h,
                     grads: 0.0,
+                    scratch: 0.0,
                 },
                 HiddenUnit::Maxout(k) => {
                     let k = k as f64;
@@ -170,6 +184,7 @@ fn net_cost(cfg: &ModelConfig, input: Features, classes: usize) -> Result<Cost> 
                         params: (width + 1.0) * h * k,
                         acts: h + 2.0 * h * k,
                         grads: 0.0,
+                        scratch: 0.0,
                     }
                 }
             };
@@ -179,6 +194,7 @@ fn net_cost(cfg: &ModelConfig, input: Features, classes: usize) -> Result<Cost> 
                     params: 4.0 * h,
                     acts: 2.0 * h,
                     grads: 0.0,
+                    scratch: 0.0,
                 });
             }
             if cfg.keep_prob < 1.0 {
@@ -186,6 +202,7 @@ fn net_cost(cfg: &ModelConfig, input: Features, classes: usize) -> Result<Cost> 
                     params: 0.0,
                     acts: 2.0 * h,
                     grads: 0.0,
+                    scratch: 0.0,
                 });
             }
             width = h;
@@ -204,6 +221,7 @@ fn net_cost(cfg: &ModelConfig, input: Features, classes: usize) -> Result<Cost> 
         params: (width + 1.0) * classes,
         acts: classes,
         grads: 0.0,
+        scratch: 0.0,
     }))
 }
 
@@ -219,8 +237,9 @@ pub fn model_bytes(
     let input = input.into();
     let c = net_cost(cfg, input, classes)?;
     // the input batch and its copies (sparse lists, a transposed view), the
-    // evaluation's and the products' scratch
-    let fixed = F32 * 2.0 * size(input) * rows as f64 + OVERHEAD;
+    // evaluation's and the products' scratch, the layers' buffers on each thread
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let fixed = F32 * (2.0 * size(input) * rows as f64 + c.scratch * threads) + OVERHEAD;
     Ok(F32 * (2.0 * c.params + c.acts * rows as f64) + fixed)
 }
 
