@@ -98,3 +98,105 @@ fn cnn_in_bf16_learns_as_in_f32() {
     assert!(low >= 0.90, "bf16 test accuracy {low} (f32: {full})");
     assert!((low - full).abs() < 0.01, "bf16 {low} against f32 {full}");
 }
+
+/// One convolution's three products in bf16 (each at least 16 columns wide, so each
+/// takes the bf16 kernel): forward, weight gradient and input gradient match products
+/// of the bf16-rounded operands summed in f64, and differ from the unrounded ones by
+/// more than f32's rounding could (so none fell back to f32).
+#[test]
+fn conv2d_products_take_the_bf16_kernel() {
+    use nnlab::init::Init;
+    use nnlab::layers::{Conv2d, Layer, Mode, Pass};
+    use nnlab::rng::Rng;
+    use nnlab::tensor::Matrix;
+    use nnlab::tensor::im2col::{Axis, Window, col2im, im2col};
+
+    let Some(rt) = bf16_runtime(2) else { return };
+    let r = |v: f32| bf16::from_bf16(bf16::to_bf16(v)) as f64;
+    let exact = |v: f32| v as f64;
+    // 3 channels of 6x7, 3x3, padding 1: patch 27, 42 pixels, 20 filters
+    let g = Window {
+        channels: 3,
+        y: Axis::padded(6, 3, 1, 1).unwrap(),
+        x: Axis::padded(7, 3, 1, 1).unwrap(),
+    };
+    let (batch, out, patch, pix) = (3, 20, g.patch(), g.out_pixels());
+    let mut rng = Rng::new(31);
+    let mut l = Conv2d::new(g, out, Init::Normal(1.0), Init::Normal(1.0), &mut rng);
+    let random = |rows: usize, cols: usize, rng: &mut Rng| {
+        Matrix::from_vec(rows, cols, (0..rows * cols).map(|_| rng.normal()).collect())
+    };
+    let x = random(batch, g.in_size(), &mut rng);
+    let dy = random(batch, out * pix, &mut rng);
+    let mut y = Matrix::zeros(batch, out * pix);
+    let mut dx = Matrix::zeros(batch, g.in_size());
+    l.forward(
+        &x,
+        &mut y,
+        &mut Pass::new(Mode::Train, &mut Rng::new(0), &rt),
+    );
+    l.backward(&x, &y, &dy, Some(&mut dx), &rt);
+
+    // the references, from each image's columns
+    let mut cols = vec![0.0; patch * pix];
+    let mut dw = [vec![0f64; out * patch], vec![0f64; out * patch]];
+    let (mut worst, mut off) = ([0f64; 3], [0f64; 3]);
+    let mut note = |i: usize, got: f32, rounded: f64, unrounded: f64| {
+        worst[i] = worst[i].max((got as f64 - rounded).abs() / (1.0 + rounded.abs()));
+        off[i] = off[i].max((got as f64 - unrounded).abs());
+    };
+    for b in 0..batch {
+        im2col(&g, x.row(b), &mut cols);
+        let dyb = &dy.row(b);
+        for o in 0..out {
+            for p in 0..pix {
+                let sum = |f: &dyn Fn(f32) -> f64| {
+                    (0..patch)
+                        .map(|k| f(l.w.data[o * patch + k]) * f(cols[k * pix + p]))
+                        .sum::<f64>()
+                        + l.b[o] as f64
+                };
+                note(0, y.row(b)[o * pix + p], sum(&r), sum(&exact));
+            }
+            for k in 0..patch {
+                for (s, f) in dw.iter_mut().zip([&r as &dyn Fn(f32) -> f64, &exact]) {
+                    s[o * patch + k] += (0..pix)
+                        .map(|p| f(dyb[o * pix + p]) * f(cols[k * pix + p]))
+                        .sum::<f64>();
+                }
+            }
+        }
+        // dcols = Wᵀ dy_b, then folded back onto the image
+        let mut fold = |f: &dyn Fn(f32) -> f64| {
+            let dcols: Vec<f32> = (0..patch * pix)
+                .map(|i| {
+                    let (k, p) = (i / pix, i % pix);
+                    (0..out)
+                        .map(|o| f(l.w.data[o * patch + k]) * f(dyb[o * pix + p]))
+                        .sum::<f64>() as f32
+                })
+                .collect();
+            let mut img = vec![0.0; g.in_size()];
+            col2im(&g, &dcols, &mut img);
+            img
+        };
+        let (rounded, unrounded) = (fold(&r), fold(&exact));
+        for i in 0..g.in_size() {
+            note(2, dx.row(b)[i], rounded[i] as f64, unrounded[i] as f64);
+        }
+    }
+    for i in 0..out * patch {
+        note(1, l.dw.data[i], dw[0][i], dw[1][i]);
+    }
+    for (i, name) in ["forward", "weight gradient", "input gradient"]
+        .iter()
+        .enumerate()
+    {
+        eprintln!(
+            "{name}: off the rounded reference by {:.1e} (relative), off the unrounded by {:.1e}",
+            worst[i], off[i]
+        );
+        assert!(worst[i] < 1e-5, "{name} is not the bf16 product");
+        assert!(off[i] > 1e-3, "{name} matches the unrounded product: f32?");
+    }
+}
