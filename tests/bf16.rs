@@ -167,7 +167,7 @@ fn conv2d_products_take_the_bf16_kernel() {
             }
         }
         // dcols = Wᵀ dy_b, then folded back onto the image
-        let mut fold = |f: &dyn Fn(f32) -> f64| {
+        let fold = |f: &dyn Fn(f32) -> f64| {
             let dcols: Vec<f32> = (0..patch * pix)
                 .map(|i| {
                     let (k, p) = (i / pix, i % pix);
@@ -185,8 +185,8 @@ fn conv2d_products_take_the_bf16_kernel() {
             note(2, dx.row(b)[i], rounded[i] as f64, unrounded[i] as f64);
         }
     }
-    for i in 0..out * patch {
-        note(1, l.dw.data[i], dw[0][i], dw[1][i]);
+    for ((&got, &rounded), &unrounded) in l.dw.data.iter().zip(&dw[0]).zip(&dw[1]) {
+        note(1, got, rounded, unrounded);
     }
     for (i, name) in ["forward", "weight gradient", "input gradient"]
         .iter()
