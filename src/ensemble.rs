@@ -67,6 +67,7 @@ pub fn train_members(
     use rayon::prelude::*;
     let input = data.train.shape();
     let classes = data.train.classes();
+    let member_rt = if parallel { rt.with_threads(1) } else { *rt };
     crate::memory::check_fits(
         &format!("an ensemble of {members} members"),
         members as f64
@@ -76,10 +77,10 @@ pub fn train_members(
                 classes,
                 cfg.batch,
                 crate::model::EVAL_BATCH,
+                member_rt.threads,
             )?,
         "train fewer members, or smaller ones",
     )?;
-    let member_rt = if parallel { rt.with_threads(1) } else { *rt };
     let one = |i: usize| -> Result<Trainer> {
         let mut c = cfg.clone();
         c.seed = cfg.seed.wrapping_add(i as u64);

@@ -94,7 +94,9 @@ fn spec_cost(spec: &LayerSpec, input: Features, path: &str) -> Result<(Cost, Fea
             }
         }
         // the output, in training also its gradient; per thread one image's patches
-        // (or their gradient) and their bf16 packing, half as many words
+        // (or their gradient) and their bf16 packing, half as many words (counted in
+        // f32 too; a narrow product's packing, padded to whole panels, may take a few
+        // words more: both are small beside `OVERHEAD`)
         LayerSpec::Conv { kernel, .. } => {
             let (c_in, pixels) = match (input, out) {
                 (Features::Image { c, .. }, Features::Image { h, w, .. }) => {
@@ -225,38 +227,43 @@ fn net_cost(cfg: &ModelConfig, input: Features, classes: usize) -> Result<Cost> 
     }))
 }
 
-/// Bytes a model of `cfg` takes to hold and to evaluate `rows` examples at once:
-/// parameters and their gradients, each layer's output and its gradient.
-/// Errors when a layer of the list cannot take what the one before gives.
+/// Bytes a model of `cfg` takes to hold and to evaluate `rows` examples at once on
+/// `threads` threads: parameters and their gradients, each layer's output and its
+/// gradient, each thread's buffers. Errors when a layer of the list cannot take what
+/// the one before gives.
 pub fn model_bytes(
     cfg: &ModelConfig,
     input: impl Into<Features>,
     classes: usize,
     rows: usize,
+    threads: usize,
 ) -> Result<f64> {
     let input = input.into();
     let c = net_cost(cfg, input, classes)?;
     // the input batch and its copies (sparse lists, a transposed view), the
     // evaluation's and the products' scratch, the layers' buffers on each thread
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let threads = threads.max(1) as f64;
     let fixed = F32 * (2.0 * size(input) * rows as f64 + c.scratch * threads) + OVERHEAD;
     Ok(F32 * (2.0 * c.params + c.acts * rows as f64) + fixed)
 }
 
-/// Bytes a training run of `cfg` takes: the model at the batch size (or at
-/// `eval_rows`, the evaluation batch, if larger), plus the optimiser's two moments per
-/// parameter (Adam's; fewer for the others).
+/// Bytes a training run of `cfg` on `threads` threads takes: the model at the batch
+/// size (or at `eval_rows`, the evaluation batch, if larger), plus the optimiser's two
+/// moments per parameter (Adam's; fewer for the others).
 pub fn training_bytes(
     cfg: &ModelConfig,
     input: impl Into<Features>,
     classes: usize,
     batch: usize,
     eval_rows: usize,
+    threads: usize,
 ) -> Result<f64> {
     let input = input.into();
     let c = net_cost(cfg, input, classes)?;
-    Ok(model_bytes(cfg, input, classes, batch.max(eval_rows))?
-        + F32 * (2.0 * c.params + c.grads * batch as f64))
+    Ok(
+        model_bytes(cfg, input, classes, batch.max(eval_rows), threads)?
+            + F32 * (2.0 * c.params + c.grads * batch as f64),
+    )
 }
 
 #[cfg(test)]
@@ -313,7 +320,7 @@ branches = [[{ type = "dense", units = 7 }], [{ type = "maxout", units = 5, k = 
     fn absurd_sizes_do_not_overflow_and_are_refused() {
         let mut cfg = TrainConfig::preset("xavier").unwrap().model;
         cfg.hidden = vec![usize::MAX];
-        let need = training_bytes(&cfg, 784, 10, 100, 1000).unwrap();
+        let need = training_bytes(&cfg, 784, 10, 100, 1000, 1).unwrap();
         assert!(need > 1e20);
         if crate::memory::available_bytes().is_some() {
             let e = crate::memory::check_fits("training this net", need, "use fewer units")

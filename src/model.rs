@@ -172,7 +172,14 @@ impl Model {
         }
         crate::memory::check_fits(
             &format!("a net of {in_dim} inputs and {classes} classes with these layers"),
-            crate::footprint::model_bytes(cfg, input, classes, EVAL_BATCH)?,
+            // building takes no runtime: a default one's threads
+            crate::footprint::model_bytes(
+                cfg,
+                input,
+                classes,
+                EVAL_BATCH,
+                crate::runtime::cores(),
+            )?,
             "use fewer or narrower layers",
         )?;
         let mut net = Sequential::new(input);

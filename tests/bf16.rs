@@ -1,5 +1,7 @@
 //! `--precision bf16`: training in bf16 products on real MNIST, where the CPU has
-//! AVX512-BF16 (elsewhere the runtime falls back to f32 and says why).
+//! AVX512-BF16 (elsewhere the runtime falls back to f32 and says why), and one
+//! convolution's products in bf16 on random data (on the portable kernel where the
+//! instructions are missing).
 
 mod common;
 
@@ -100,9 +102,10 @@ fn cnn_in_bf16_learns_as_in_f32() {
 }
 
 /// One convolution's three products in bf16 (each at least 16 columns wide, so each
-/// takes the bf16 kernel): forward, weight gradient and input gradient match products
-/// of the bf16-rounded operands summed in f64, and differ from the unrounded ones by
-/// more than f32's rounding could (so none fell back to f32).
+/// takes the bf16 kernel; the portable one on a CPU without AVX512-BF16): forward,
+/// weight gradient (25 images: three chunks over two blocks) and input gradient
+/// match products of the bf16-rounded operands summed in f64, and differ from the
+/// unrounded ones by more than f32's rounding could (so none fell back to f32).
 #[test]
 fn conv2d_products_take_the_bf16_kernel() {
     use nnlab::init::Init;
@@ -111,7 +114,12 @@ fn conv2d_products_take_the_bf16_kernel() {
     use nnlab::tensor::Matrix;
     use nnlab::tensor::im2col::{Axis, Window, col2im, im2col};
 
-    let Some(rt) = bf16_runtime(2) else { return };
+    // set directly, not through `with_precision`, so that a CPU without the
+    // instructions runs it too
+    let rt = Runtime {
+        precision: Precision::Bf16,
+        ..Runtime::default().with_threads(2)
+    };
     let r = |v: f32| bf16::from_bf16(bf16::to_bf16(v)) as f64;
     let exact = |v: f32| v as f64;
     // 3 channels of 6x7, 3x3, padding 1: patch 27, 42 pixels, 20 filters
@@ -120,7 +128,7 @@ fn conv2d_products_take_the_bf16_kernel() {
         y: Axis::padded(6, 3, 1, 1).unwrap(),
         x: Axis::padded(7, 3, 1, 1).unwrap(),
     };
-    let (batch, out, patch, pix) = (3, 20, g.patch(), g.out_pixels());
+    let (batch, out, patch, pix) = (25, 20, g.patch(), g.out_pixels());
     let mut rng = Rng::new(31);
     let mut l = Conv2d::new(g, out, Init::Normal(1.0), Init::Normal(1.0), &mut rng);
     let random = |rows: usize, cols: usize, rng: &mut Rng| {

@@ -69,7 +69,15 @@ fn estimates_cover_the_peak_and_stay_within_twice_it() {
             model.evaluate(&test, &rt);
         }
         let used = (PEAK.load(Ordering::Relaxed) - base) as f64;
-        let estimate = training_bytes(&cfg.model, test.shape(), 10, cfg.batch, EVAL_BATCH).unwrap();
+        let estimate = training_bytes(
+            &cfg.model,
+            test.shape(),
+            10,
+            cfg.batch,
+            EVAL_BATCH,
+            rt.threads,
+        )
+        .unwrap();
         let ok = estimate >= used && estimate <= 2.0 * used;
         report.push(format!(
             "{preset}: estimated {:.0} MB, the peak was {:.0} MB{}",

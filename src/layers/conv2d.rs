@@ -15,8 +15,8 @@
 //! An image's columns are `c·kh·kw` times its input, and live only while that image
 //! is worked on: each block keeps one image's worth ([`Scratch`]), and the weight
 //! gradient builds them again from the input. Keeping a batch's columns for backward
-//! would write and read back `(c·kh·kw)·(oh·ow)` floats per image (0.9 MB for a 3x3
-//! convolution of 32 channels at 28x28) through memory instead of the cache.
+//! would write and read back `(c·kh·kw)·(oh·ow)` floats per image through memory
+//! instead of the cache (BENCHMARKS.md, "A convolution keeps one image's columns").
 
 use super::{Features, Layer, Param, Pass, Shape};
 use crate::init::Init;
@@ -42,8 +42,8 @@ pub struct Conv2d {
     pub db: Vec<f32>,
     /// (chunks·out, in·kh·kw): each chunk of images' part of `dW`
     partials: Matrix,
-    /// One per block of a parallel loop (at most one block per thread), so that no
-    /// training step allocates
+    /// (threads,): one per block of a parallel loop (at most one block per thread),
+    /// so that no training step allocates
     scratch: Vec<Scratch>,
 }
 
@@ -89,8 +89,9 @@ impl Conv2d {
     }
 
     /// The buffers of blocks `0 .. threads`, for a parallel loop's blocks to take one
-    /// each (block `b0 / per`). In bf16 each has room for all three products, so
-    /// that a block first used by a later, smaller batch allocates nothing.
+    /// each (block `b0 / per`): one image's columns and, in bf16, packing room for
+    /// all three products, so that a block first used by a later, smaller batch
+    /// allocates nothing.
     fn scratch_for(&mut self, rt: &Runtime) -> Disjoint<Scratch> {
         let blocks = rt.threads.max(1);
         if self.scratch.len() < blocks {

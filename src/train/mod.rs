@@ -111,6 +111,7 @@ impl Trainer {
                 classes,
                 cfg.batch,
                 crate::model::EVAL_BATCH,
+                rt.threads,
             )?,
             "use fewer or narrower layers, or a smaller batch",
         )?;
