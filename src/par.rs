@@ -336,6 +336,11 @@ impl<T> Disjoint<T> {
         }
     }
 
+    /// The width of its rows.
+    pub fn width(self) -> usize {
+        self.width
+    }
+
     /// Elements `at..at + len`.
     ///
     /// # Safety

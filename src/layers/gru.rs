@@ -12,8 +12,8 @@ use super::{Features, Layer, Param, Pass};
 use crate::init::Init;
 use crate::rng::Rng;
 use crate::runtime::Runtime;
+use crate::tensor::Matrix;
 use crate::tensor::gates::{sigmoid_in_place, tanh_in_place};
-use crate::tensor::{Matrix, View, gemm_here};
 
 /// A GRU layer over sequences `(t, f)` giving its last hidden state `(hidden,)`.
 #[derive(Clone, Debug)]
@@ -78,7 +78,8 @@ impl Layer for Gru {
     fn forward(&mut self, x: &Matrix, y: &mut Matrix, pass: &mut Pass<'_>) {
         let rt = pass.rt;
         let (batch, hid, steps) = (x.rows, self.p.hidden, self.p.steps);
-        self.p.project_inputs(rt, x, &mut self.xs, &mut self.gates);
+        self.p
+            .project_inputs(rt, x, &mut self.xs, &mut self.gates, false);
         self.nh.reshape_for(steps * batch, hid);
         self.hs.reshape_for(steps * batch, hid);
         self.gh.reshape_for(batch, 3 * hid);
@@ -89,6 +90,7 @@ impl Layer for Gru {
             RowsPtr::rows_of(&mut self.gh),
         );
         let (p, level) = (&self.p, rt.simd);
+        let prec = rt.precision;
         for_groups(rt, batch, &|k0, n| {
             for t in 0..steps {
                 // SAFETY: this group's rows (examples k0..k0+n) of every buffer, here
@@ -98,7 +100,7 @@ impl Layer for Gru {
                     row.copy_from_slice(&p.b_hh);
                 }
                 // SAFETY: as above, this group's rows of the previous step
-                unsafe { p.add_previous(hs, t, batch, k0, n, ghg) };
+                unsafe { p.add_previous(prec, hs, t, batch, k0, n, ghg) };
                 for k in k0..k0 + n {
                     let r = t * batch + k;
                     // SAFETY: as above.
@@ -150,6 +152,7 @@ impl Layer for Gru {
         rt: &Runtime,
     ) {
         let (batch, hid, steps) = (dy.rows, self.p.hidden, self.p.steps);
+        self.p.ready_backward(rt);
         self.dgx.reshape_for(steps * batch, 3 * hid);
         self.dgh.reshape_for(steps * batch, 3 * hid);
         self.dh.reshape_for(batch, hid);
@@ -161,6 +164,7 @@ impl Layer for Gru {
         );
         let (gates, nh, hs, p) = (&self.gates, &self.nh, &self.hs, &self.p);
         let level = rt.simd;
+        let prec = rt.precision;
         for_groups(rt, batch, &|k0, n| {
             for t in (0..steps).rev() {
                 for k in k0..k0 + n {
@@ -174,14 +178,7 @@ impl Layer for Gru {
                     // dh_prev += dgh_t W_hh for this group
                     // SAFETY: as above.
                     let (dg, dh) = unsafe { (&*dghs.rows(t * batch + k0, n), dhs.rows(k0, n)) };
-                    let dgv = View {
-                        data: dg,
-                        rows: n,
-                        cols: 3 * hid,
-                        rs: 3 * hid,
-                        cs: 1,
-                    };
-                    gemm_here(dgv, View::of(&p.w_hh), dh, true);
+                    p.back_through(prec, dg, dh, true);
                 }
             }
         });

@@ -13,8 +13,8 @@ use super::{Features, Layer, Param, Pass};
 use crate::init::Init;
 use crate::rng::Rng;
 use crate::runtime::Runtime;
+use crate::tensor::Matrix;
 use crate::tensor::gates::{sigmoid_in_place, tanh_in_place, tanh_into};
-use crate::tensor::{Matrix, View, gemm_here};
 
 /// An LSTM layer over sequences `(t, f)` giving its last hidden state `(hidden,)`.
 #[derive(Clone, Debug)]
@@ -30,8 +30,6 @@ pub struct Lstm {
     tcs: Matrix,
     /// (t·batch, hidden): hidden states
     hs: Matrix,
-    /// (batch, 4·hidden): one step's `h W_hhᵀ + b_hh`
-    gh: Matrix,
     /// (t·batch, 4·hidden): gradients of the gates before their nonlinearities
     dgates: Matrix,
     /// (batch, hidden): gradients reaching `h` and `c` of the step being undone
@@ -57,7 +55,6 @@ impl Lstm {
             cs: Matrix::default(),
             tcs: Matrix::default(),
             hs: Matrix::default(),
-            gh: Matrix::default(),
             dgates: Matrix::default(),
             dh: Matrix::default(),
             dc: Matrix::default(),
@@ -82,38 +79,33 @@ impl Layer for Lstm {
     fn forward(&mut self, x: &Matrix, y: &mut Matrix, pass: &mut Pass<'_>) {
         let rt = pass.rt;
         let (batch, hid, steps) = (x.rows, self.p.hidden, self.p.steps);
-        self.p.project_inputs(rt, x, &mut self.xs, &mut self.gates);
+        // both biases go in with the input projections; each step adds `h W_hhᵀ`
+        self.p
+            .project_inputs(rt, x, &mut self.xs, &mut self.gates, true);
         for m in [&mut self.cs, &mut self.tcs, &mut self.hs] {
             m.reshape_for(steps * batch, hid);
         }
-        self.gh.reshape_for(batch, 4 * hid);
         let level = rt.simd;
-        let (gates, cs, tcs, hs, gh) = (
+        let (gates, cs, tcs, hs) = (
             RowsPtr::rows_of(&mut self.gates),
             RowsPtr::rows_of(&mut self.cs),
             RowsPtr::rows_of(&mut self.tcs),
             RowsPtr::rows_of(&mut self.hs),
-            RowsPtr::rows_of(&mut self.gh),
         );
         let p = &self.p;
+        let prec = rt.precision;
         for_groups(rt, batch, &|k0, n| {
             for t in 0..steps {
                 // SAFETY: this group's rows (examples k0..k0+n) of every buffer, here
                 // alone; the previous step's rows were written by this thread.
-                let ghg = unsafe { gh.rows(k0, n) };
-                for row in ghg.chunks_mut(4 * hid) {
-                    row.copy_from_slice(&p.b_hh);
-                }
+                let gt = unsafe { gates.rows(t * batch + k0, n) };
                 // SAFETY: as above, this group's rows of the previous step
-                unsafe { p.add_previous(hs, t, batch, k0, n, ghg) };
+                unsafe { p.add_previous(prec, hs, t, batch, k0, n, gt) };
                 for k in k0..k0 + n {
                     let r = t * batch + k;
                     // SAFETY: as above.
                     let (g, c, tc, h) = unsafe { (gates.row(r), cs.row(r), tcs.row(r), hs.row(r)) };
                     let c_prev = (t > 0).then(|| unsafe { &*cs.row(r - batch) });
-                    g.iter_mut()
-                        .zip(&ghg[(k - k0) * 4 * hid..][..4 * hid])
-                        .for_each(|(a, &b)| *a += b);
                     sigmoid_in_place(level, &mut g[..2 * hid]);
                     tanh_in_place(level, &mut g[2 * hid..3 * hid]);
                     sigmoid_in_place(level, &mut g[3 * hid..]);
@@ -159,6 +151,7 @@ impl Layer for Lstm {
         rt: &Runtime,
     ) {
         let (batch, hid, steps) = (dy.rows, self.p.hidden, self.p.steps);
+        self.p.ready_backward(rt);
         self.dgates.reshape_for(steps * batch, 4 * hid);
         self.dh.reshape_for(batch, hid);
         self.dh.data.copy_from_slice(&dy.data);
@@ -171,6 +164,7 @@ impl Layer for Lstm {
         );
         let (gates, cs, tcs, p) = (&self.gates, &self.cs, &self.tcs, &self.p);
         let level = rt.simd;
+        let prec = rt.precision;
         for_groups(rt, batch, &|k0, n| {
             for t in (0..steps).rev() {
                 for k in k0..k0 + n {
@@ -184,14 +178,7 @@ impl Layer for Lstm {
                     // dh_prev = dgates_t W_hh for this group
                     // SAFETY: as above.
                     let (dg, dh) = unsafe { (&*dgates.rows(t * batch + k0, n), dhs.rows(k0, n)) };
-                    let dgv = View {
-                        data: dg,
-                        rows: n,
-                        cols: 4 * hid,
-                        rs: 4 * hid,
-                        cs: 1,
-                    };
-                    gemm_here(dgv, View::of(&p.w_hh), dh, false);
+                    p.back_through(prec, dg, dh, false);
                 }
             }
         });

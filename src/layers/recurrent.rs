@@ -9,7 +9,8 @@
 use super::{Features, Param, Shape};
 use crate::init::Init;
 use crate::rng::Rng;
-use crate::runtime::Runtime;
+use crate::runtime::{Precision, Runtime};
+use crate::tensor::bf16::{self, PackedB};
 use crate::tensor::{Matrix, View, gemm, gemm_here, matmul_tn};
 
 /// One recurrent layer's weights as PyTorch names and lays them out: gate blocks
@@ -32,11 +33,22 @@ pub struct RecurrentParams {
     pub dw_hh: Matrix,
     pub db_ih: Vec<f32>,
     pub db_hh: Vec<f32>,
+    /// (hidden, gates·hidden): `W_hhᵀ`, copied by each f32 forward pass: the steps'
+    /// products `h W_hhᵀ` read it row-major, which the `gemm` crate takes without
+    /// repacking the weights at every step (`examples/recurrent_products.rs`)
+    w_hh_t: Matrix,
+    /// `W_hhᵀ` and `W_hh` packed for the bf16 kernel, by each pass in bf16: the
+    /// forward steps' and the backward steps' second operands
+    bf16_fwd: PackedB,
+    bf16_bwd: PackedB,
+    /// (gates·hidden,): the bias added with the input projections
+    bias: Vec<f32>,
 }
 
 impl RecurrentParams {
     /// `out += h_{t-1} W_hhᵀ` for the `n` examples from `k0` of a group at step `t`
-    /// (nothing at step 0, whose previous state is zero).
+    /// (nothing at step 0, whose previous state is zero), in `precision` (bf16 on the
+    /// weights packed by [`project_inputs`](Self::project_inputs)).
     ///
     /// # Shapes
     /// `hs: (steps·batch, hidden)` rows step-major, `out: (n, gates·hidden)`.
@@ -44,8 +56,10 @@ impl RecurrentParams {
     /// # Safety
     /// No other live reference to those examples' rows of step `t - 1` (each group of
     /// [`for_groups`] reads only its own rows).
+    #[allow(clippy::too_many_arguments)]
     pub unsafe fn add_previous(
         &self,
+        precision: Precision,
         hs: RowsPtr,
         t: usize,
         batch: usize,
@@ -65,7 +79,41 @@ impl RecurrentParams {
             rs: self.hidden,
             cs: 1,
         };
-        gemm_here(hv, View::transposed(&self.w_hh), out, true);
+        if in_bf16(precision, self.gates * self.hidden) {
+            bf16::gemm_bf16_packed_here(hv, &self.bf16_fwd, out, true);
+        } else {
+            gemm_here(hv, View::of(&self.w_hh_t), out, true);
+        }
+    }
+
+    /// Readies the backward steps' products ([`back_through`](Self::back_through)):
+    /// in bf16, packs `W_hh`.
+    pub fn ready_backward(&mut self, rt: &Runtime) {
+        if in_bf16(rt.precision, self.hidden) {
+            self.bf16_bwd.pack(View::of(&self.w_hh));
+        }
+    }
+
+    /// `dh (+)= dg W_hh`: the gradient reaching a group's previous hidden states from
+    /// the gradients `dg` of its gates' pre-activations, in `precision` (bf16 on the
+    /// weights packed by [`ready_backward`](Self::ready_backward)).
+    ///
+    /// # Shapes
+    /// `dg: (n, gates·hidden)` row-major, `dh: (n, hidden)`.
+    pub fn back_through(&self, precision: Precision, dg: &[f32], dh: &mut [f32], accumulate: bool) {
+        let gh = self.gates * self.hidden;
+        let dgv = View {
+            data: dg,
+            rows: dg.len() / gh,
+            cols: gh,
+            rs: gh,
+            cs: 1,
+        };
+        if in_bf16(precision, self.hidden) {
+            bf16::gemm_bf16_packed_here(dgv, &self.bf16_bwd, dh, accumulate);
+        } else {
+            gemm_here(dgv, View::of(&self.w_hh), dh, accumulate);
+        }
     }
 
     /// Parameters for sequences `(steps, features)` and `hidden` units, drawn in
@@ -106,6 +154,10 @@ impl RecurrentParams {
             dw_hh: Matrix::zeros(gh, hidden),
             db_ih: vec![0.0; gh],
             db_hh: vec![0.0; gh],
+            w_hh_t: Matrix::zeros(hidden, gh),
+            bf16_fwd: PackedB::default(),
+            bf16_bwd: PackedB::default(),
+            bias: vec![0.0; gh],
         }
     }
 
@@ -167,14 +219,33 @@ impl RecurrentParams {
         });
     }
 
-    /// The input projections of every step at once, biases included:
-    /// `xs = steps(x)`, `gx = xs W_ihᵀ + b_ih`.
+    /// Readies a forward pass: the input projections of every step at once, biases
+    /// included, `xs = steps(x)`, `gx = xs W_ihᵀ + b_ih` (`+ b_hh` too with
+    /// `with_b_hh`, for layers that add both biases to the same sum), and `W_hhᵀ` for
+    /// the steps' products ([`add_previous`](Self::add_previous)) in `rt`'s precision.
     ///
     /// # Shapes
     /// `x: (batch, steps·features)`, `xs` made `(steps·batch, features)`, `gx` made
     /// `(steps·batch, gates·hidden)`, row `t·batch + b` for step `t` of example `b`.
-    pub fn project_inputs(&self, rt: &Runtime, x: &Matrix, xs: &mut Matrix, gx: &mut Matrix) {
+    pub fn project_inputs(
+        &mut self,
+        rt: &Runtime,
+        x: &Matrix,
+        xs: &mut Matrix,
+        gx: &mut Matrix,
+        with_b_hh: bool,
+    ) {
         let (batch, t, f) = (x.rows, self.steps, self.features);
+        let (gh, hid) = (self.gates * self.hidden, self.hidden);
+        if in_bf16(rt.precision, gh) {
+            self.bf16_fwd.pack(View::transposed(&self.w_hh));
+        } else {
+            for (i, row) in self.w_hh.data.chunks_exact(hid).enumerate() {
+                for (j, &w) in row.iter().enumerate() {
+                    self.w_hh_t.data[j * gh + i] = w;
+                }
+            }
+        }
         xs.reshape_for(t * batch, f);
         for b in 0..batch {
             for s in 0..t {
@@ -182,8 +253,15 @@ impl RecurrentParams {
                     .copy_from_slice(&x.row(b)[s * f..(s + 1) * f]);
             }
         }
-        gx.reshape_for(t * batch, self.gates * self.hidden);
-        super::broadcast_rows(gx, &self.b_ih);
+        self.bias.copy_from_slice(&self.b_ih);
+        if with_b_hh {
+            self.bias
+                .iter_mut()
+                .zip(&self.b_hh)
+                .for_each(|(a, &b)| *a += b);
+        }
+        gx.reshape_for(t * batch, gh);
+        super::broadcast_rows(gx, &self.bias);
         gemm(rt, View::of(xs), View::transposed(&self.w_ih), gx, true);
     }
 
@@ -229,6 +307,12 @@ impl RecurrentParams {
             }
         }
     }
+}
+
+/// Whether a step's product with `n` output columns runs in bf16: in bf16 precision,
+/// for as many columns as `tensor::gemm_here_in` takes to the bf16 kernel.
+fn in_bf16(precision: Precision, n: usize) -> bool {
+    precision == Precision::Bf16 && n >= bf16::NR / 2
 }
 
 /// Rows `rows` of `m` as a view.

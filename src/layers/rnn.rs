@@ -11,8 +11,8 @@ use super::{Features, Layer, Param, Pass};
 use crate::init::Init;
 use crate::rng::Rng;
 use crate::runtime::Runtime;
+use crate::tensor::Matrix;
 use crate::tensor::gates::tanh_in_place;
-use crate::tensor::{Matrix, View, gemm_here};
 
 /// A tanh RNN layer over sequences `(t, f)` giving its last hidden state `(hidden,)`.
 #[derive(Clone, Debug)]
@@ -66,18 +66,17 @@ impl Layer for Rnn {
     fn forward(&mut self, x: &Matrix, y: &mut Matrix, pass: &mut Pass<'_>) {
         let rt = pass.rt;
         let (batch, hid, steps) = (x.rows, self.p.hidden, self.p.steps);
-        self.p.project_inputs(rt, x, &mut self.xs, &mut self.hs);
+        self.p
+            .project_inputs(rt, x, &mut self.xs, &mut self.hs, true);
         let (hs, p, level) = (RowsPtr::rows_of(&mut self.hs), &self.p, rt.simd);
+        let prec = rt.precision;
         for_groups(rt, batch, &|k0, n| {
             for t in 0..steps {
                 // SAFETY: this group's rows (examples k0..k0+n), here alone; the
                 // previous step's were written by this thread.
                 let h = unsafe { hs.rows(t * batch + k0, n) };
-                for row in h.chunks_mut(hid) {
-                    row.iter_mut().zip(&p.b_hh).for_each(|(a, &b)| *a += b);
-                }
                 // SAFETY: as above, this group's rows of the previous step
-                unsafe { p.add_previous(hs, t, batch, k0, n, h) };
+                unsafe { p.add_previous(prec, hs, t, batch, k0, n, h) };
                 tanh_in_place(level, h);
             }
         });
@@ -98,6 +97,7 @@ impl Layer for Rnn {
         rt: &Runtime,
     ) {
         let (batch, hid, steps) = (dy.rows, self.p.hidden, self.p.steps);
+        self.p.ready_backward(rt);
         self.da.reshape_for(steps * batch, hid);
         self.dh.reshape_for(batch, hid);
         self.dh.data.copy_from_slice(&dy.data);
@@ -106,6 +106,7 @@ impl Layer for Rnn {
             RowsPtr::rows_of(&mut self.dh),
         );
         let (hs, p) = (&self.hs, &self.p);
+        let prec = rt.precision;
         for_groups(rt, batch, &|k0, n| {
             for t in (0..steps).rev() {
                 // SAFETY: this group's rows, here alone.
@@ -115,14 +116,7 @@ impl Layer for Rnn {
                     *d = g * (1.0 - h * h);
                 }
                 if t > 0 {
-                    let dav = View {
-                        data: da,
-                        rows: n,
-                        cols: hid,
-                        rs: hid,
-                        cs: 1,
-                    };
-                    gemm_here(dav, View::of(&p.w_hh), dh, false);
+                    p.back_through(prec, da, dh, false);
                 }
             }
         });

@@ -359,25 +359,108 @@ fn product(
         // panels j0/NR .. are its own.
         let packed_b = unsafe { panels.rows(j0 / NR, nb.div_ceil(NR)) };
         pack_b(b, j0, nb, packed_b, fast);
-        for (jp, bp) in packed_b.chunks_exact(kp * NR).enumerate() {
-            let cols = NR.min(nb - jp * NR);
-            for (ip, ap) in packed_a.chunks_exact(kp * MR).enumerate() {
-                let rows = MR.min(m - ip * MR);
-                let tile = TileOut {
-                    ptr: dst.tile(ip * MR, j0 + jp * NR, rows, cols),
-                    ld: n,
-                    rows,
-                    cols,
-                    accumulate,
-                };
-                // SAFETY: `tile` checked the tile lies inside `out`; this block alone
-                // writes its columns.
-                unsafe { run_tile(fast, kp, ap, bp, tile) };
-            }
-        }
+        tiles(kp, m, packed_a, (j0, nb), packed_b, dst, accumulate, fast);
     };
     let t = if m * n * k < 64 * 64 * 64 { 1 } else { threads };
     fork_blocks(0, n, column_block(n, t), &block);
+}
+
+/// The tiles of columns `j0 .. j0 + nb` of an `m`-row product with `kp` pairs: every
+/// panel of `packed_a` against every panel of `packed_b` (which holds those columns),
+/// into `dst`, the product's output, row-major.
+#[allow(clippy::too_many_arguments)]
+fn tiles(
+    kp: usize,
+    m: usize,
+    packed_a: &[u32],
+    (j0, nb): (usize, usize),
+    packed_b: &[u32],
+    dst: Disjoint<f32>,
+    accumulate: bool,
+    fast: bool,
+) {
+    let n = dst.width();
+    for (jp, bp) in packed_b.chunks_exact(kp * NR).enumerate() {
+        let cols = NR.min(nb - jp * NR);
+        for (ip, ap) in packed_a.chunks_exact(kp * MR).enumerate() {
+            let rows = MR.min(m - ip * MR);
+            let tile = TileOut {
+                ptr: dst.tile(ip * MR, j0 + jp * NR, rows, cols),
+                ld: n,
+                rows,
+                cols,
+                accumulate,
+            };
+            // SAFETY: `tile` checked the tile lies inside `out`; the caller's block
+            // alone writes these columns.
+            unsafe { run_tile(fast, kp, ap, bp, tile) };
+        }
+    }
+}
+
+/// A `b` operand packed once for many products (module docs' layout, all its
+/// columns): a recurrent layer's `W_hh`, which every step of a pass multiplies.
+#[derive(Clone, Debug, Default)]
+pub struct PackedB {
+    data: Vec<u32>,
+    k: usize,
+    n: usize,
+}
+
+impl PackedB {
+    /// Packs `b` (`k x n`) in place of what was held (allocating only to grow).
+    pub fn pack(&mut self, b: View<'_>) {
+        assert!(
+            b.in_bounds(),
+            "PackedB::pack: the view reaches past its data"
+        );
+        (self.k, self.n) = (b.rows, b.cols);
+        self.data.resize(packed_len_b(b.rows, b.cols), 0);
+        pack_b(b, 0, b.cols, &mut self.data, available());
+    }
+}
+
+/// [`gemm_bf16_here`] with `b` packed beforehand, `a` packed into buffers kept by
+/// this thread: the same bits as `gemm_bf16_here` on the unpacked `b`.
+///
+/// # Shapes
+/// `a: (m, k)`, `b: (k, n)`, `out: (m·n,)`, a row-major `(m, n)`.
+///
+/// # Panics
+/// If the shapes do not fit or `a` reaches past its data.
+pub fn gemm_bf16_packed_here(a: View<'_>, b: &PackedB, out: &mut [f32], accumulate: bool) {
+    let (m, k, n) = (a.rows, a.cols, b.n);
+    assert_eq!(b.k, k, "gemm_bf16_packed_here: inner dims");
+    assert_eq!(out.len(), m * n, "gemm_bf16_packed_here: out's length");
+    assert!(
+        a.in_bounds(),
+        "gemm_bf16_packed_here: a reaches past its data"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            out.fill(0.0);
+        }
+        return;
+    }
+    let fast = available();
+    PACKS.with_borrow_mut(|packs| {
+        packs.a.resize(packed_len_a(m, k), 0);
+        pack_a(a, &mut packs.a, fast);
+        let dst = Disjoint::of(out, n);
+        tiles(
+            k.div_ceil(2),
+            m,
+            &packs.a,
+            (0, n),
+            &b.data,
+            dst,
+            accumulate,
+            fast,
+        );
+    });
 }
 
 /// One tile on the fast kernel when `fast`, else the portable one.

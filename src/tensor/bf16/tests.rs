@@ -191,6 +191,39 @@ fn bits_do_not_depend_on_the_thread_count() {
     }
 }
 
+/// A `b` packed once gives the bits of the product that packs it each time, for
+/// either layout of `b`, at edge sizes, with and without `accumulate`; one `PackedB`
+/// repacked from shape to shape (larger, then smaller) holds only the last.
+#[test]
+fn products_with_b_packed_beforehand_are_the_same() {
+    let mut rng = Rng::new(17);
+    let mut packed = PackedB::default();
+    for &(m, k, n) in &[(50, 128, 512), (3, 7, 33), (21, 512, 128), (10, 1, 16)] {
+        let (a, b, bt) = (
+            random(m, k, &mut rng),
+            random(k, n, &mut rng),
+            random(n, k, &mut rng),
+        );
+        for bv in [View::of(&b), View::transposed(&bt)] {
+            packed.pack(bv);
+            for accumulate in [false, true] {
+                let start = random(m, n, &mut rng);
+                let (mut want, mut got) = (start.data.clone(), start.data);
+                gemm_bf16_here(
+                    View::of(&a),
+                    bv,
+                    &mut want,
+                    accumulate,
+                    &mut Packs::default(),
+                );
+                gemm_bf16_packed_here(View::of(&a), &packed, &mut got, accumulate);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "({m}, {k}, {n}) {accumulate}");
+            }
+        }
+    }
+}
+
 /// Against the f32 product, the error is bf16's: about 2^-8 of `Σ |a||b|`, no more.
 #[test]
 fn error_against_f32_is_bf16_sized() {
