@@ -66,7 +66,10 @@ fn training_steps_do_not_allocate() {
         );
         // the bf16 products' packing buffers (where the CPU has them)
         if let (bf16, None) = rt.with_precision(nnlab::runtime::Precision::Bf16) {
-            steps(bf16, &["xavier", "dropout", "deep", "cnn"]);
+            steps(
+                bf16,
+                &["xavier", "dropout", "deep", "cnn", "lstm", "gru", "rnn"],
+            );
         }
     }
 }

@@ -107,7 +107,9 @@ impl Layer for Gru {
                     let (g, nr, h) = unsafe { (gates.row(r), nh.row(r), hs.row(r)) };
                     let h_prev = (t > 0).then(|| unsafe { &*hs.row(r - batch) });
                     let ghr = &ghg[(k - k0) * 3 * hid..][..3 * hid];
-                    // r, z = σ(x part + h part); n = tanh(x part + r ⊙ h part)
+                    // r, z = σ(x part + h part); n = tanh(x part + r ⊙ h part), the
+                    // x part's bias b_ih added here
+                    g.iter_mut().zip(&p.bias).for_each(|(a, &b)| *a += b);
                     g[..2 * hid].iter_mut().zip(ghr).for_each(|(a, &b)| *a += b);
                     sigmoid_in_place(level, &mut g[..2 * hid]);
                     let (rz, gn) = g.split_at_mut(2 * hid);

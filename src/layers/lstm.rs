@@ -79,7 +79,7 @@ impl Layer for Lstm {
     fn forward(&mut self, x: &Matrix, y: &mut Matrix, pass: &mut Pass<'_>) {
         let rt = pass.rt;
         let (batch, hid, steps) = (x.rows, self.p.hidden, self.p.steps);
-        // both biases go in with the input projections; each step adds `h W_hhᵀ`
+        // each step adds `h W_hhᵀ` and both biases to its input projection
         self.p
             .project_inputs(rt, x, &mut self.xs, &mut self.gates, true);
         for m in [&mut self.cs, &mut self.tcs, &mut self.hs] {
@@ -106,6 +106,7 @@ impl Layer for Lstm {
                     // SAFETY: as above.
                     let (g, c, tc, h) = unsafe { (gates.row(r), cs.row(r), tcs.row(r), hs.row(r)) };
                     let c_prev = (t > 0).then(|| unsafe { &*cs.row(r - batch) });
+                    g.iter_mut().zip(&p.bias).for_each(|(a, &b)| *a += b);
                     sigmoid_in_place(level, &mut g[..2 * hid]);
                     tanh_in_place(level, &mut g[2 * hid..3 * hid]);
                     sigmoid_in_place(level, &mut g[3 * hid..]);

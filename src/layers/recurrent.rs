@@ -1,7 +1,9 @@
 //! What the recurrent layers (`Rnn`, `Lstm`, `Gru`) share: PyTorch's parameters for
 //! one layer of `gates` gate blocks, the move between the batch's `(b, t)` row order
 //! and the steps' `(t, b)` order, and the weight gradients, which are computed once
-//! for all steps as three GEMMs after backpropagation through time.
+//! for all steps as three GEMMs after backpropagation through time; and the steps'
+//! products `h W_hhᵀ` and `dg W_hh`, in f32 or, in bf16 precision, on `W_hh` packed
+//! once per pass.
 //!
 //! Each layer reads a sequence `(t, f)` (an image read as `h` rows of `w` pixels) and
 //! gives its last hidden state `(hidden,)`.
@@ -41,8 +43,9 @@ pub struct RecurrentParams {
     /// forward steps' and the backward steps' second operands
     bf16_fwd: PackedB,
     bf16_bwd: PackedB,
-    /// (gates·hidden,): the bias added with the input projections
-    bias: Vec<f32>,
+    /// (gates·hidden,): the bias each step adds to its input projection, set by
+    /// [`project_inputs`](Self::project_inputs): `b_ih`, plus `b_hh` where asked
+    pub bias: Vec<f32>,
 }
 
 impl RecurrentParams {
@@ -219,10 +222,11 @@ impl RecurrentParams {
         });
     }
 
-    /// Readies a forward pass: the input projections of every step at once, biases
-    /// included, `xs = steps(x)`, `gx = xs W_ihᵀ + b_ih` (`+ b_hh` too with
-    /// `with_b_hh`, for layers that add both biases to the same sum), and `W_hhᵀ` for
-    /// the steps' products ([`add_previous`](Self::add_previous)) in `rt`'s precision.
+    /// Readies a forward pass: the input projections of every step at once,
+    /// `xs = steps(x)`, `gx = xs W_ihᵀ` (no bias: each step adds [`bias`](Self::bias),
+    /// `b_ih`, or `b_ih + b_hh` with `with_b_hh`, for layers that add both biases to
+    /// the same sum), and `W_hh` for the steps' products
+    /// ([`add_previous`](Self::add_previous)) in `rt`'s precision.
     ///
     /// # Shapes
     /// `x: (batch, steps·features)`, `xs` made `(steps·batch, features)`, `gx` made
@@ -261,8 +265,7 @@ impl RecurrentParams {
                 .for_each(|(a, &b)| *a += b);
         }
         gx.reshape_for(t * batch, gh);
-        super::broadcast_rows(gx, &self.bias);
-        gemm(rt, View::of(xs), View::transposed(&self.w_ih), gx, true);
+        gemm(rt, View::of(xs), View::transposed(&self.w_ih), gx, false);
     }
 
     /// The weight and bias gradients from every step's pre-activation gradients, and
@@ -270,7 +273,8 @@ impl RecurrentParams {
     /// `db_ih = Σ dgx`, `db_hh = Σ dgh`, `dx = unsteps(dgx W_ih)`.
     ///
     /// # Shapes
-    /// `dgx, dgh: (steps·batch, gates·hidden)` (for LSTM and RNN the same matrix),
+    /// `dgx, dgh: (steps·batch, gates·hidden)` (for LSTM and RNN the same matrix,
+    /// summed once),
     /// `xs: (steps·batch, features)`, `hs: (steps·batch, hidden)`, `dxs` scratch,
     /// `dx: (batch, steps·features)`.
     #[allow(clippy::too_many_arguments)]
@@ -295,7 +299,11 @@ impl RecurrentParams {
             false,
         );
         super::column_sums(dgx, &mut self.db_ih);
-        super::column_sums(dgh, &mut self.db_hh);
+        if std::ptr::eq(dgx, dgh) {
+            self.db_hh.copy_from_slice(&self.db_ih);
+        } else {
+            super::column_sums(dgh, &mut self.db_hh);
+        }
         if let Some(dx) = dx {
             dxs.reshape_for(xs.rows, self.features);
             gemm(rt, View::of(dgx), View::of(&self.w_ih), dxs, false);

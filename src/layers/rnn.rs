@@ -77,6 +77,9 @@ impl Layer for Rnn {
                 let h = unsafe { hs.rows(t * batch + k0, n) };
                 // SAFETY: as above, this group's rows of the previous step
                 unsafe { p.add_previous(prec, hs, t, batch, k0, n, h) };
+                for row in h.chunks_mut(p.bias.len()) {
+                    row.iter_mut().zip(&p.bias).for_each(|(a, &b)| *a += b);
+                }
                 tanh_in_place(level, h);
             }
         });
