@@ -1,9 +1,13 @@
 //! The recurrent layers' products at the row counts a step can have (25, 50 and 100
 //! examples: a batch of 100 cut into 4 groups, 2 threads' blocks, one thread) and their
-//! weight gradients over all 28 steps, through `gemm` 0.19:
+//! weight gradients over all 28 steps, through `gemm` 0.19: a step's `h W_hhᵀ` with
+//! `W_hh` read transposed in place and with `W_hhᵀ` stored row-major (what the f32
+//! steps use), and `dg W_hh`; where the CPU has AVX512-BF16, both in bf16 on the
+//! weights packed once (what the bf16 steps use).
 //! `cargo run --release --example recurrent_products`.
 use nnlab::Runtime;
-use nnlab::tensor::{Matrix, View, gemm, gemm_here};
+use nnlab::tensor::bf16::{self, PackedB, Packs};
+use nnlab::tensor::{Matrix, View, gemm, gemm_here, transpose};
 use std::time::Instant;
 
 /// Best of 5 runs of `reps` calls of `f`, in GFLOP/s for a product of `flop`.
@@ -28,17 +32,38 @@ fn filled(rows: usize, cols: usize) -> Matrix {
 fn main() {
     let (hid, gates) = (128, 512);
     let w_hh = filled(gates, hid);
+    let w_hh_t = transpose(&w_hh);
+    let (mut fwd, mut bwd, mut packs) = (PackedB::default(), PackedB::default(), Packs::default());
+    fwd.pack(View::of(&w_hh_t));
+    bwd.pack(View::of(&w_hh));
     for rows in [25, 50, 100] {
         let (h, dg) = (filled(rows, hid), filled(rows, gates));
         let (mut out, mut dh) = (vec![0f32; rows * gates], vec![0f32; rows * hid]);
         let flop = 2 * rows * hid * gates;
-        let fwd = rate(flop, 2000, || {
+        let viewed = rate(flop, 2000, || {
             gemm_here(View::of(&h), View::transposed(&w_hh), &mut out, true)
         });
-        let bwd = rate(flop, 2000, || {
+        let stored = rate(flop, 2000, || {
+            gemm_here(View::of(&h), View::of(&w_hh_t), &mut out, true)
+        });
+        let back = rate(flop, 2000, || {
             gemm_here(View::of(&dg), View::of(&w_hh), &mut dh, false)
         });
-        println!("{rows:3} rows, one thread: h W_hhᵀ {fwd:5.1} GFLOP/s, dg W_hh {bwd:5.1} GFLOP/s");
+        println!(
+            "{rows:3} rows, one thread, f32: h W_hhᵀ {viewed:5.1} GFLOP/s (W_hh transposed \
+             in place), {stored:5.1} (W_hhᵀ stored); dg W_hh {back:5.1}"
+        );
+        if bf16::available() {
+            let f = rate(flop, 2000, || {
+                bf16::gemm_bf16_packed_here(View::of(&h), &fwd, &mut out, true, &mut packs)
+            });
+            let b = rate(flop, 2000, || {
+                bf16::gemm_bf16_packed_here(View::of(&dg), &bwd, &mut dh, false, &mut packs)
+            });
+            println!(
+                "{rows:3} rows, one thread, bf16 (W_hh packed once): h W_hhᵀ {f:5.1}, dg W_hh {b:5.1}"
+            );
+        }
     }
     let rt = Runtime::new(2);
     let (dgx, xs, hs) = (filled(2800, gates), filled(2800, 28), filled(2800, hid));

@@ -102,8 +102,8 @@ pub struct RuntimeOpts {
     /// What the dense matrix products compute in: f32, or bf16 (operands rounded to
     /// bfloat16, sums in f32; needs AVX512-BF16, else f32 with a warning). In bf16:
     /// convolutions, fully connected layers (but on a mostly-zero input), maxout,
-    /// projections, and all of the recurrent layers' products (their steps' too).
-    /// Weights, activations and the optimiser stay f32.
+    /// projections, and the recurrent layers' products (their steps' too), each at
+    /// least 16 columns wide. Weights, activations and the optimiser stay f32.
     #[arg(long, value_name = "P", default_value = "f32")]
     pub precision: Precision,
 }

@@ -47,9 +47,9 @@ pub enum Precision {
     F32,
     /// Operands rounded to bfloat16, f32 sums, on AVX512-BF16's `vdpbf16ps`
     /// ([`crate::tensor::bf16`]), for every product through `gemm` or a convolution's
-    /// `gemm_here_in` at least 16 columns wide; weights, activations, gradients and the
-    /// optimiser stay f32, and so do the sparse products and the recurrent layers'
-    /// per-step products.
+    /// `gemm_here_in` and every recurrent step's product, each at least 16 columns wide
+    /// ([`crate::tensor::bf16::takes`]); weights, activations, gradients and the
+    /// optimiser stay f32, and so do the sparse products.
     Bf16,
 }
 

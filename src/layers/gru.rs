@@ -21,7 +21,8 @@ pub struct Gru {
     pub p: RecurrentParams,
     /// (t·batch, f): the input, step-major
     xs: Matrix,
-    /// (t·batch, 3·hidden): `x W_ihᵀ + b_ih`, then `r z n` after their nonlinearities
+    /// (t·batch, 3·hidden): `x W_ihᵀ` (each step adds `b_ih`), then `r z n` after their
+    /// nonlinearities
     gates: Matrix,
     /// (t·batch, hidden): `nₕ` of every step (the new gate's hidden part)
     nh: Matrix,
@@ -78,8 +79,9 @@ impl Layer for Gru {
     fn forward(&mut self, x: &Matrix, y: &mut Matrix, pass: &mut Pass<'_>) {
         let rt = pass.rt;
         let (batch, hid, steps) = (x.rows, self.p.hidden, self.p.steps);
-        self.p
-            .project_inputs(rt, x, &mut self.xs, &mut self.gates, false);
+        self.p.ready_forward(rt, false);
+        self.p.project_inputs(rt, x, &mut self.xs, &mut self.gates);
+        let packs = self.p.step_packs(rt, batch);
         self.nh.reshape_for(steps * batch, hid);
         self.hs.reshape_for(steps * batch, hid);
         self.gh.reshape_for(batch, 3 * hid);
@@ -90,8 +92,9 @@ impl Layer for Gru {
             RowsPtr::rows_of(&mut self.gh),
         );
         let (p, level) = (&self.p, rt.simd);
-        let prec = rt.precision;
-        for_groups(rt, batch, &|k0, n| {
+        for_groups(rt, batch, &|first, k0, n| {
+            // SAFETY: the buffer of this block's first group, this block's alone
+            let packs = unsafe { &mut packs.row(first)[0] };
             for t in 0..steps {
                 // SAFETY: this group's rows (examples k0..k0+n) of every buffer, here
                 // alone; the previous step's rows were written by this thread.
@@ -100,7 +103,7 @@ impl Layer for Gru {
                     row.copy_from_slice(&p.b_hh);
                 }
                 // SAFETY: as above, this group's rows of the previous step
-                unsafe { p.add_previous(prec, hs, t, batch, k0, n, ghg) };
+                unsafe { p.add_previous(hs, t, batch, k0, n, ghg, packs) };
                 for k in k0..k0 + n {
                     let r = t * batch + k;
                     // SAFETY: as above.
@@ -155,6 +158,7 @@ impl Layer for Gru {
     ) {
         let (batch, hid, steps) = (dy.rows, self.p.hidden, self.p.steps);
         self.p.ready_backward(rt);
+        let packs = self.p.step_packs(rt, batch);
         self.dgx.reshape_for(steps * batch, 3 * hid);
         self.dgh.reshape_for(steps * batch, 3 * hid);
         self.dh.reshape_for(batch, hid);
@@ -166,8 +170,9 @@ impl Layer for Gru {
         );
         let (gates, nh, hs, p) = (&self.gates, &self.nh, &self.hs, &self.p);
         let level = rt.simd;
-        let prec = rt.precision;
-        for_groups(rt, batch, &|k0, n| {
+        for_groups(rt, batch, &|first, k0, n| {
+            // SAFETY: the buffer of this block's first group, this block's alone
+            let packs = unsafe { &mut packs.row(first)[0] };
             for t in (0..steps).rev() {
                 for k in k0..k0 + n {
                     let r = t * batch + k;
@@ -180,7 +185,7 @@ impl Layer for Gru {
                     // dh_prev += dgh_t W_hh for this group
                     // SAFETY: as above.
                     let (dg, dh) = unsafe { (&*dghs.rows(t * batch + k0, n), dhs.rows(k0, n)) };
-                    p.back_through(prec, dg, dh, true);
+                    p.back_through(dg, dh, true, packs);
                 }
             }
         });

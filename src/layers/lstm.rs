@@ -80,8 +80,9 @@ impl Layer for Lstm {
         let rt = pass.rt;
         let (batch, hid, steps) = (x.rows, self.p.hidden, self.p.steps);
         // each step adds `h W_hhᵀ` and both biases to its input projection
-        self.p
-            .project_inputs(rt, x, &mut self.xs, &mut self.gates, true);
+        self.p.ready_forward(rt, true);
+        self.p.project_inputs(rt, x, &mut self.xs, &mut self.gates);
+        let packs = self.p.step_packs(rt, batch);
         for m in [&mut self.cs, &mut self.tcs, &mut self.hs] {
             m.reshape_for(steps * batch, hid);
         }
@@ -93,14 +94,19 @@ impl Layer for Lstm {
             RowsPtr::rows_of(&mut self.hs),
         );
         let p = &self.p;
-        let prec = rt.precision;
-        for_groups(rt, batch, &|k0, n| {
+        for_groups(rt, batch, &|first, k0, n| {
+            // SAFETY: the buffer of this block's first group, this block's alone
+            let packs = unsafe { &mut packs.row(first)[0] };
             for t in 0..steps {
-                // SAFETY: this group's rows (examples k0..k0+n) of every buffer, here
-                // alone; the previous step's rows were written by this thread.
-                let gt = unsafe { gates.rows(t * batch + k0, n) };
-                // SAFETY: as above, this group's rows of the previous step
-                unsafe { p.add_previous(prec, hs, t, batch, k0, n, gt) };
+                {
+                    // SAFETY: this group's rows (examples k0..k0+n) of every buffer,
+                    // here alone (this borrow of step t's gates ends with the block,
+                    // before the rows are taken one by one below); the previous step's
+                    // rows were written by this thread.
+                    let gt = unsafe { gates.rows(t * batch + k0, n) };
+                    // SAFETY: as above, this group's rows of the previous step
+                    unsafe { p.add_previous(hs, t, batch, k0, n, gt, packs) };
+                }
                 for k in k0..k0 + n {
                     let r = t * batch + k;
                     // SAFETY: as above.
@@ -153,6 +159,7 @@ impl Layer for Lstm {
     ) {
         let (batch, hid, steps) = (dy.rows, self.p.hidden, self.p.steps);
         self.p.ready_backward(rt);
+        let packs = self.p.step_packs(rt, batch);
         self.dgates.reshape_for(steps * batch, 4 * hid);
         self.dh.reshape_for(batch, hid);
         self.dh.data.copy_from_slice(&dy.data);
@@ -165,8 +172,9 @@ impl Layer for Lstm {
         );
         let (gates, cs, tcs, p) = (&self.gates, &self.cs, &self.tcs, &self.p);
         let level = rt.simd;
-        let prec = rt.precision;
-        for_groups(rt, batch, &|k0, n| {
+        for_groups(rt, batch, &|first, k0, n| {
+            // SAFETY: the buffer of this block's first group, this block's alone
+            let packs = unsafe { &mut packs.row(first)[0] };
             for t in (0..steps).rev() {
                 for k in k0..k0 + n {
                     let r = t * batch + k;
@@ -179,7 +187,7 @@ impl Layer for Lstm {
                     // dh_prev = dgates_t W_hh for this group
                     // SAFETY: as above.
                     let (dg, dh) = unsafe { (&*dgates.rows(t * batch + k0, n), dhs.rows(k0, n)) };
-                    p.back_through(prec, dg, dh, false);
+                    p.back_through(dg, dh, false, packs);
                 }
             }
         });

@@ -10,9 +10,10 @@
 
 use super::{Features, Param, Shape};
 use crate::init::Init;
+use crate::par::Disjoint;
 use crate::rng::Rng;
-use crate::runtime::{Precision, Runtime};
-use crate::tensor::bf16::{self, PackedB};
+use crate::runtime::Runtime;
+use crate::tensor::bf16::{self, PackedB, Packs};
 use crate::tensor::{Matrix, View, gemm, gemm_here, matmul_tn};
 
 /// One recurrent layer's weights as PyTorch names and lays them out: gate blocks
@@ -35,23 +36,58 @@ pub struct RecurrentParams {
     pub dw_hh: Matrix,
     pub db_ih: Vec<f32>,
     pub db_hh: Vec<f32>,
-    /// (hidden, gates·hidden): `W_hhᵀ`, copied by each f32 forward pass: the steps'
-    /// products `h W_hhᵀ` read it row-major, which the `gemm` crate takes without
-    /// repacking the weights at every step (`examples/recurrent_products.rs`)
+    /// (hidden, gates·hidden): `W_hhᵀ`, copied by each forward pass whose steps run in
+    /// f32: they read it row-major, which the `gemm` crate takes without repacking
+    /// the weights at every step (`examples/recurrent_products.rs`)
     w_hh_t: Matrix,
-    /// `W_hhᵀ` and `W_hh` packed for the bf16 kernel, by each pass in bf16: the
-    /// forward steps' and the backward steps' second operands
+    /// `W_hhᵀ` and `W_hh` packed for the bf16 kernel by each pass whose steps run in
+    /// bf16: the forward steps' and the backward steps' second operands
     bf16_fwd: PackedB,
     bf16_bwd: PackedB,
+    /// Whether the steps of the pass readied last run in bf16 (`None`: not readied),
+    /// forward ([`ready_forward`](Self::ready_forward)) and backward
+    /// ([`ready_backward`](Self::ready_backward))
+    fwd_bf16: Option<bool>,
+    bwd_bf16: Option<bool>,
+    /// One bf16 packing buffer per group of [`for_groups`] (a block uses its first
+    /// group's), for the steps' first operands
+    packs: Vec<Packs>,
     /// (gates·hidden,): the bias each step adds to its input projection, set by
-    /// [`project_inputs`](Self::project_inputs): `b_ih`, plus `b_hh` where asked
-    pub bias: Vec<f32>,
+    /// [`ready_forward`](Self::ready_forward): `b_ih`, plus `b_hh` where asked
+    pub(crate) bias: Vec<f32>,
 }
 
 impl RecurrentParams {
+    /// Readies a forward pass in `rt`'s precision: `W_hh` for the steps' products
+    /// ([`add_previous`](Self::add_previous)), `W_hhᵀ` copied for f32 or packed for
+    /// bf16 ([`bf16::takes`]), and the [`bias`](Self::bias) each step adds, `b_ih`,
+    /// or `b_ih + b_hh` with `with_b_hh` (for layers that add both biases to the same
+    /// sum).
+    pub fn ready_forward(&mut self, rt: &Runtime, with_b_hh: bool) {
+        let (gh, hid) = (self.gates * self.hidden, self.hidden);
+        let in_bf16 = bf16::takes(rt.precision, gh);
+        if in_bf16 {
+            self.bf16_fwd.pack(View::transposed(&self.w_hh));
+        } else {
+            for (i, row) in self.w_hh.data.chunks_exact(hid).enumerate() {
+                for (j, &w) in row.iter().enumerate() {
+                    self.w_hh_t.data[j * gh + i] = w;
+                }
+            }
+        }
+        self.fwd_bf16 = Some(in_bf16);
+        self.bias.copy_from_slice(&self.b_ih);
+        if with_b_hh {
+            self.bias
+                .iter_mut()
+                .zip(&self.b_hh)
+                .for_each(|(a, &b)| *a += b);
+        }
+    }
+
     /// `out += h_{t-1} W_hhᵀ` for the `n` examples from `k0` of a group at step `t`
-    /// (nothing at step 0, whose previous state is zero), in `precision` (bf16 on the
-    /// weights packed by [`project_inputs`](Self::project_inputs)).
+    /// (nothing at step 0, whose previous state is zero), in the precision
+    /// [`ready_forward`](Self::ready_forward) readied (bf16: `h` packed into `packs`).
     ///
     /// # Shapes
     /// `hs: (steps·batch, hidden)` rows step-major, `out: (n, gates·hidden)`.
@@ -59,17 +95,21 @@ impl RecurrentParams {
     /// # Safety
     /// No other live reference to those examples' rows of step `t - 1` (each group of
     /// [`for_groups`] reads only its own rows).
+    ///
+    /// # Panics
+    /// If no forward pass was readied.
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn add_previous(
         &self,
-        precision: Precision,
         hs: RowsPtr,
         t: usize,
         batch: usize,
         k0: usize,
         n: usize,
         out: &mut [f32],
+        packs: &mut Packs,
     ) {
+        let in_bf16 = self.fwd_bf16.expect("add_previous: ready_forward first");
         if t == 0 {
             return;
         }
@@ -82,28 +122,35 @@ impl RecurrentParams {
             rs: self.hidden,
             cs: 1,
         };
-        if in_bf16(precision, self.gates * self.hidden) {
-            bf16::gemm_bf16_packed_here(hv, &self.bf16_fwd, out, true);
+        if in_bf16 {
+            bf16::gemm_bf16_packed_here(hv, &self.bf16_fwd, out, true, packs);
         } else {
             gemm_here(hv, View::of(&self.w_hh_t), out, true);
         }
     }
 
-    /// Readies the backward steps' products ([`back_through`](Self::back_through)):
-    /// in bf16, packs `W_hh`.
+    /// Readies a backward pass in `rt`'s precision: in bf16 ([`bf16::takes`]), packs
+    /// `W_hh` for the steps' products ([`back_through`](Self::back_through)).
     pub fn ready_backward(&mut self, rt: &Runtime) {
-        if in_bf16(rt.precision, self.hidden) {
+        let in_bf16 = bf16::takes(rt.precision, self.hidden);
+        if in_bf16 {
             self.bf16_bwd.pack(View::of(&self.w_hh));
         }
+        self.bwd_bf16 = Some(in_bf16);
     }
 
     /// `dh (+)= dg W_hh`: the gradient reaching a group's previous hidden states from
-    /// the gradients `dg` of its gates' pre-activations, in `precision` (bf16 on the
-    /// weights packed by [`ready_backward`](Self::ready_backward)).
+    /// the gradients `dg` of its gates' pre-activations, in the precision
+    /// [`ready_backward`](Self::ready_backward) readied (bf16: `dg` packed into
+    /// `packs`).
     ///
     /// # Shapes
     /// `dg: (n, gates·hidden)` row-major, `dh: (n, hidden)`.
-    pub fn back_through(&self, precision: Precision, dg: &[f32], dh: &mut [f32], accumulate: bool) {
+    ///
+    /// # Panics
+    /// If no backward pass was readied.
+    pub fn back_through(&self, dg: &[f32], dh: &mut [f32], accumulate: bool, packs: &mut Packs) {
+        let in_bf16 = self.bwd_bf16.expect("back_through: ready_backward first");
         let gh = self.gates * self.hidden;
         let dgv = View {
             data: dg,
@@ -112,11 +159,27 @@ impl RecurrentParams {
             rs: gh,
             cs: 1,
         };
-        if in_bf16(precision, self.hidden) {
-            bf16::gemm_bf16_packed_here(dgv, &self.bf16_bwd, dh, accumulate);
+        if in_bf16 {
+            bf16::gemm_bf16_packed_here(dgv, &self.bf16_bwd, dh, accumulate, packs);
         } else {
             gemm_here(dgv, View::of(&self.w_hh), dh, accumulate);
         }
+    }
+
+    /// The groups' packing buffers for a batch of `batch` (room reserved in bf16, so
+    /// that no step allocates), one per group of [`for_groups`]: a block takes the one
+    /// of its first group (its `g`).
+    pub fn step_packs(&mut self, rt: &Runtime, batch: usize) -> Disjoint<Packs> {
+        if self.packs.len() < GROUPS {
+            self.packs.resize_with(GROUPS, Packs::default);
+        }
+        if rt.precision == crate::runtime::Precision::Bf16 {
+            let rows = batch.div_ceil(GROUPS) * GROUPS;
+            for p in &mut self.packs {
+                p.reserve(rows, self.gates * self.hidden, 0);
+            }
+        }
+        Disjoint::of(&mut self.packs, 1)
     }
 
     /// Parameters for sequences `(steps, features)` and `hidden` units, drawn in
@@ -160,6 +223,9 @@ impl RecurrentParams {
             w_hh_t: Matrix::zeros(hidden, gh),
             bf16_fwd: PackedB::default(),
             bf16_bwd: PackedB::default(),
+            fwd_bf16: None,
+            bwd_bf16: None,
+            packs: Vec::new(),
             bias: vec![0.0; gh],
         }
     }
@@ -222,34 +288,14 @@ impl RecurrentParams {
         });
     }
 
-    /// Readies a forward pass: the input projections of every step at once,
-    /// `xs = steps(x)`, `gx = xs W_ihᵀ` (no bias: each step adds [`bias`](Self::bias),
-    /// `b_ih`, or `b_ih + b_hh` with `with_b_hh`, for layers that add both biases to
-    /// the same sum), and `W_hh` for the steps' products
-    /// ([`add_previous`](Self::add_previous)) in `rt`'s precision.
+    /// The input projections of every step at once, `xs = steps(x)`, `gx = xs W_ihᵀ`
+    /// (no bias: each step adds [`bias`](Self::bias)).
     ///
     /// # Shapes
     /// `x: (batch, steps·features)`, `xs` made `(steps·batch, features)`, `gx` made
     /// `(steps·batch, gates·hidden)`, row `t·batch + b` for step `t` of example `b`.
-    pub fn project_inputs(
-        &mut self,
-        rt: &Runtime,
-        x: &Matrix,
-        xs: &mut Matrix,
-        gx: &mut Matrix,
-        with_b_hh: bool,
-    ) {
+    pub fn project_inputs(&self, rt: &Runtime, x: &Matrix, xs: &mut Matrix, gx: &mut Matrix) {
         let (batch, t, f) = (x.rows, self.steps, self.features);
-        let (gh, hid) = (self.gates * self.hidden, self.hidden);
-        if in_bf16(rt.precision, gh) {
-            self.bf16_fwd.pack(View::transposed(&self.w_hh));
-        } else {
-            for (i, row) in self.w_hh.data.chunks_exact(hid).enumerate() {
-                for (j, &w) in row.iter().enumerate() {
-                    self.w_hh_t.data[j * gh + i] = w;
-                }
-            }
-        }
         xs.reshape_for(t * batch, f);
         for b in 0..batch {
             for s in 0..t {
@@ -257,14 +303,7 @@ impl RecurrentParams {
                     .copy_from_slice(&x.row(b)[s * f..(s + 1) * f]);
             }
         }
-        self.bias.copy_from_slice(&self.b_ih);
-        if with_b_hh {
-            self.bias
-                .iter_mut()
-                .zip(&self.b_hh)
-                .for_each(|(a, &b)| *a += b);
-        }
-        gx.reshape_for(t * batch, gh);
+        gx.reshape_for(t * batch, self.gates * self.hidden);
         gemm(rt, View::of(xs), View::transposed(&self.w_ih), gx, false);
     }
 
@@ -317,12 +356,6 @@ impl RecurrentParams {
     }
 }
 
-/// Whether a step's product with `n` output columns runs in bf16: in bf16 precision,
-/// for as many columns as `tensor::gemm_here_in` takes to the bf16 kernel.
-fn in_bf16(precision: Precision, n: usize) -> bool {
-    precision == Precision::Bf16 && n >= bf16::NR / 2
-}
-
 /// Rows `rows` of `m` as a view.
 pub fn rows_view(m: &Matrix, rows: std::ops::Range<usize>) -> View<'_> {
     View {
@@ -341,18 +374,19 @@ pub type RowsPtr = crate::par::Disjoint<f32>;
 /// count, so that the batch is cut the same way on one thread or many.
 pub const GROUPS: usize = 4;
 
-/// Runs `f(k0, n)` for examples `k0..k0 + n` of `0..batch`, cut into [`GROUPS`] groups
+/// Runs `f(g, k0, n)` for examples `k0..k0 + n` of `0..batch` (`g` the index of the
+/// first of their groups), cut into [`GROUPS`] groups
 /// (fewer for a smaller batch), the groups shared among `rt`'s threads: each thread
 /// takes a run of whole groups through every step of a recurrence, as one block of
 /// rows (one product per step for its groups together: on 2 threads, two blocks of
 /// 50 rows rather than four of 25). Each row's sums in those products do not depend on
 /// how many rows share them, so neither do the bits (tested at 1, 2 and 3 threads).
-pub fn for_groups(rt: &Runtime, batch: usize, f: &(impl Fn(usize, usize) + Sync)) {
+pub fn for_groups(rt: &Runtime, batch: usize, f: &(impl Fn(usize, usize, usize) + Sync)) {
     let per = batch.div_ceil(GROUPS).max(1);
     let groups = batch.div_ceil(per);
     let per_thread = groups.div_ceil(rt.threads.max(1)).max(1);
     crate::par::fork_blocks(0, groups, per_thread, &|g0, m| {
         let k0 = g0 * per;
-        f(k0, (m * per).min(batch - k0));
+        f(g0, k0, (m * per).min(batch - k0));
     });
 }

@@ -66,17 +66,19 @@ impl Layer for Rnn {
     fn forward(&mut self, x: &Matrix, y: &mut Matrix, pass: &mut Pass<'_>) {
         let rt = pass.rt;
         let (batch, hid, steps) = (x.rows, self.p.hidden, self.p.steps);
-        self.p
-            .project_inputs(rt, x, &mut self.xs, &mut self.hs, true);
+        self.p.ready_forward(rt, true);
+        self.p.project_inputs(rt, x, &mut self.xs, &mut self.hs);
+        let packs = self.p.step_packs(rt, batch);
         let (hs, p, level) = (RowsPtr::rows_of(&mut self.hs), &self.p, rt.simd);
-        let prec = rt.precision;
-        for_groups(rt, batch, &|k0, n| {
+        for_groups(rt, batch, &|first, k0, n| {
+            // SAFETY: the buffer of this block's first group, this block's alone
+            let packs = unsafe { &mut packs.row(first)[0] };
             for t in 0..steps {
                 // SAFETY: this group's rows (examples k0..k0+n), here alone; the
                 // previous step's were written by this thread.
                 let h = unsafe { hs.rows(t * batch + k0, n) };
                 // SAFETY: as above, this group's rows of the previous step
-                unsafe { p.add_previous(prec, hs, t, batch, k0, n, h) };
+                unsafe { p.add_previous(hs, t, batch, k0, n, h, packs) };
                 for row in h.chunks_mut(p.bias.len()) {
                     row.iter_mut().zip(&p.bias).for_each(|(a, &b)| *a += b);
                 }
@@ -101,6 +103,7 @@ impl Layer for Rnn {
     ) {
         let (batch, hid, steps) = (dy.rows, self.p.hidden, self.p.steps);
         self.p.ready_backward(rt);
+        let packs = self.p.step_packs(rt, batch);
         self.da.reshape_for(steps * batch, hid);
         self.dh.reshape_for(batch, hid);
         self.dh.data.copy_from_slice(&dy.data);
@@ -109,8 +112,9 @@ impl Layer for Rnn {
             RowsPtr::rows_of(&mut self.dh),
         );
         let (hs, p) = (&self.hs, &self.p);
-        let prec = rt.precision;
-        for_groups(rt, batch, &|k0, n| {
+        for_groups(rt, batch, &|first, k0, n| {
+            // SAFETY: the buffer of this block's first group, this block's alone
+            let packs = unsafe { &mut packs.row(first)[0] };
             for t in (0..steps).rev() {
                 // SAFETY: this group's rows, here alone.
                 let (da, dh) = unsafe { (das.rows(t * batch + k0, n), dhs.rows(k0, n)) };
@@ -119,7 +123,7 @@ impl Layer for Rnn {
                     *d = g * (1.0 - h * h);
                 }
                 if t > 0 {
-                    p.back_through(prec, da, dh, false);
+                    p.back_through(da, dh, false, packs);
                 }
             }
         });

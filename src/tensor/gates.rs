@@ -66,7 +66,10 @@ mod tests {
             let x = k as f32 * 1e-3 * 2.0; // -80 .. 80
             let s = 1.0 / (1.0 + (-(x as f64)).exp());
             let (sg, th) = (sigmoid(x), tanh(x));
-            assert!((0.0..=1.0).contains(&sg) && (-1.0..=1.0).contains(&th), "{x}: {sg} {th}");
+            assert!(
+                (0.0..=1.0).contains(&sg) && (-1.0..=1.0).contains(&th),
+                "{x}: {sg} {th}"
+            );
             worst.0 = worst.0.max((sg as f64 - s).abs());
             worst.1 = worst.1.max((th as f64 - (x as f64).tanh()).abs());
         }

@@ -157,10 +157,7 @@ pub fn gemm_in(
         }
         return;
     }
-    // A product narrower than half a bf16 tile (16 columns) stays f32: most of each
-    // tile would be padding (BENCHMARKS.md: the 10-class layer's forward and weight
-    // gradient; its input gradient is as wide as the layer below and runs in bf16).
-    if rt.precision == Precision::Bf16 && n >= super::bf16::NR / 2 {
+    if super::bf16::takes(rt.precision, n) {
         return super::bf16::gemm_bf16(rt, a, b, out, accumulate, packs);
     }
     let dst = SendPtr(out.data.as_mut_ptr());
@@ -221,7 +218,7 @@ pub fn gemm_here_in(
     accumulate: bool,
     packs: &mut Packs,
 ) {
-    if precision == Precision::Bf16 && b.cols >= super::bf16::NR / 2 {
+    if super::bf16::takes(precision, b.cols) {
         super::bf16::gemm_bf16_here(a, b, out, accumulate, packs)
     } else {
         gemm_here(a, b, out, accumulate)

@@ -40,13 +40,21 @@ mod tests;
 
 use super::{Matrix, View};
 use crate::par::{Disjoint, fork_blocks};
-use crate::runtime::Runtime;
+use crate::runtime::{Precision, Runtime};
 use std::cell::RefCell;
 
 /// Rows of a tile.
 pub const MR: usize = 10;
 /// Columns of a tile (two 16-lane vectors).
 pub const NR: usize = 32;
+
+/// Whether a product with `n` output columns runs on the bf16 kernel in `precision`:
+/// in bf16, from half a tile (16 columns) up. A narrower product stays f32: most of
+/// each tile would be padding (BENCHMARKS.md: the 10-class layer's forward and weight
+/// gradient; its input gradient is as wide as the layer below and runs in bf16).
+pub fn takes(precision: Precision, n: usize) -> bool {
+    precision == Precision::Bf16 && n >= NR / 2
+}
 
 /// Whether this CPU runs the bf16 kernel (AVX512-F, -BW and -BF16).
 pub fn available() -> bool {
@@ -237,7 +245,7 @@ pub unsafe fn tile_portable(kp: usize, ap: &[u32], bp: &[u32], out: TileOut) {
 
 /// Buffers for a bf16 product's packed operands. A layer owns its own (`Dense` one
 /// per product, [`super::gemm_in`]; `Conv2d` one per block of images, shared by its
-/// three products), so that its training steps allocate nothing (the buffers grow to
+/// three products; a recurrent layer one per group of examples, for its steps), so that its training steps allocate nothing (the buffers grow to
 /// their products' size in the first step); other callers use one kept by their
 /// thread.
 #[derive(Clone, Debug, Default)]
@@ -420,15 +428,21 @@ impl PackedB {
     }
 }
 
-/// [`gemm_bf16_here`] with `b` packed beforehand, `a` packed into buffers kept by
-/// this thread: the same bits as `gemm_bf16_here` on the unpacked `b`.
+/// [`gemm_bf16_here`] with `b` packed beforehand, `a` packed into `packs`: the same
+/// bits as `gemm_bf16_here` on the unpacked `b`.
 ///
 /// # Shapes
 /// `a: (m, k)`, `b: (k, n)`, `out: (m·n,)`, a row-major `(m, n)`.
 ///
 /// # Panics
 /// If the shapes do not fit or `a` reaches past its data.
-pub fn gemm_bf16_packed_here(a: View<'_>, b: &PackedB, out: &mut [f32], accumulate: bool) {
+pub fn gemm_bf16_packed_here(
+    a: View<'_>,
+    b: &PackedB,
+    out: &mut [f32],
+    accumulate: bool,
+    packs: &mut Packs,
+) {
     let (m, k, n) = (a.rows, a.cols, b.n);
     assert_eq!(b.k, k, "gemm_bf16_packed_here: inner dims");
     assert_eq!(out.len(), m * n, "gemm_bf16_packed_here: out's length");
@@ -446,21 +460,19 @@ pub fn gemm_bf16_packed_here(a: View<'_>, b: &PackedB, out: &mut [f32], accumula
         return;
     }
     let fast = available();
-    PACKS.with_borrow_mut(|packs| {
-        packs.a.resize(packed_len_a(m, k), 0);
-        pack_a(a, &mut packs.a, fast);
-        let dst = Disjoint::of(out, n);
-        tiles(
-            k.div_ceil(2),
-            m,
-            &packs.a,
-            (0, n),
-            &b.data,
-            dst,
-            accumulate,
-            fast,
-        );
-    });
+    packs.a.resize(packed_len_a(m, k), 0);
+    pack_a(a, &mut packs.a, fast);
+    let dst = Disjoint::of(out, n);
+    tiles(
+        k.div_ceil(2),
+        m,
+        &packs.a,
+        (0, n),
+        &b.data,
+        dst,
+        accumulate,
+        fast,
+    );
 }
 
 /// One tile on the fast kernel when `fast`, else the portable one.

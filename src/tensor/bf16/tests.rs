@@ -216,7 +216,13 @@ fn products_with_b_packed_beforehand_are_the_same() {
                     accumulate,
                     &mut Packs::default(),
                 );
-                gemm_bf16_packed_here(View::of(&a), &packed, &mut got, accumulate);
+                gemm_bf16_packed_here(
+                    View::of(&a),
+                    &packed,
+                    &mut got,
+                    accumulate,
+                    &mut Packs::default(),
+                );
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "({m}, {k}, {n}) {accumulate}");
             }
