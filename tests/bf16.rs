@@ -51,13 +51,14 @@ fn deep_lab_one_epoch_in_bf16_reaches_95_percent() {
 
 /// In bf16 as in f32 the bits do not depend on the thread count, and they differ
 /// from f32's (the products did run in bf16): an MLP with dropout, the course's
-/// first CNN (whose convolutions run in bf16 too), and the LSTM (its steps too).
+/// first CNN (whose convolutions run in bf16 too), and the LSTM, GRU and RNN (their
+/// steps too).
 #[test]
 fn bf16_training_is_the_same_at_any_thread_count() {
     let Some(one) = bf16_runtime(1) else { return };
     let m = common::mnist();
     let small = m.train.slice(0..2000, "small");
-    for preset in ["dropout", "cnn1", "lstm"] {
+    for preset in ["dropout", "cnn1", "lstm", "gru", "rnn"] {
         let mut cfg = TrainConfig::preset(preset).unwrap();
         cfg.epochs = 1;
         let run = |rt: Runtime| {
