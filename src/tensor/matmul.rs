@@ -147,16 +147,10 @@ pub fn gemm_in(
         a.in_bounds() && b.in_bounds(),
         "gemm: a view reaches past its data"
     );
-    if m == 0 || n == 0 {
+    if super::nothing_to_sum(m, k, n, &mut out.data, accumulate) {
         return;
     }
     let _timer = crate::timers::Timer::start(&crate::timers::PRODUCTS);
-    if k == 0 {
-        if !accumulate {
-            out.data.fill(0.0);
-        }
-        return;
-    }
     if super::bf16::takes(rt.precision, n) {
         return super::bf16::gemm_bf16(rt, a, b, out, accumulate, packs);
     }
@@ -239,13 +233,7 @@ pub fn gemm_here(a: View<'_>, b: View<'_>, out: &mut [f32], accumulate: bool) {
         a.in_bounds() && b.in_bounds(),
         "gemm_here: a view reaches past its data"
     );
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            out.fill(0.0);
-        }
+    if super::nothing_to_sum(m, k, n, out, accumulate) {
         return;
     }
     let _inside = InGemm::enter();

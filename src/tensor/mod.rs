@@ -124,6 +124,25 @@ pub fn for_each_piece(rt: &Runtime, out: &mut [f32], f: &(impl Fn(usize, &mut [f
     split(0, out, pieces, f)
 }
 
+/// Settles a product `out (m x n) (+)= a (m x k) · b (k x n)` that sums nothing:
+/// `true` when `out` is already final, with no rows or columns, or with `k == 0`
+/// (then `out` is zeroed unless accumulating). Every product's first check.
+pub(crate) fn nothing_to_sum(
+    m: usize,
+    k: usize,
+    n: usize,
+    out: &mut [f32],
+    accumulate: bool,
+) -> bool {
+    if m == 0 || n == 0 {
+        return true;
+    }
+    if k == 0 && !accumulate {
+        out.fill(0.0);
+    }
+    k == 0
+}
+
 /// Index of the largest element (first on ties); 0 for an empty slice.
 pub fn argmax(xs: &[f32]) -> usize {
     let mut best = 0;

@@ -347,13 +347,7 @@ fn product(
         "gemm_bf16: a view reaches past its data"
     );
     assert!(!fast || available(), "gemm_bf16: no AVX512-BF16 here");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            out.fill(0.0);
-        }
+    if super::nothing_to_sum(m, k, n, out, accumulate) {
         return;
     }
     let kp = k.div_ceil(2);
@@ -450,13 +444,7 @@ pub fn gemm_bf16_packed_here(
         a.in_bounds(),
         "gemm_bf16_packed_here: a reaches past its data"
     );
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            out.fill(0.0);
-        }
+    if super::nothing_to_sum(m, k, n, out, accumulate) {
         return;
     }
     let fast = available();

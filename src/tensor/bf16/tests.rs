@@ -325,3 +325,53 @@ fn gemm_routes_by_width() {
         assert_eq!(low == full, !bf16_expected, "{n} columns");
     }
 }
+
+/// Products that sum nothing: with `k == 0`, `out` becomes zeros, or stays as it was
+/// when accumulating; with no rows or no columns nothing is touched. The same in f32,
+/// bf16 and bf16 on a packed `b`.
+#[test]
+fn products_over_nothing_zero_or_keep_the_output() {
+    let mut rng = Rng::new(18);
+    for &(m, k, n) in &[(3, 0, 5), (0, 4, 5), (3, 4, 0), (0, 0, 0)] {
+        let (a, b) = (random(m, k, &mut rng), random(k, n, &mut rng));
+        let mut packed = PackedB::default();
+        packed.pack(View::of(&b));
+        for accumulate in [false, true] {
+            let start = random(m, n, &mut rng).data;
+            let want = if k == 0 && !accumulate {
+                vec![0.0; m * n]
+            } else {
+                start.clone()
+            };
+            type Run<'a> = (&'a str, &'a dyn Fn(&mut [f32]));
+            let runs: [Run; 3] = [
+                ("f32", &|out| {
+                    crate::tensor::gemm_here(View::of(&a), View::of(&b), out, accumulate)
+                }),
+                ("bf16", &|out| {
+                    gemm_bf16_here(
+                        View::of(&a),
+                        View::of(&b),
+                        out,
+                        accumulate,
+                        &mut Packs::default(),
+                    )
+                }),
+                ("bf16 packed", &|out| {
+                    gemm_bf16_packed_here(
+                        View::of(&a),
+                        &packed,
+                        out,
+                        accumulate,
+                        &mut Packs::default(),
+                    )
+                }),
+            ];
+            for (name, run) in runs {
+                let mut out = start.clone();
+                run(&mut out);
+                assert_eq!(out, want, "{name} ({m}, {k}, {n}) accumulate {accumulate}");
+            }
+        }
+    }
+}
