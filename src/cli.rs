@@ -295,6 +295,11 @@ pub struct TrainArgs {
     /// other ranges).
     #[arg(long)]
     pub augment: bool,
+    /// Add an elastic distortion of strength ALPHA pixels to the augmentation (turns
+    /// --augment on; Simard et al.'s 34 bends MNIST digits by about a pixel; a
+    /// config's [augment] sigma sets its smoothness, 4 pixels by default).
+    #[arg(long, value_name = "ALPHA")]
+    pub elastic: Option<f32>,
     /// Early stopping: stop when the validation loss has not improved for N epochs
     /// (Keras' EarlyStopping patience; needs --validation above 0).
     #[arg(long, value_name = "N")]
@@ -388,8 +393,11 @@ impl TrainArgs {
         if self.eval_train {
             cfg.eval_train = true;
         }
-        if self.augment && cfg.augment.is_none() {
+        if (self.augment || self.elastic.is_some()) && cfg.augment.is_none() {
             cfg.augment = Some(Default::default());
+        }
+        if let (Some(alpha), Some(a)) = (self.elastic, cfg.augment.as_mut()) {
+            a.elastic = alpha;
         }
         if let Some(patience) = self.patience {
             let from_config = cfg.early_stop.is_some_and(|e| e.restore_best);

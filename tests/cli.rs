@@ -81,6 +81,18 @@ fn print_config_round_trips() {
     ] {
         assert!(flags.contains(want), "missing {want:?} in\n{flags}");
     }
+    // --elastic turns the augmentation on with its defaults and the field's strength
+    let (ok, out, err) = nnlab(&["train", "--elastic", "34", "--print-config"]);
+    assert!(ok, "{err}");
+    for want in [
+        "[augment]",
+        "shift = 2",
+        "rotate = 10.0",
+        "elastic = 34.0",
+        "sigma = 4.0",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
 }
 
 #[test]
@@ -103,6 +115,8 @@ fn invalid_settings_name_the_field() {
             vec!["--schedule", "cosine:1"],
             "floor must be in [0, lr = 0.001]",
         ),
+        (vec!["--elastic", "500"], "augment.elastic = 500"),
+        (vec!["--elastic", "NaN"], "augment.elastic = NaN"),
     ] {
         let mut a = vec!["train", "--print-config"];
         a.extend(args.iter());

@@ -1,6 +1,7 @@
 //! "No allocation in the training loop": after a warm-up step has sized every buffer,
 //! nnlab's training steps (forward, loss, backward, optimiser update, dropout masks)
-//! make no heap allocation of their own, on one thread and on two. Counted by a
+//! make no heap allocation of their own, on one thread and on two, nor does a preset's
+//! on-the-fly augmentation (with the elastic field on). Counted by a
 //! wrapping global allocator. The one exception is inside the `gemm` crate, which
 //! allocates its packing buffers on every call: allocations made while the thread is
 //! inside `gemm` (`tensor::inside_gemm`) are counted apart, and nothing else may
@@ -11,6 +12,7 @@
 
 use nnlab::Runtime;
 use nnlab::config::TrainConfig;
+use nnlab::data::augment::{Augment, Scratch};
 use nnlab::model::Model;
 use nnlab::optim::Optimizer;
 use nnlab::rng::Rng;
@@ -120,15 +122,25 @@ fn steps(rt: Runtime, presets: &[&str]) {
                 .collect(),
         );
         let labels: Vec<u8> = (0..100).map(|i| (i % 10) as u8).collect();
-        for x in [&dense, &sparse, &dense] {
-            model.train_step(x, &labels, &mut opt, 1e-3, &mut rng, &rt);
+        // a preset's augmentation runs too, with the elastic field on
+        let augment = cfg.augment.map(|a| Augment { elastic: 34.0, ..a });
+        let (mut batch, mut scratch) = (dense.clone(), Scratch::default());
+        let mut step = |x: &Matrix, seed: u64, rng: &mut Rng| {
+            batch.data.copy_from_slice(&x.data);
+            if let Some(a) = &augment {
+                a.apply(&rt, seed, 28, 28, &mut batch, &mut scratch);
+            }
+            model.train_step(&batch, &labels, &mut opt, 1e-3, rng, &rt);
+        };
+        for (seed, x) in [&dense, &sparse, &dense].into_iter().enumerate() {
+            step(x, seed as u64, &mut rng);
         }
         COUNT.store(0, Ordering::Relaxed);
         GEMM_COUNT.store(0, Ordering::Relaxed);
         ON.store(true, Ordering::Relaxed);
-        for step in 0..10 {
-            let x = if step % 2 == 0 { &sparse } else { &dense };
-            model.train_step(x, &labels, &mut opt, 1e-3, &mut rng, &rt);
+        for i in 0..10 {
+            let x = if i % 2 == 0 { &sparse } else { &dense };
+            step(x, 10 + i, &mut rng);
         }
         ON.store(false, Ordering::Relaxed);
         let (n, in_gemm) = (

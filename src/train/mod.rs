@@ -12,7 +12,6 @@ use crate::model::Model;
 use crate::optim::Optimizer;
 use crate::rng::Rng;
 use crate::runtime::Runtime;
-use crate::tensor::Matrix;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -193,7 +192,7 @@ impl Trainer {
             self.pretrain(train, observe)?;
         }
         let mut batcher = Batcher::new(train.len(), train.features(), self.cfg.batch);
-        let mut scratch = Matrix::default(); // the augmentation's copy of a batch
+        let mut scratch = crate::data::augment::Scratch::default();
         let batches = batcher.batches_per_epoch();
         for epoch in self.history.len()..self.cfg.epochs {
             if self.stopped_early().is_some() {
