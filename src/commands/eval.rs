@@ -12,7 +12,7 @@ use nnlab::tensor::Matrix;
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let rt = args.rt.runtime();
     let _fp = rt.enter();
-    let mut models = args
+    let models = args
         .models
         .iter()
         .map(|p| load_model(p, args.json))
@@ -35,8 +35,11 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     };
     let mut probs = Vec::new();
     let mut results = Vec::new();
-    for (i, m) in models.iter_mut().enumerate() {
-        check_fits(m, d)?;
+    let count = models.len();
+    // each model is dropped once evaluated, with its evaluation buffers (a CNN's are
+    // about a gigabyte): only its probabilities stay, so any number of models fits
+    for (i, mut m) in models.into_iter().enumerate() {
+        check_fits(&m, d)?;
         if let Some(r) = report.as_mut() {
             let label = format!("model {} ({})", i + 1, m.path.display());
             super::report::model_pictures(
@@ -85,7 +88,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         probs.push(m.model.predict_proba(d, &rt));
     }
     let mut ensemble = serde_json::Value::Null;
-    if models.len() > 1 {
+    if count > 1 {
         let avg = average(&probs);
         let by_avg = argmax_rows(&avg);
         let preds: Vec<Vec<u8>> = probs.iter().map(argmax_rows).collect();
@@ -103,7 +106,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         let conf = Confusion::new(&d.labels, &by_avg, d.classes());
         if let Some(r) = report.as_mut() {
             r.summary(
-                &format!("ensemble of {}", models.len()),
+                &format!("ensemble of {count}"),
                 format!(
                     "accuracy {:.4} by averaged probabilities, {:.4} by majority vote",
                     acc(&by_avg),
@@ -127,7 +130,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         if !args.json {
             outln!(
                 "\nensemble of {}: accuracy {:.4} by averaged probabilities (loss {:.4}), {:.4} by majority vote",
-                models.len(),
+                count,
                 acc(&by_avg),
                 loss,
                 acc(&by_vote)
@@ -135,7 +138,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             outln!("\n{}", conf.table(&d.class_names));
         }
         ensemble = serde_json::json!({
-            "members": models.len(), "accuracy_average": acc(&by_avg), "loss_average": loss,
+            "members": count, "accuracy_average": acc(&by_avg), "loss_average": loss,
             "accuracy_vote": acc(&by_vote), "confusion": conf.rows(),
         });
     }
