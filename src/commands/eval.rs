@@ -36,8 +36,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let mut probs = Vec::new();
     let mut results = Vec::new();
     let count = models.len();
-    // each model is dropped once evaluated, with its evaluation buffers (a CNN's are
-    // about a gigabyte): only its probabilities stay, so any number of models fits
+    // every model was loaded first, so that a bad file fails before any work; each is
+    // dropped once evaluated, with its evaluation buffers (a CNN's are about a
+    // gigabyte): what stays per model is its probabilities, and until its turn its
+    // weights and their gradients (about twice its file)
     for (i, mut m) in models.into_iter().enumerate() {
         check_fits(&m, d)?;
         if let Some(r) = report.as_mut() {

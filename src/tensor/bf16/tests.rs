@@ -327,12 +327,13 @@ fn gemm_routes_by_width() {
 }
 
 /// Products that sum nothing: with `k == 0`, `out` becomes zeros, or stays as it was
-/// when accumulating; with no rows or no columns nothing is touched. The same in f32,
-/// bf16 and bf16 on a packed `b`.
+/// when accumulating; with no rows or no columns nothing is touched (and nothing
+/// panics). The same in f32, bf16 and bf16 on a packed `b`, on this thread and on the
+/// pool.
 #[test]
 fn products_over_nothing_zero_or_keep_the_output() {
     let mut rng = Rng::new(18);
-    for &(m, k, n) in &[(3, 0, 5), (0, 4, 5), (3, 4, 0), (0, 0, 0)] {
+    for &(m, k, n) in &[(3, 0, 5), (3, 0, 32), (0, 4, 5), (3, 4, 0), (0, 0, 0)] {
         let (a, b) = (random(m, k, &mut rng), random(k, n, &mut rng));
         let mut packed = PackedB::default();
         packed.pack(View::of(&b));
@@ -344,10 +345,22 @@ fn products_over_nothing_zero_or_keep_the_output() {
                 start.clone()
             };
             type Run<'a> = (&'a str, &'a dyn Fn(&mut [f32]));
-            let runs: [Run; 3] = [
+            // the pool's product (`gemm_in`), in f32 and routed to bf16
+            let pooled = |precision, out: &mut [f32]| {
+                let rt = Runtime {
+                    precision,
+                    ..Runtime::default().with_threads(2)
+                };
+                let mut o = Matrix::from_vec(m, n, out.to_vec());
+                crate::tensor::gemm(&rt, View::of(&a), View::of(&b), &mut o, accumulate);
+                out.copy_from_slice(&o.data);
+            };
+            let runs: [Run; 5] = [
                 ("f32", &|out| {
                     crate::tensor::gemm_here(View::of(&a), View::of(&b), out, accumulate)
                 }),
+                ("f32 pooled", &|out| pooled(Precision::F32, out)),
+                ("bf16 pooled", &|out| pooled(Precision::Bf16, out)),
                 ("bf16", &|out| {
                     gemm_bf16_here(
                         View::of(&a),
