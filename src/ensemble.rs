@@ -54,7 +54,9 @@ pub fn vote(predictions: &[Vec<u8>], avg: &Matrix) -> Vec<u8> {
 /// With `parallel`, members train at the same time, one thread each, on a pool of
 /// `rt.threads` threads; otherwise one after another, each with all of `rt`'s threads.
 /// Either way each member's weights are the same bits. `epoch(i, &stats)` is called
-/// after each of member `i`'s epochs, `done(i, &trainer)` as each finishes.
+/// after each of member `i`'s epochs, `done(i, &trainer)` as each finishes; then the
+/// member lets go of its working buffers (`Trainer::release_buffers`), so finished
+/// members hold only their values while the others train.
 pub fn train_members(
     cfg: &TrainConfig,
     members: usize,
@@ -68,17 +70,25 @@ pub fn train_members(
     let input = data.train.shape();
     let classes = data.train.classes();
     let member_rt = if parallel { rt.with_threads(1) } else { *rt };
+    // the members training at once hold their buffers, the finished ones only their
+    // values (released as each finishes)
+    let at_once = if parallel {
+        rt.threads.clamp(1, members)
+    } else {
+        1
+    };
+    let training = crate::footprint::training_bytes(
+        &cfg.model,
+        input,
+        classes,
+        cfg.batch,
+        crate::model::EVAL_BATCH,
+        member_rt.threads,
+    )?;
+    let resting = crate::footprint::resting_bytes(&cfg.model, input, classes)?;
     crate::memory::check_fits(
         &format!("an ensemble of {members} members"),
-        members as f64
-            * crate::footprint::training_bytes(
-                &cfg.model,
-                input,
-                classes,
-                cfg.batch,
-                crate::model::EVAL_BATCH,
-                member_rt.threads,
-            )?,
+        at_once as f64 * training + (members - at_once) as f64 * resting,
         "train fewer members, or smaller ones",
     )?;
     let one = |i: usize| -> Result<Trainer> {
@@ -87,6 +97,7 @@ pub fn train_members(
         let mut t = Trainer::new(&c, input, classes, member_rt)?;
         t.fit(data, None, &mut |s: &EpochStats| epoch(i, s))?;
         done(i, &mut t);
+        t.release_buffers()?;
         Ok(t)
     };
     if parallel {

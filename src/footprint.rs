@@ -266,6 +266,13 @@ pub fn training_bytes(
     )
 }
 
+/// Bytes a trained model of `cfg` keeps once its buffers are released
+/// (`Trainer::release_buffers`): its parameters, their gradients and the optimiser's
+/// two moments.
+pub fn resting_bytes(cfg: &ModelConfig, input: impl Into<Features>, classes: usize) -> Result<f64> {
+    Ok(F32 * 4.0 * net_cost(cfg, input.into(), classes)?.params + OVERHEAD)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,6 +281,26 @@ mod tests {
     use crate::model::Model;
 
     /// The estimate counts the parameters exactly for the lab nets, maxout and blocks.
+    #[test]
+    fn a_resting_model_is_its_values_and_less_than_a_training_one() {
+        for preset in ["xavier", "cnn-best", "lstm"] {
+            let cfg = TrainConfig::preset(preset).unwrap().model;
+            let input = Features::Image { c: 1, h: 28, w: 28 };
+            let mut m = Model::build(&cfg, input, 10, &mut crate::rng::Rng::new(1)).unwrap();
+            let params = m.param_count() as f64;
+            let resting = resting_bytes(&cfg, input, 10).unwrap();
+            let training = training_bytes(&cfg, input, 10, 100, 1000, 2).unwrap();
+            // weights, gradients and two moments (batch norm's statistics counted with
+            // its parameters: within 1%)
+            let values = resting - OVERHEAD;
+            assert!(
+                (values / (16.0 * params) - 1.0).abs() < 0.01,
+                "{preset}: {values} for {params}"
+            );
+            assert!(resting < training, "{preset}: {resting} against {training}");
+        }
+    }
+
     #[test]
     fn parameters_are_counted_as_the_model_has_them() {
         let mut cfgs: Vec<ModelConfig> = ["xavier", "dropout", "deep-bn"]

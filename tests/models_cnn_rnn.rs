@@ -341,6 +341,39 @@ keep = 0.8
     }
 }
 
+/// A finished model that lets go of its buffers (`Trainer::release_buffers`, as an
+/// ensemble's members do) gives the same bits: a CNN with batch norm (its running
+/// statistics must come across) and an LSTM.
+#[test]
+fn released_models_predict_the_same_bits() {
+    use nnlab::train::Trainer;
+    let mnist = common::mnist();
+    let train = mnist.train.slice(0..600, "small");
+    let test = mnist.test.slice(0..300, "small");
+    let cnn = "epochs = 1\nbatch = 50\n[model]\n[[model.layers]]\ntype = \"conv\"\nchannels = 4\nkernel = 3\npadding = 1\n[[model.layers]]\ntype = \"batchnorm\"\n[[model.layers]]\ntype = \"activation\"\nname = \"relu\"\n[[model.layers]]\ntype = \"maxpool\"\nsize = 2\n";
+    let lstm = "epochs = 1\nbatch = 50\n[model]\n[[model.layers]]\ntype = \"lstm\"\nunits = 16\n";
+    for (name, text) in [("cnn", cnn), ("lstm", lstm)] {
+        let cfg = TrainConfig::from_toml(text, name).unwrap();
+        let rt = Runtime::new(2);
+        let mut t = Trainer::new(&cfg, IMAGE, 10, rt).unwrap();
+        common::fit(&mut t, &train).unwrap();
+        let bits = |t: &mut Trainer| {
+            let p = t.model.predict_proba(&test, &rt);
+            p.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        let before = bits(&mut t);
+        t.release_buffers().unwrap();
+        let after = bits(&mut t);
+        let differ = after.iter().zip(&before).filter(|(a, b)| a != b).count();
+        assert_eq!(
+            differ,
+            0,
+            "{name}: {differ} of {} probabilities differ",
+            before.len()
+        );
+    }
+}
+
 /// Accuracy floors on real digits: `cnn1` and an LSTM of 32 units after two epochs on
 /// 5,000 images (each far above chance, 0.1, and below what full runs reach).
 #[test]

@@ -73,7 +73,7 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
             );
         }
     };
-    let mut members = train_members(
+    let members = train_members(
         &cfg,
         args.members,
         &data,
@@ -92,7 +92,11 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
     let test = &sets.test;
     let mut probs = Vec::new();
     let mut accs = Vec::new();
-    for (i, m) in members.iter_mut().enumerate() {
+    let mut histories = Vec::new();
+    // each member is dropped once evaluated and saved, with its evaluation buffers (a
+    // CNN's are about a gigabyte): its probabilities and history stay
+    for (i, mut m) in members.into_iter().enumerate() {
+        histories.push((format!("member{i}"), std::mem::take(&mut m.history)));
         let e = m.model.evaluate(test, &rt);
         accs.push(e.accuracy);
         probs.push(m.model.predict_proba(test, &rt));
@@ -167,16 +171,11 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
             &ens_pred,
             &avg,
         )?;
-        let histories: Vec<(String, Vec<nnlab::train::EpochStats>)> = members
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (format!("member{i}"), m.history.clone()))
-            .collect();
         // validation accuracy when the members held images out for it, else the
         // training accuracy of their batches (a preset such as cnn-best holds none out)
-        let validated = members
+        let validated = histories
             .iter()
-            .any(|m| m.history.iter().any(|s| s.val_acc.is_some()));
+            .any(|(_, h)| h.iter().any(|s| s.val_acc.is_some()));
         let (what, file, note) = if validated {
             (
                 "validation accuracy",

@@ -304,4 +304,18 @@ impl Trainer {
         let (best, _) = early_stop::best_epoch(&self.history)?;
         (e.restore_best && best < self.history.len() && self.best.is_some()).then_some(best)
     }
+
+    /// Lets go of the buffers that training and evaluation grew (each layer's outputs
+    /// and gradients at their largest batch: a gigabyte for a CNN evaluated in batches
+    /// of 1000) by rebuilding the net and copying its values (parameters, batch norm's
+    /// statistics) across: the same bits out, for a finished model that waits while
+    /// others train. The optimiser's state stays.
+    pub fn release_buffers(&mut self) -> Result<()> {
+        let values = early_stop::Snapshot::take(&mut self.model.net, 0);
+        let m = &self.model;
+        let mut lean = Model::build(&m.config, m.input, m.classes, &mut Rng::new(0))?;
+        values.restore(&mut lean.net);
+        self.model = lean;
+        Ok(())
+    }
 }
