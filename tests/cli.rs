@@ -752,3 +752,58 @@ fn train_help_states_the_true_defaults() {
         assert!(same, "{flag}: help says {stated}, the default is {value}");
     }
 }
+
+/// `ensemble --save-dir` writes every member as it was evaluated: `eval` of the saved
+/// files gives each member's accuracy and the ensemble's as the run reported them.
+#[test]
+fn ensemble_members_saved_then_evaluated_agree() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_folder(&data, 60, 20, 4, 4, 3);
+    let ens = d.path().join("ens");
+    let (ok, out, err) = nnlab(&[
+        "ensemble",
+        "--dataset",
+        data.to_str().unwrap(),
+        "--hidden",
+        "8",
+        "--epochs",
+        "2",
+        "--batch",
+        "10",
+        "--validation",
+        "10",
+        "--members",
+        "3",
+        "--save-dir",
+        ens.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let run: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let models: Vec<String> = (0..3)
+        .map(|i| {
+            ens.join(format!("member-{i}.safetensors"))
+                .display()
+                .to_string()
+        })
+        .collect();
+    let mut args = vec!["eval", "--dataset", data.to_str().unwrap(), "--json"];
+    for m in &models {
+        args.extend(["--model", m.as_str()]);
+    }
+    let (ok, out, err) = nnlab(&args);
+    assert!(ok, "{err}");
+    let again: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    for i in 0..3 {
+        assert_eq!(
+            again["models"][i]["accuracy"], run["members"][i],
+            "member {i}"
+        );
+    }
+    assert_eq!(
+        again["ensemble"]["accuracy_average"],
+        run["ensemble_average"]
+    );
+}
