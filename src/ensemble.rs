@@ -7,6 +7,7 @@ use crate::error::Result;
 use crate::runtime::Runtime;
 use crate::tensor::Matrix;
 use crate::train::{EpochStats, RunData, Trainer};
+use std::sync::atomic::AtomicBool;
 
 /// Mean of the members' probability matrices.
 ///
@@ -50,22 +51,35 @@ pub fn vote(predictions: &[Vec<u8>], avg: &Matrix) -> Vec<u8> {
         .collect()
 }
 
+/// What a caller of [`train_members`] hears and says while the members train.
+#[derive(Clone, Copy)]
+pub struct Hooks<'a> {
+    /// Set (by a signal's handler) to end the run after the members' current batches.
+    pub stop: Option<&'a AtomicBool>,
+    /// Called after each of member `i`'s epochs.
+    pub epoch: &'a (dyn Fn(usize, &EpochStats) + Sync),
+    /// Called as member `i` finishes, before it lets go of its buffers; an error ends
+    /// the run.
+    pub done: &'a (dyn Fn(usize, &mut Trainer) -> Result<()> + Sync),
+}
+
 /// Trains `members` copies of `cfg` with seeds `cfg.seed, cfg.seed + 1, ...`.
 /// With `parallel`, members train at the same time, one thread each, on a pool of
 /// `rt.threads` threads; otherwise one after another, each with all of `rt`'s threads.
-/// Either way each member's weights are the same bits. `epoch(i, &stats)` is called
-/// after each of member `i`'s epochs, `done(i, &trainer)` as each finishes; then the
-/// member lets go of its working buffers (`Trainer::release_buffers`), so finished
-/// members hold only their values while the others train.
+/// Either way each member's weights are the same bits. `hooks.stop` ends the run
+/// after the members' current batches, with [`crate::error::Error::Interrupted`];
+/// `hooks.done` sees each member as it finishes (to report, evaluate or save it while
+/// the others train); then the member lets go of its working buffers
+/// (`Trainer::release_buffers`), so finished members hold only their values.
 pub fn train_members(
     cfg: &TrainConfig,
     members: usize,
     data: &RunData<'_>,
     rt: &Runtime,
     parallel: bool,
-    epoch: &(dyn Fn(usize, &EpochStats) + Sync),
-    done: &(dyn Fn(usize, &mut Trainer) + Sync),
+    hooks: Hooks<'_>,
 ) -> Result<Vec<Trainer>> {
+    let Hooks { stop, epoch, done } = hooks;
     use rayon::prelude::*;
     let input = data.train.shape();
     let classes = data.train.classes();
@@ -95,8 +109,8 @@ pub fn train_members(
         let mut c = cfg.clone();
         c.seed = cfg.seed.wrapping_add(i as u64);
         let mut t = Trainer::new(&c, input, classes, member_rt)?;
-        t.fit(data, None, &mut |s: &EpochStats| epoch(i, s))?;
-        done(i, &mut t);
+        t.fit(data, stop, &mut |s: &EpochStats| epoch(i, s))?;
+        done(i, &mut t)?;
         t.release_buffers()?;
         Ok(t)
     };

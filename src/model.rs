@@ -182,6 +182,19 @@ impl Model {
             )?,
             "use fewer or narrower layers",
         )?;
+        Self::assemble(cfg, input, classes, rng)
+    }
+
+    /// [`Model::build`] without its checks of the config and of the machine's memory:
+    /// for a copy of a model that exists (its config was checked when it was built),
+    /// which must not be refused because memory is short at the moment.
+    pub(crate) fn assemble(
+        cfg: &ModelConfig,
+        input: Features,
+        classes: usize,
+        rng: &mut Rng,
+    ) -> Result<Model> {
+        let in_dim = input.size();
         let mut net = Sequential::new(input);
         let mut width = in_dim;
         if cfg.layers.is_empty() {

@@ -488,8 +488,11 @@ pub fn ensemble(data: &StudyData<'_>, o: &StudyOptions) -> Result<Table> {
         &run,
         &o.rt,
         parallel,
-        &|_, _| {},
-        &|_, _| {},
+        crate::ensemble::Hooks {
+            stop: None,
+            epoch: &|_, _| {},
+            done: &|_, _| Ok(()),
+        },
     )?;
     let probs: Vec<Matrix> = ts
         .iter_mut()

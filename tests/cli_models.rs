@@ -215,3 +215,63 @@ fn ensemble_members_saved_then_evaluated_agree() {
         run["ensemble_average"]
     );
 }
+
+/// An ensemble stopped by a signal keeps the members that finished: each is saved as
+/// it finishes, and the run ends with an error, not with nothing.
+#[test]
+fn an_interrupted_ensemble_keeps_its_finished_members() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_folder(&data, 60, 20, 4, 4, 3);
+    let ens = d.path().join("ens");
+    // stderr to a file: a pipe nobody reads would fill with the progress lines and
+    // stall the run
+    let log = d.path().join("stderr.txt");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_nnlab"))
+        .args([
+            "ensemble",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--hidden",
+            "8",
+            "--epochs",
+            "3000",
+            "--batch",
+            "10",
+            "--validation",
+            "0",
+            "--members",
+            "40",
+            "--parallel",
+            "no",
+            "--save-dir",
+            ens.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let first = ens.join("member-0.safetensors");
+    let start = std::time::Instant::now();
+    while !first.exists() {
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "no member saved after 120 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("interrupted in epoch"), "{err}");
+    assert!(err.contains("member 0 (seed 777) done"), "{err}");
+    assert!(err.contains("finished, saved in"), "{err}");
+    assert!(!ens.join("member-39.safetensors").exists(), "{err}");
+    let (ok, out, err) = nnlab(&["eval", "--model", first.to_str().unwrap()]);
+    assert!(ok && out.contains("accuracy"), "{out}{err}");
+}

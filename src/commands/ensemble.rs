@@ -5,9 +5,11 @@ use super::load_dataset;
 use super::train::{RunSets, run_meta};
 use super::{out, outln};
 use crate::cli::{EnsembleArgs, Parallel};
-use nnlab::ensemble::{argmax_rows, average, train_members, vote};
+use nnlab::ensemble::{Hooks, argmax_rows, average, train_members, vote};
 use nnlab::io::model_file;
+use nnlab::tensor::Matrix;
 use nnlab::train::RunData;
+use std::sync::Mutex;
 use std::time::Instant;
 
 pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
@@ -73,44 +75,85 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
             );
         }
     };
+    // each member is evaluated and saved as it finishes, so an interrupted or failed
+    // run keeps the members trained before it
+    let test = &sets.test;
+    // grown as members finish (sized up front, an absurd --members would allocate
+    // before the memory check refuses it)
+    let finished: Mutex<Vec<Option<(f32, Matrix)>>> = Mutex::new(Vec::new());
+    super::train::install_ctrl_c();
     let members = train_members(
         &cfg,
         args.members,
         &data,
         &rt,
         parallel,
-        &progress,
-        &|i, tr| {
-            if !quiet {
-                let early = super::train::early_stop_line(tr)
-                    .map_or(String::new(), |l| format!(": {}", l.to_lowercase()));
-                eprintln!("nnlab: member {i} (seed {}) done{early}", tr.cfg.seed);
-            }
+        Hooks {
+            stop: Some(&super::train::STOP),
+            epoch: &progress,
+            done: &|i, tr| {
+                let e = tr.model.evaluate(test, &tr.rt);
+                let probs = tr.model.predict_proba(test, &tr.rt);
+                if let Some(d) = &args.save_dir {
+                    let mut meta = meta.clone();
+                    meta.config = tr.cfg.clone();
+                    meta.metrics.insert("test_accuracy".into(), e.accuracy);
+                    model_file::save_model(
+                        &d.join(format!("member-{i}.safetensors")),
+                        &mut tr.model,
+                        &meta,
+                    )?;
+                }
+                if !quiet {
+                    let early = super::train::early_stop_line(tr)
+                        .map_or(String::new(), |l| format!(": {}", l.to_lowercase()));
+                    let saved = args
+                        .save_dir
+                        .as_ref()
+                        .map_or(String::new(), |d| format!(", saved in {}", d.display()));
+                    eprintln!(
+                        "nnlab: member {i} (seed {}) done{early}: test accuracy {:.4}{saved}",
+                        tr.cfg.seed, e.accuracy
+                    );
+                }
+                let mut f = finished.lock().expect("no member panicked");
+                if f.len() <= i {
+                    f.resize_with(i + 1, || None);
+                }
+                f[i] = Some((e.accuracy, probs));
+                Ok(())
+            },
         },
-    )?;
+    )
+    .map_err(|e| {
+        let done = finished.lock().map_or(0, |f| f.iter().flatten().count());
+        let kept = match (&args.save_dir, done) {
+            (_, 0) => "no member had finished".to_string(),
+            (Some(d), n) => format!(
+                "{} finished, saved in {}",
+                super::plural(n, "member"),
+                d.display()
+            ),
+            (None, n) => format!(
+                "{} finished (not saved: no --save-dir)",
+                super::plural(n, "member")
+            ),
+        };
+        anyhow::anyhow!("{e}; {kept}")
+    })?;
+    // training, and each member's test as it finished (JSON: `train_seconds`)
     let seconds = start.elapsed().as_secs_f64();
-    let test = &sets.test;
-    let mut probs = Vec::new();
-    let mut accs = Vec::new();
-    let mut histories = Vec::new();
-    // each member is dropped once evaluated and saved, with its evaluation buffers (a
-    // CNN's are about a gigabyte): its probabilities and history stay
-    for (i, mut m) in members.into_iter().enumerate() {
-        histories.push((format!("member{i}"), std::mem::take(&mut m.history)));
-        let e = m.model.evaluate(test, &rt);
-        accs.push(e.accuracy);
-        probs.push(m.model.predict_proba(test, &rt));
-        if let Some(d) = &args.save_dir {
-            let mut meta = meta.clone();
-            meta.config = m.cfg.clone();
-            meta.metrics.insert("test_accuracy".into(), e.accuracy);
-            model_file::save_model(
-                &d.join(format!("member-{i}.safetensors")),
-                &mut m.model,
-                &meta,
-            )?;
-        }
-    }
+    let histories: Vec<(String, Vec<nnlab::train::EpochStats>)> = members
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| (format!("member{i}"), m.history))
+        .collect();
+    let (accs, probs): (Vec<f32>, Vec<Matrix>) = finished
+        .into_inner()
+        .expect("no member panicked")
+        .into_iter()
+        .map(|m| m.expect("every member finished"))
+        .unzip();
     let avg = average(&probs);
     let preds: Vec<Vec<u8>> = probs.iter().map(argmax_rows).collect();
     let acc = |p: &[u8]| {
@@ -132,7 +175,7 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
         r.summary(
             "members",
             format!(
-                "{}: mean {mean:.4}, best {:.4}; trained in {seconds:.1} s",
+                "{}: mean {mean:.4}, best {:.4}; trained and tested in {seconds:.1} s",
                 super::plural(accs.len(), "member"),
                 accs.iter().cloned().fold(0f32, f32::max)
             ),
@@ -243,7 +286,7 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
             "ensemble, majority vote:          {by_vote:.4} ({:+.4} over the mean member)",
             by_vote - mean
         );
-        outln!("trained in {seconds:.1} s");
+        outln!("trained and tested in {seconds:.1} s");
     }
     Ok(())
 }

@@ -309,11 +309,13 @@ impl Trainer {
     /// and gradients at their largest batch: a gigabyte for a CNN evaluated in batches
     /// of 1000) by rebuilding the net and copying its values (parameters, batch norm's
     /// statistics) across: the same bits out, for a finished model that waits while
-    /// others train. The optimiser's state stays.
+    /// others train. The optimiser's state stays. The copy is not checked against the
+    /// memory free at the moment (it needs less than it frees), so a member that has
+    /// trained is never lost to a refusal here.
     pub fn release_buffers(&mut self) -> Result<()> {
         let values = early_stop::Snapshot::take(&mut self.model.net, 0);
         let m = &self.model;
-        let mut lean = Model::build(&m.config, m.input, m.classes, &mut Rng::new(0))?;
+        let mut lean = Model::assemble(&m.config, m.input, m.classes, &mut Rng::new(0))?;
         values.restore(&mut lean.net);
         self.model = lean;
         Ok(())
