@@ -544,7 +544,7 @@ pub struct EnsembleArgs {
     /// Number of members (seeds SEED, SEED+1, ...).
     #[arg(long, default_value_t = 5)]
     pub members: usize,
-    /// Save each member as DIR/member-I.safetensors.
+    /// Save each member as DIR/member-I.safetensors, as it finishes.
     #[arg(long, value_name = "DIR")]
     pub save_dir: Option<PathBuf>,
     /// Let --save-dir replace existing files that nnlab did not write.
