@@ -80,6 +80,9 @@ pub fn train_members(
     hooks: Hooks<'_>,
 ) -> Result<Vec<Trainer>> {
     let Hooks { stop, epoch, done } = hooks;
+    if members == 0 {
+        return Ok(Vec::new());
+    }
     use rayon::prelude::*;
     let input = data.train.shape();
     let classes = data.train.classes();
@@ -106,6 +109,11 @@ pub fn train_members(
         "train fewer members, or smaller ones",
     )?;
     let one = |i: usize| -> Result<Trainer> {
+        if stop.is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed)) {
+            return Err(crate::error::Error::Interrupted(format!(
+                "interrupted before member {i} began"
+            )));
+        }
         let mut c = cfg.clone();
         c.seed = cfg.seed.wrapping_add(i as u64);
         let mut t = Trainer::new(&c, input, classes, member_rt)?;

@@ -280,7 +280,8 @@ mod tests {
     use crate::layers::Layer;
     use crate::model::Model;
 
-    /// The estimate counts the parameters exactly for the lab nets, maxout and blocks.
+    /// A finished member at rest holds its values (weights, gradients, two moments) and
+    /// less than it took to train.
     #[test]
     fn a_resting_model_is_its_values_and_less_than_a_training_one() {
         for preset in ["xavier", "cnn-best", "lstm"] {
@@ -301,6 +302,7 @@ mod tests {
         }
     }
 
+    /// The estimate counts the parameters exactly for the lab nets, maxout and blocks.
     #[test]
     fn parameters_are_counted_as_the_model_has_them() {
         let mut cfgs: Vec<ModelConfig> = ["xavier", "dropout", "deep-bn"]

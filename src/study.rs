@@ -482,7 +482,10 @@ pub fn ensemble(data: &StudyData<'_>, o: &StudyOptions) -> Result<Table> {
         test: None,
     };
     let parallel = o.rt.threads != 1;
-    let mut ts = crate::ensemble::train_members(
+    // each member's test probabilities as it finishes, before it lets go of its
+    // buffers (computed afterwards, every member would grow them again at once)
+    let finished = std::sync::Mutex::new(vec![Matrix::default(); members]);
+    crate::ensemble::train_members(
         &cfg,
         members,
         &run,
@@ -491,13 +494,14 @@ pub fn ensemble(data: &StudyData<'_>, o: &StudyOptions) -> Result<Table> {
         crate::ensemble::Hooks {
             stop: None,
             epoch: &|_, _| {},
-            done: &|_, _| Ok(()),
+            done: &|i, t| {
+                let p = t.model.predict_proba(data.test, &t.rt);
+                finished.lock().expect("no member panicked")[i] = p;
+                Ok(())
+            },
         },
     )?;
-    let probs: Vec<Matrix> = ts
-        .iter_mut()
-        .map(|t| t.model.predict_proba(data.test, &o.rt))
-        .collect();
+    let probs = finished.into_inner().expect("no member panicked");
     let acc = |p: &[u8]| {
         p.iter()
             .zip(&data.test.labels)

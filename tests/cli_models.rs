@@ -218,8 +218,17 @@ fn ensemble_members_saved_then_evaluated_agree() {
 
 /// An ensemble stopped by a signal keeps the members that finished: each is saved as
 /// it finishes, and the run ends with an error, not with nothing.
+#[cfg(unix)]
 #[test]
 fn an_interrupted_ensemble_keeps_its_finished_members() {
+    /// Kills the run if an assertion fails before it ends.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
     std::fs::create_dir_all(&data).unwrap();
@@ -252,6 +261,7 @@ fn an_interrupted_ensemble_keeps_its_finished_members() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
+    let mut child = Reap(child);
     let first = ens.join("member-0.safetensors");
     let start = std::time::Instant::now();
     while !first.exists() {
@@ -263,11 +273,11 @@ fn an_interrupted_ensemble_keeps_its_finished_members() {
     }
     // SAFETY: sending a signal to our own child process.
     unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
+        libc::kill(child.0.id() as i32, libc::SIGINT);
     }
-    let out = child.wait_with_output().unwrap();
+    let status = child.0.wait().unwrap();
     let err = std::fs::read_to_string(&log).unwrap();
-    assert!(!out.status.success(), "{err}");
+    assert!(!status.success(), "{err}");
     assert!(err.contains("interrupted in epoch"), "{err}");
     assert!(err.contains("member 0 (seed 777) done"), "{err}");
     assert!(err.contains("finished, saved in"), "{err}");

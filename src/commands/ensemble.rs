@@ -126,18 +126,21 @@ pub fn run(args: &EnsembleArgs) -> anyhow::Result<()> {
         },
     )
     .map_err(|e| {
-        let done = finished.lock().map_or(0, |f| f.iter().flatten().count());
-        let kept = match (&args.save_dir, done) {
-            (_, 0) => "no member had finished".to_string(),
-            (Some(d), n) => format!(
-                "{} finished, saved in {}",
-                super::plural(n, "member"),
-                d.display()
-            ),
-            (None, n) => format!(
-                "{} finished (not saved: no --save-dir)",
-                super::plural(n, "member")
-            ),
+        // in parallel the finished members need not be the first ones: name them
+        let done: Vec<String> = finished.lock().map_or(Vec::new(), |f| {
+            (0..f.len())
+                .filter(|&i| f[i].is_some())
+                .map(|i| i.to_string())
+                .collect()
+        });
+        let which = match done.len() {
+            1 => format!("member {} finished", done[0]),
+            _ => format!("members {} finished", done.join(", ")),
+        };
+        let kept = match (&args.save_dir, done.is_empty()) {
+            (_, true) => "no member had finished".to_string(),
+            (Some(d), false) => format!("{which}, saved in {}", d.display()),
+            (None, false) => format!("{which} (not saved: no --save-dir)"),
         };
         anyhow::anyhow!("{e}; {kept}")
     })?;
