@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::runtime::Runtime;
 use crate::tensor::{Matrix, matmul_nn, matmul_nt, matmul_tn};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Training settings of one RBM. Defaults follow Hinton's guide for MNIST-like data.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -266,13 +267,15 @@ impl Rbm {
     }
 
     /// Trains on `data` (rows in [0, 1]) for `cfg.epochs`, calling `epoch_done(epoch,
-    /// mean reconstruction error)` after each.
+    /// mean reconstruction error)` after each. `stop`, when set (Ctrl-C), ends training
+    /// after the current batch with [`Error::Interrupted`].
     pub fn train(
         &mut self,
         rt: &Runtime,
         data: &Matrix,
         cfg: &RbmConfig,
         rng: &mut Rng,
+        stop: Option<&AtomicBool>,
         epoch_done: &mut dyn FnMut(usize, f32),
     ) -> Result<()> {
         cfg.validate()?;
@@ -296,6 +299,12 @@ impl Rbm {
             while batcher.next_batch(rt, &ds) {
                 total += self.cd_step(rt, &batcher.x, cfg, momentum, rng) as f64;
                 batches += 1;
+                if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                    return Err(Error::Interrupted(format!(
+                        "interrupted in RBM epoch {} after batch {batches}",
+                        epoch + 1
+                    )));
+                }
             }
             let err = (total / batches.max(1) as f64) as f32;
             if !err.is_finite() {
@@ -328,13 +337,24 @@ pub fn pretrain_stack(
     hidden: &[usize],
     cfg: &RbmConfig,
     rng: &mut Rng,
+    stop: Option<&AtomicBool>,
     report: &mut dyn FnMut(usize, usize, f32),
 ) -> Result<Vec<Rbm>> {
     let mut input = data.clone();
     let mut stack = Vec::new();
     for (layer, &h) in hidden.iter().enumerate() {
         let mut rbm = Rbm::new(input.cols, h, rng);
-        rbm.train(rt, &input, cfg, rng, &mut |e, err| report(layer, e, err))?;
+        rbm.train(rt, &input, cfg, rng, stop, &mut |e, err| {
+            report(layer, e, err)
+        })
+        .map_err(|e| match e {
+            Error::Interrupted(msg) => Error::Interrupted(format!(
+                "{msg} of pre-training layer {} of {}",
+                layer + 1,
+                hidden.len()
+            )),
+            e => e,
+        })?;
         let mut next = Matrix::zeros(0, h);
         // hidden probabilities of the whole set, in chunks
         let mut out = Matrix::zeros(input.rows, h);

@@ -244,11 +244,48 @@ fn rbm_reconstruction_error_falls() {
         &small.images,
         &cfg,
         &mut rng,
+        None,
         &mut |_, e| errs.push(e),
     )
     .unwrap();
     assert_eq!(errs.len(), 3);
     assert!(errs[2] < errs[0] && errs[0] < 0.1, "{errs:?}");
+}
+
+/// Pre-training stops after the batch in which the stop flag was seen (Ctrl-C during a
+/// DBN's pre-training), naming where, and the weights keep that batch's update.
+#[test]
+fn rbm_pretraining_stops_when_asked() {
+    let d = tempfile::tempdir().unwrap();
+    common::write_folder(d.path(), 50, 10, 4, 4, 3);
+    let s = nnlab::data::datasets::load_dir(d.path(), "toy", None).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    let cfg = nnlab::rbm::RbmConfig {
+        epochs: 3,
+        batch: 10,
+        ..Default::default()
+    };
+    let mut rng = nnlab::Rng::new(1);
+    let mut epochs = 0;
+    let err = nnlab::rbm::pretrain_stack(
+        &Runtime::default(),
+        &s.train.images,
+        &[8, 4],
+        &cfg,
+        &mut rng,
+        Some(&stop),
+        &mut |_, _, _| epochs += 1,
+    );
+    let Err(err) = err else {
+        panic!("pre-training ran to the end")
+    };
+    assert!(matches!(err, nnlab::Error::Interrupted(_)), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("RBM epoch 1 after batch 1 of pre-training layer 1 of 2"),
+        "{msg}"
+    );
+    assert_eq!(epochs, 0, "no epoch finished");
 }
 
 /// `bench` counts the FLOP of the network's matrix products exactly: forward and

@@ -35,7 +35,7 @@ pub fn run(args: &RbmArgs) -> anyhow::Result<()> {
         args.batch
     );
     let start = std::time::Instant::now();
-    rbm.train(&rt, &s.train.images, &cfg, &mut rng, &mut |e, err| {
+    rbm.train(&rt, &s.train.images, &cfg, &mut rng, None, &mut |e, err| {
         outln!(
             "epoch {e:>3}: reconstruction error {err:.6}  ({:.1} s)",
             start.elapsed().as_secs_f64()

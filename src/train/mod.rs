@@ -131,7 +131,13 @@ impl Trainer {
 
     /// Greedy RBM pre-training of the hidden layers (a Deep Belief Net), then copies
     /// the stack into the network; fine-tuning is the ordinary training that follows.
-    pub fn pretrain(&mut self, train: &Dataset, observe: &mut dyn Observer) -> Result<()> {
+    /// `stop`, when set (Ctrl-C), ends it after the current batch.
+    pub fn pretrain(
+        &mut self,
+        train: &Dataset,
+        stop: Option<&AtomicBool>,
+        observe: &mut dyn Observer,
+    ) -> Result<()> {
         let rcfg = crate::rbm::RbmConfig {
             epochs: self.cfg.model.pretrain_epochs,
             ..Default::default()
@@ -142,6 +148,7 @@ impl Trainer {
             &self.cfg.model.hidden,
             &rcfg,
             &mut self.rng,
+            stop,
             &mut |l, e, err| observe.pretrain(l, e, err),
         )?;
         self.model.load_rbm_stack(&stack);
@@ -189,7 +196,7 @@ impl Trainer {
             ));
         }
         if self.cfg.model.pretrain_epochs > 0 && self.history.is_empty() {
-            self.pretrain(train, observe)?;
+            self.pretrain(train, stop, observe)?;
         }
         let mut batcher = Batcher::new(train.len(), train.features(), self.cfg.batch);
         let mut scratch = crate::data::augment::Scratch::default();
