@@ -102,7 +102,10 @@ pub fn train_members(
         crate::model::EVAL_BATCH,
         member_rt.threads,
     )?;
-    let resting = crate::footprint::resting_bytes(&cfg.model, input, classes)?;
+    // (with `restore_best`, each member also keeps its best epoch's values)
+    let snapshot = crate::footprint::snapshot_bytes(cfg, input, classes)?;
+    let training = training + snapshot;
+    let resting = crate::footprint::resting_bytes(&cfg.model, input, classes)? + snapshot;
     crate::memory::check_fits(
         &format!("an ensemble of {members} members"),
         at_once as f64 * training + (members - at_once) as f64 * resting,

@@ -266,6 +266,20 @@ pub fn training_bytes(
     )
 }
 
+/// Bytes early stopping's `restore_best` holds besides: the values (parameters and
+/// batch norm's statistics) of the best epoch so far, kept from that epoch on. 0
+/// without it.
+pub fn snapshot_bytes(
+    cfg: &crate::config::TrainConfig,
+    input: impl Into<Features>,
+    classes: usize,
+) -> Result<f64> {
+    if !cfg.early_stop.is_some_and(|e| e.restore_best) {
+        return Ok(0.0);
+    }
+    Ok(F32 * net_cost(&cfg.model, input.into(), classes)?.params)
+}
+
 /// Bytes a trained model of `cfg` keeps once its buffers are released
 /// (`Trainer::release_buffers`): its parameters, their gradients and the optimiser's
 /// two moments.
@@ -299,6 +313,29 @@ mod tests {
                 "{preset}: {values} for {params}"
             );
             assert!(resting < training, "{preset}: {resting} against {training}");
+        }
+    }
+
+    /// `restore_best`'s snapshot is counted as what `Snapshot::take` keeps (within 1%:
+    /// batch norm's statistics are counted with the parameters), and only with it.
+    #[test]
+    fn restore_best_counts_its_snapshot() {
+        let input = Features::Image { c: 1, h: 28, w: 28 };
+        for preset in ["xavier", "cnn-best"] {
+            let mut cfg = TrainConfig::preset(preset).unwrap();
+            assert_eq!(snapshot_bytes(&cfg, input, 10).unwrap(), 0.0);
+            cfg.early_stop = Some(crate::train::early_stop::EarlyStop {
+                patience: 2,
+                restore_best: true,
+            });
+            let mut m = Model::build(&cfg.model, input, 10, &mut crate::rng::Rng::new(1)).unwrap();
+            let snap = crate::train::early_stop::Snapshot::take(&mut m.net, 1);
+            let held = 4.0 * snap.values.iter().map(Vec::len).sum::<usize>() as f64;
+            let counted = snapshot_bytes(&cfg, input, 10).unwrap();
+            assert!(
+                (counted / held - 1.0).abs() < 0.01,
+                "{preset}: {counted} for {held}"
+            );
         }
     }
 

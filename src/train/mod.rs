@@ -111,7 +111,7 @@ impl Trainer {
                 cfg.batch,
                 crate::model::EVAL_BATCH,
                 rt.threads,
-            )?,
+            )? + crate::footprint::snapshot_bytes(cfg, input, classes)?,
             "use fewer or narrower layers, or a smaller batch",
         )?;
         let mut rng = Rng::new(cfg.seed);
