@@ -11,7 +11,6 @@
 //! applied with momentum and L2 weight decay (the guide's section 9-10).
 
 use crate::data::Batcher;
-use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::runtime::Runtime;
@@ -279,14 +278,6 @@ impl Rbm {
         epoch_done: &mut dyn FnMut(usize, f32),
     ) -> Result<()> {
         cfg.validate()?;
-        let ds = Dataset {
-            name: "rbm input".into(),
-            images: data.clone(),
-            labels: vec![0; data.rows],
-            height: 1,
-            width: data.cols,
-            class_names: vec!["0".into()],
-        };
         let mut batcher = Batcher::new(data.rows, data.cols, cfg.batch);
         for epoch in 0..cfg.epochs {
             batcher.shuffle(rng);
@@ -296,7 +287,7 @@ impl Rbm {
                 cfg.momentum
             };
             let (mut total, mut batches) = (0f64, 0usize);
-            while batcher.next_batch(rt, &ds) {
+            while batcher.next_rows(rt, data) {
                 total += self.cd_step(rt, &batcher.x, cfg, momentum, rng) as f64;
                 batches += 1;
                 if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
@@ -340,11 +331,14 @@ pub fn pretrain_stack(
     stop: Option<&AtomicBool>,
     report: &mut dyn FnMut(usize, usize, f32),
 ) -> Result<Vec<Rbm>> {
-    let mut input = data.clone();
+    // the layer below's hidden probabilities, the input of the next (the first layer
+    // reads `data` itself: no copy of the training set)
+    let mut below: Option<Matrix> = None;
     let mut stack = Vec::new();
     for (layer, &h) in hidden.iter().enumerate() {
+        let input = below.as_ref().unwrap_or(data);
         let mut rbm = Rbm::new(input.cols, h, rng);
-        rbm.train(rt, &input, cfg, rng, stop, &mut |e, err| {
+        rbm.train(rt, input, cfg, rng, stop, &mut |e, err| {
             report(layer, e, err)
         })
         .map_err(|e| match e {
@@ -355,6 +349,12 @@ pub fn pretrain_stack(
             )),
             e => e,
         })?;
+        if layer + 1 == hidden.len() {
+            // the top layer feeds no other: its probabilities of the whole set (for
+            // Hinton's 2000 units on 55,000 images, 440 MB) are not needed
+            stack.push(rbm);
+            break;
+        }
         let mut next = Matrix::zeros(0, h);
         // hidden probabilities of the whole set, in chunks
         let mut out = Matrix::zeros(input.rows, h);
@@ -370,7 +370,7 @@ pub fn pretrain_stack(
             out.data[start * h..(start + n) * h].copy_from_slice(&next.data);
             start += n;
         }
-        input = out;
+        below = Some(out);
         stack.push(rbm);
     }
     Ok(stack)

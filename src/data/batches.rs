@@ -62,23 +62,39 @@ impl Batcher {
     /// # Shapes
     /// `x: (batch, features)` (the last batch may be shorter), `labels: (batch,)`.
     pub fn next_batch(&mut self, rt: &Runtime, data: &Dataset) -> bool {
+        let from = self.pos;
+        if !self.next_rows(rt, &data.images) {
+            return false;
+        }
+        self.labels.clear();
+        self.labels.extend(
+            self.order[from..self.pos]
+                .iter()
+                .map(|&i| data.labels[i as usize]),
+        );
+        true
+    }
+
+    /// Copies the next batch of `images`' rows into `x` (`labels` is left empty), for
+    /// training without labels (an RBM); false at the end of the epoch.
+    ///
+    /// # Shapes
+    /// `images: (n, features)`; `x: (batch, features)` (the last batch may be shorter).
+    pub fn next_rows(&mut self, rt: &Runtime, images: &Matrix) -> bool {
         let end = (self.pos + self.batch).min(self.order.len());
         if self.pos >= end {
             return false;
         }
-        let f = data.features();
+        let f = images.cols;
         let idx = &self.order[self.pos..end];
         self.x.set_rows(idx.len());
         self.labels.clear();
-        self.labels
-            .extend(idx.iter().map(|&i| data.labels[i as usize]));
         // The rows are scattered over the whole training set, so the copy waits on
         // memory; two threads keep twice as many rows in flight.
         let rows = &mut self.x.data[..idx.len() * f];
         let copy = |rows: &mut [f32], idx: &[u32]| {
             for (row, &i) in rows.chunks_exact_mut(f).zip(idx) {
-                let i = i as usize;
-                row.copy_from_slice(&data.images.data[i * f..(i + 1) * f]);
+                row.copy_from_slice(images.row(i as usize));
             }
         };
         if rt.threads > 1 && idx.len() >= 32 {
@@ -127,6 +143,16 @@ mod tests {
             }
             assert_eq!(seen, order, "{threads} threads");
             assert_eq!(b.x.rows, 3); // 253 = 5 x 50 + 3
+            // rows without labels (an RBM's batches): the same rows, in the same order
+            let mut rows = Batcher::new(n, f, 50);
+            rows.shuffle(&mut Rng::new(3));
+            b.rewind();
+            while b.next_batch(&rt, &data) {
+                assert!(rows.next_rows(&rt, &data.images));
+                assert_eq!(rows.x, b.x);
+                assert!(rows.labels.is_empty());
+            }
+            assert!(!rows.next_rows(&rt, &data.images));
         }
     }
 }
