@@ -1,11 +1,13 @@
 //! How long a cache line takes to go from one core to the other and back: two threads
 //! hand a counter back and forth 200,000 times through one line, and the mean round
-//! trip is printed. On one chiplet of an AMD EPYC this is under 200 ns; between two
-//! chiplets (which do not share a third-level cache) it is several times that.
+//! trip is printed. Between two chiplets of an AMD EPYC (which share no third-level
+//! cache) it takes several times as long as within one. The threads are not pinned:
+//! on a 2-core machine they run on the two cores.
 //!
 //! The project's 2-core KVM machines have "slow phases" in which a two-thread
-//! `nnlab lab xavier` takes twice as long; this probe tells them apart from outside
-//! (BENCHMARKS.md, "Slow phases: the two cores on different chiplets").
+//! `nnlab lab xavier` takes twice as long; this probe, run beside nnlab, tells them
+//! apart (BENCHMARKS.md, "Slow phases: the two cores on different chiplets", has the
+//! figures).
 //!
 //! `cargo run --release --example core_to_core`
 

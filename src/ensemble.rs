@@ -70,7 +70,8 @@ pub struct Hooks<'a> {
 /// after the members' current batches, with [`crate::error::Error::Interrupted`];
 /// `hooks.done` sees each member as it finishes (to report, evaluate or save it while
 /// the others train); then the member lets go of its working buffers
-/// (`Trainer::release_buffers`), so finished members hold only their values.
+/// (`Trainer::release_buffers`), so finished members hold only their values (and,
+/// with early stopping's `restore_best`, the best epoch's snapshot).
 pub fn train_members(
     cfg: &TrainConfig,
     members: usize,

@@ -292,7 +292,7 @@ impl Rbm {
                 batches += 1;
                 if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                     return Err(Error::Interrupted(format!(
-                        "interrupted in RBM epoch {} after batch {batches}",
+                        "interrupted in RBM epoch {}, after batch {batches}",
                         epoch + 1
                     )));
                 }
@@ -321,7 +321,9 @@ fn sample(p: &Matrix, out: &mut Matrix, rng: &mut Rng) {
 }
 
 /// Greedy layer-wise pre-training: an RBM on the data, then each next RBM on the
-/// hidden probabilities of the one below. `report(layer, epoch, error)`.
+/// hidden probabilities of the one below; returns one RBM per entry of `hidden`.
+/// `report(layer, epoch, error)` after each RBM epoch. `stop`, when set (Ctrl-C), ends
+/// it after the current batch with [`Error::Interrupted`], naming the layer.
 pub fn pretrain_stack(
     rt: &Runtime,
     data: &Matrix,
@@ -343,15 +345,16 @@ pub fn pretrain_stack(
         })
         .map_err(|e| match e {
             Error::Interrupted(msg) => Error::Interrupted(format!(
-                "{msg} of pre-training layer {} of {}",
+                "{} (pre-training layer {} of {})",
+                msg,
                 layer + 1,
                 hidden.len()
             )),
             e => e,
         })?;
         if layer + 1 == hidden.len() {
-            // the top layer feeds no other: its probabilities of the whole set (for
-            // Hinton's 2000 units on 55,000 images, 440 MB) are not needed
+            // the top layer feeds no other: its probabilities of the whole set (the
+            // largest matrix of a DBN's pre-training) are not needed
             stack.push(rbm);
             break;
         }

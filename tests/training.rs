@@ -253,39 +253,111 @@ fn rbm_reconstruction_error_falls() {
 }
 
 /// Pre-training stops after the batch in which the stop flag was seen (Ctrl-C during a
-/// DBN's pre-training), naming where, and the weights keep that batch's update.
+/// DBN's pre-training), naming the layer, epoch and batch: set before it starts, in
+/// layer 1; set when layer 1's last epoch is reported, in layer 2.
 #[test]
 fn rbm_pretraining_stops_when_asked() {
     let d = tempfile::tempdir().unwrap();
     common::write_folder(d.path(), 50, 10, 4, 4, 3);
     let s = nnlab::data::datasets::load_dir(d.path(), "toy", None).unwrap();
-    let stop = std::sync::atomic::AtomicBool::new(true);
     let cfg = nnlab::rbm::RbmConfig {
         epochs: 3,
         batch: 10,
         ..Default::default()
     };
-    let mut rng = nnlab::Rng::new(1);
-    let mut epochs = 0;
-    let err = nnlab::rbm::pretrain_stack(
+    for (stop_at, want) in [
+        (
+            None,
+            "RBM epoch 1, after batch 1 (pre-training layer 1 of 2)",
+        ),
+        (
+            Some(3),
+            "RBM epoch 1, after batch 1 (pre-training layer 2 of 2)",
+        ),
+    ] {
+        let stop = std::sync::atomic::AtomicBool::new(stop_at.is_none());
+        let mut epochs = 0;
+        let run = nnlab::rbm::pretrain_stack(
+            &Runtime::default(),
+            &s.train.images,
+            &[8, 4],
+            &cfg,
+            &mut nnlab::Rng::new(1),
+            Some(&stop),
+            &mut |_, _, _| {
+                epochs += 1;
+                if Some(epochs) == stop_at {
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            },
+        );
+        let Err(err) = run else {
+            panic!("pre-training ran to the end")
+        };
+        assert!(matches!(err, Error::Interrupted(_)), "{err}");
+        assert!(err.to_string().contains(want), "{err}");
+        assert_eq!(epochs, stop_at.unwrap_or(0), "epochs reported");
+    }
+}
+
+/// Without a stop, pre-training returns one RBM per hidden layer, each over the layer
+/// below (the top one's probabilities are not computed, but the RBM is kept).
+#[test]
+fn rbm_pretraining_returns_every_layer() {
+    let d = tempfile::tempdir().unwrap();
+    common::write_folder(d.path(), 50, 10, 4, 4, 3);
+    let s = nnlab::data::datasets::load_dir(d.path(), "toy", None).unwrap();
+    let cfg = nnlab::rbm::RbmConfig {
+        epochs: 1,
+        batch: 10,
+        ..Default::default()
+    };
+    let stack = nnlab::rbm::pretrain_stack(
         &Runtime::default(),
         &s.train.images,
-        &[8, 4],
+        &[8, 5, 3],
         &cfg,
-        &mut rng,
+        &mut nnlab::Rng::new(1),
+        None,
+        &mut |_, _, _| {},
+    )
+    .map_err(|e| e.to_string())
+    .unwrap();
+    let shapes: Vec<(usize, usize)> = stack.iter().map(|r| (r.w.rows, r.w.cols)).collect();
+    assert_eq!(shapes, [(8, 16), (5, 8), (3, 5)]);
+}
+
+/// `Trainer::fit` hands its stop flag to a DBN's pre-training: a run stopped there
+/// ends with no epoch in its history.
+#[test]
+fn a_stop_during_pretraining_ends_fit() {
+    let d = tempfile::tempdir().unwrap();
+    common::write_folder(d.path(), 50, 10, 4, 4, 3);
+    let s = nnlab::data::datasets::load_dir(d.path(), "toy", None).unwrap();
+    let mut cfg = TrainConfig::preset("dbn").unwrap();
+    cfg.model.hidden = vec![8, 4];
+    cfg.model.pretrain_epochs = 2;
+    cfg.validation = 0;
+    cfg.epochs = 1;
+    let mut t = Trainer::new(&cfg, s.train.shape(), 3, Runtime::default()).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(true);
+    let run = t.fit(
+        &RunData {
+            train: &s.train,
+            val: None,
+            test: None,
+        },
         Some(&stop),
-        &mut |_, _, _| epochs += 1,
+        &mut |_: &EpochStats| {},
     );
-    let Err(err) = err else {
-        panic!("pre-training ran to the end")
+    let Err(err) = run else {
+        panic!("training ran to the end")
     };
-    assert!(matches!(err, nnlab::Error::Interrupted(_)), "{err}");
-    let msg = err.to_string();
     assert!(
-        msg.contains("RBM epoch 1 after batch 1 of pre-training layer 1 of 2"),
-        "{msg}"
+        err.to_string().contains("pre-training layer 1 of 2"),
+        "{err}"
     );
-    assert_eq!(epochs, 0, "no epoch finished");
+    assert!(t.history.is_empty());
 }
 
 /// `bench` counts the FLOP of the network's matrix products exactly: forward and

@@ -269,7 +269,9 @@ pub fn run_config(
     if let Err(nnlab::Error::Interrupted(msg)) = &fitted {
         let how = match opts.checkpoint_dir.as_ref().or(opts.resume.as_ref()) {
             Some(_) if trainer.history.is_empty() => {
-                "no epoch had finished, so there is no checkpoint to resume from".to_string()
+                "no training epoch had finished (pre-training keeps no checkpoint), so there \
+                 is nothing to resume from"
+                    .to_string()
             }
             Some(dir) => format!(
                 "the checkpoint in {} holds epoch {}; continue with the same command plus --resume {}",

@@ -86,6 +86,11 @@ impl Batcher {
             return false;
         }
         let f = images.cols;
+        assert_eq!(
+            f, self.x.cols,
+            "Batcher: rows of {f} features, batches of {}",
+            self.x.cols
+        );
         let idx = &self.order[self.pos..end];
         self.x.set_rows(idx.len());
         self.labels.clear();
