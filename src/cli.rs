@@ -82,7 +82,10 @@ pub struct DataOpts {
 /// level (`--dense-only` and `--keep-subnormals` may change the rounding).
 #[derive(Args, Debug, Clone, Default)]
 pub struct RuntimeOpts {
-    /// Threads to compute with [default: one per core; 0 means the same].
+    /// Threads to compute with [default: one per core, training a step on one thread
+    /// while steps are measured faster that way, as on a virtual machine whose cores
+    /// the host has put far apart; 0 means the same]. Given, exactly N. The results
+    /// are the same bits at any thread count.
     #[arg(short = 'j', long, value_name = "N")]
     pub threads: Option<usize>,
     /// Compute every layer with dense products, even on mostly-zero inputs such as
@@ -112,6 +115,7 @@ impl RuntimeOpts {
     /// The runtime these flags describe.
     pub fn runtime(&self) -> Runtime {
         let mut rt = Runtime::new(self.threads.unwrap_or(0));
+        rt.adapt = self.threads.is_none_or(|n| n == 0);
         if let Some(level) = self.simd {
             rt = rt.with_simd(level);
         }

@@ -37,6 +37,9 @@ pub struct Runtime {
     /// What the dense products (every product through [`crate::tensor::gemm`])
     /// compute in. Bf16 only where the CPU has it ([`Precision::Bf16`]).
     pub precision: Precision,
+    /// Whether training may run steps on one thread while they are measured faster
+    /// than on `threads` ([`crate::train::threads`]); the bits do not change.
+    pub adapt: bool,
 }
 
 /// What the dense products compute in.
@@ -89,6 +92,7 @@ impl Runtime {
             sparse: true,
             ftz: true,
             precision: Precision::F32,
+            adapt: false,
         }
     }
 

@@ -65,15 +65,24 @@ fn training_steps_do_not_allocate() {
         steps(
             rt,
             &["xavier", "dropout", "cnn", "cnn-best", "lstm", "gru", "rnn"],
+            false,
         );
         // the bf16 products' packing buffers (where the CPU has them)
         if let (bf16, None) = rt.with_precision(nnlab::runtime::Precision::Bf16) {
             steps(
                 bf16,
                 &["xavier", "dropout", "deep", "cnn", "lstm", "gru", "rnn"],
+                false,
             );
         }
     }
+    // steps switching between one thread and two, as the thread tuner switches them
+    // (`train::threads`; it starts with all threads, as the warm-up here does)
+    steps(
+        Runtime::default().with_threads(2),
+        &["xavier", "dropout", "cnn", "cnn-best", "lstm", "gru", "rnn"],
+        true,
+    );
 }
 
 /// Until the pool's worker has run a job: a thread's first steps (std's start-up of a
@@ -91,7 +100,9 @@ fn worker_has_started() {
     panic!("the pool's worker never ran a job in 2000 tries");
 }
 
-fn steps(rt: Runtime, presets: &[&str]) {
+/// Warm-up steps, then 10 counted steps of each preset on `rt`; with `alternate`, every
+/// other counted step on one thread.
+fn steps(rt: Runtime, presets: &[&str], alternate: bool) {
     let threads = rt.threads;
     if threads > 1 && nnlab::runtime::cores() > 1 {
         worker_has_started();
@@ -125,22 +136,27 @@ fn steps(rt: Runtime, presets: &[&str]) {
         // a preset's augmentation runs too, with the elastic field on
         let augment = cfg.augment.map(|a| Augment { elastic: 34.0, ..a });
         let (mut batch, mut scratch) = (dense.clone(), Scratch::default());
-        let mut step = |x: &Matrix, seed: u64, rng: &mut Rng| {
+        let mut step = |x: &Matrix, seed: u64, rng: &mut Rng, rt: &Runtime| {
             batch.data.copy_from_slice(&x.data);
             if let Some(a) = &augment {
-                a.apply(&rt, seed, 28, 28, &mut batch, &mut scratch);
+                a.apply(rt, seed, 28, 28, &mut batch, &mut scratch);
             }
-            model.train_step(&batch, &labels, &mut opt, 1e-3, rng, &rt);
+            model.train_step(&batch, &labels, &mut opt, 1e-3, rng, rt);
         };
         for (seed, x) in [&dense, &sparse, &dense].into_iter().enumerate() {
-            step(x, seed as u64, &mut rng);
+            step(x, seed as u64, &mut rng, &rt);
         }
         COUNT.store(0, Ordering::Relaxed);
         GEMM_COUNT.store(0, Ordering::Relaxed);
         ON.store(true, Ordering::Relaxed);
         for i in 0..10 {
             let x = if i % 2 == 0 { &sparse } else { &dense };
-            step(x, 10 + i, &mut rng);
+            let rt = if alternate && i % 4 < 2 {
+                rt.with_threads(1)
+            } else {
+                rt
+            };
+            step(x, 10 + i, &mut rng, &rt);
         }
         ON.store(false, Ordering::Relaxed);
         let (n, in_gemm) = (
@@ -149,9 +165,15 @@ fn steps(rt: Runtime, presets: &[&str]) {
         );
         assert!(in_gemm > 0, "the count of gemm's own allocations works");
         assert_eq!(
-            n, 0,
-            "{preset} on {threads} thread(s): {n} allocations in 10 steps outside gemm \
-                 ({in_gemm} inside)"
+            n,
+            0,
+            "{preset} on {threads} thread(s){}: {n} allocations in 10 steps outside gemm \
+                 ({in_gemm} inside)",
+            if alternate {
+                ", two steps in four on one thread"
+            } else {
+                ""
+            }
         );
     }
 }

@@ -75,6 +75,28 @@ fn every_preset_gives_the_same_weights_at_any_thread_count() {
     }
 }
 
+/// With the thread tuner on (`Runtime::adapt`, the CLI's default), training that
+/// probes one thread (after its first window of 64 steps) ends with the same weights
+/// as on a fixed two threads.
+#[test]
+fn the_thread_tuner_does_not_change_results() {
+    let m = common::mnist();
+    let small = m.train.slice(0..3000, "small");
+    let mut cfg = TrainConfig::preset("dropout").unwrap();
+    cfg.epochs = 1;
+    cfg.batch = 20; // 150 steps: the first window, a probe, and the next window
+    let run = |adapt: bool| {
+        let rt = Runtime {
+            adapt,
+            ..Runtime::default().with_threads(2)
+        };
+        let mut t = Trainer::new(&cfg, small.shape(), 10, rt).unwrap();
+        common::fit(&mut t, &small).unwrap();
+        common::weights(&mut t.model.net)
+    };
+    assert!(run(true) == run(false), "the tuner changed the weights");
+}
+
 /// The elementwise kernels and the sparse products give the same bits at every SIMD
 /// level (SSE2, AVX2 and, for the sparse products, AVX-512 builds of the same loops:
 /// no fused multiply-adds, no reordered sums).

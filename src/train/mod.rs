@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 pub mod early_stop;
+pub mod threads;
 
 use crate::config::TrainConfig;
 use crate::data::{Batcher, Dataset};
@@ -201,6 +202,7 @@ impl Trainer {
         let mut batcher = Batcher::new(train.len(), train.features(), self.cfg.batch);
         let mut scratch = crate::data::augment::Scratch::default();
         let batches = batcher.batches_per_epoch();
+        let mut tuner = threads::ThreadTuner::new(&rt);
         for epoch in self.history.len()..self.cfg.epochs {
             if self.stopped_early().is_some() {
                 break;
@@ -216,7 +218,13 @@ impl Trainer {
             let mut correct = 0usize;
             let mut seen = 0usize;
             let mut b = 0;
-            while batcher.next_batch(&rt, train) {
+            let mut step_start = Instant::now();
+            loop {
+                // this step's thread count (the bits do not depend on it)
+                let rt = tuner.runtime(&rt);
+                if !batcher.next_batch(&rt, train) {
+                    break;
+                }
                 if let Some(a) = &self.cfg.augment {
                     let seed = self.rng.next_u64();
                     let (h, w) = (train.height, train.width);
@@ -255,6 +263,9 @@ impl Trainer {
                         epoch + 1
                     )));
                 }
+                let now = Instant::now();
+                tuner.record((now - step_start).as_secs_f64());
+                step_start = now;
             }
             let seconds = start.elapsed().as_secs_f64();
             if let Err((what, value)) = self.model.check_finite() {
