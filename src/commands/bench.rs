@@ -10,7 +10,11 @@ use nnlab::config::TrainConfig;
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let splits = load_dataset("mnist", &args.data, true)?;
     let (train, _) = splits.train.split_validation(nnlab::data::LAB_VALIDATION)?;
-    let rt = args.rt.runtime();
+    // bench measures the code at one thread count, the one it reports: no tuner
+    let rt = nnlab::Runtime {
+        adapt: false,
+        ..args.rt.runtime()
+    };
     let mut reports = Vec::new();
     for p in &args.presets {
         let cfg = TrainConfig::preset(p)?;
