@@ -22,7 +22,7 @@ use crate::runtime::Runtime;
 
 /// Steps a probe measures (after one step to wake the other setting's threads).
 pub const PROBE: usize = 16;
-/// Steps in a window with the better setting, at first and after a close probe.
+/// Steps in a window with the better setting, at first and after a probe that won.
 pub const RUN_MIN: usize = 64;
 /// The most steps between probes.
 pub const RUN_MAX: usize = 1024;
@@ -70,11 +70,6 @@ impl ThreadTuner {
         } else {
             rt.with_threads(self.current)
         }
-    }
-
-    /// Threads the current window uses.
-    pub fn threads(&self) -> usize {
-        self.current
     }
 
     /// Records that the step just taken (with [`ThreadTuner::runtime`]'s threads) took
