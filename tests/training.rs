@@ -274,19 +274,31 @@ fn rbm_reconstruction_error_falls() {
     assert!(errs[2] < errs[0] && errs[0] < 0.1, "{errs:?}");
 }
 
+/// 50 training images of 4x4 pixels, 3 classes, in a folder that lives as long as the
+/// first value.
+fn toy_images() -> (tempfile::TempDir, nnlab::data::datasets::Splits) {
+    let d = tempfile::tempdir().unwrap();
+    common::write_folder(d.path(), 50, 10, 4, 4, 3);
+    let s = nnlab::data::datasets::load_dir(d.path(), "toy", None).unwrap();
+    (d, s)
+}
+
+/// RBM training for `epochs` epochs in batches of 10.
+fn rbm_config(epochs: usize) -> nnlab::rbm::RbmConfig {
+    nnlab::rbm::RbmConfig {
+        epochs,
+        batch: 10,
+        ..Default::default()
+    }
+}
+
 /// Pre-training stops after the batch in which the stop flag was seen (Ctrl-C during a
 /// DBN's pre-training), naming the layer, epoch and batch: set before it starts, in
 /// layer 1; set when layer 1's last epoch is reported, in layer 2.
 #[test]
 fn rbm_pretraining_stops_when_asked() {
-    let d = tempfile::tempdir().unwrap();
-    common::write_folder(d.path(), 50, 10, 4, 4, 3);
-    let s = nnlab::data::datasets::load_dir(d.path(), "toy", None).unwrap();
-    let cfg = nnlab::rbm::RbmConfig {
-        epochs: 3,
-        batch: 10,
-        ..Default::default()
-    };
+    let (_d, s) = toy_images();
+    let cfg = rbm_config(3);
     for (stop_at, want) in [
         (
             None,
@@ -326,14 +338,8 @@ fn rbm_pretraining_stops_when_asked() {
 /// below (the top one's probabilities are not computed, but the RBM is kept).
 #[test]
 fn rbm_pretraining_returns_every_layer() {
-    let d = tempfile::tempdir().unwrap();
-    common::write_folder(d.path(), 50, 10, 4, 4, 3);
-    let s = nnlab::data::datasets::load_dir(d.path(), "toy", None).unwrap();
-    let cfg = nnlab::rbm::RbmConfig {
-        epochs: 1,
-        batch: 10,
-        ..Default::default()
-    };
+    let (_d, s) = toy_images();
+    let cfg = rbm_config(1);
     let stack = nnlab::rbm::pretrain_stack(
         &Runtime::default(),
         &s.train.images,
@@ -353,9 +359,7 @@ fn rbm_pretraining_returns_every_layer() {
 /// ends with no epoch in its history.
 #[test]
 fn a_stop_during_pretraining_ends_fit() {
-    let d = tempfile::tempdir().unwrap();
-    common::write_folder(d.path(), 50, 10, 4, 4, 3);
-    let s = nnlab::data::datasets::load_dir(d.path(), "toy", None).unwrap();
+    let (_d, s) = toy_images();
     let mut cfg = TrainConfig::preset("dbn").unwrap();
     cfg.model.hidden = vec![8, 4];
     cfg.model.pretrain_epochs = 2;
