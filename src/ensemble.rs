@@ -88,28 +88,15 @@ pub fn train_members(
     let input = data.train.shape();
     let classes = data.train.classes();
     let member_rt = if parallel { rt.with_threads(1) } else { *rt };
-    // the members training at once hold their buffers, the finished ones only their
-    // values (released as each finishes)
+    // how many members hold their training buffers at once
     let at_once = if parallel {
         rt.threads.clamp(1, members)
     } else {
         1
     };
-    let training = crate::footprint::training_bytes(
-        &cfg.model,
-        input,
-        classes,
-        cfg.batch,
-        crate::model::EVAL_BATCH,
-        member_rt.threads,
-    )?;
-    // (with `restore_best`, each member also keeps its best epoch's values)
-    let snapshot = crate::footprint::snapshot_bytes(cfg, input, classes)?;
-    let training = training + snapshot;
-    let resting = crate::footprint::resting_bytes(&cfg.model, input, classes)? + snapshot;
     crate::memory::check_fits(
         &format!("an ensemble of {members} members"),
-        at_once as f64 * training + (members - at_once) as f64 * resting,
+        crate::footprint::ensemble_bytes(cfg, input, classes, members, at_once, member_rt.threads)?,
         "train fewer members, or smaller ones",
     )?;
     let one = |i: usize| -> Result<Trainer> {

@@ -280,6 +280,44 @@ pub fn snapshot_bytes(
     Ok(F32 * net_cost(&cfg.model, input.into(), classes)?.params)
 }
 
+/// Bytes a training run of `cfg` takes on `threads` threads, everything counted:
+/// `training_bytes` at the run's batch and evaluation batch, plus `restore_best`'s
+/// snapshot (what `Trainer::new` checks before it allocates).
+pub fn run_bytes(
+    cfg: &crate::config::TrainConfig,
+    input: impl Into<Features>,
+    classes: usize,
+    threads: usize,
+) -> Result<f64> {
+    let input = input.into();
+    Ok(training_bytes(
+        &cfg.model,
+        input,
+        classes,
+        cfg.batch,
+        crate::model::EVAL_BATCH,
+        threads,
+    )? + snapshot_bytes(cfg, input, classes)?)
+}
+
+/// Bytes an ensemble of `members` runs of `cfg` takes when `at_once` of them train at
+/// the same time on `threads` threads each: those hold `run_bytes`, the finished ones
+/// only their values (released as each finishes) and their `restore_best` snapshot.
+pub fn ensemble_bytes(
+    cfg: &crate::config::TrainConfig,
+    input: impl Into<Features>,
+    classes: usize,
+    members: usize,
+    at_once: usize,
+    threads: usize,
+) -> Result<f64> {
+    let input = input.into();
+    let at_once = at_once.clamp(1, members.max(1));
+    let training = run_bytes(cfg, input, classes, threads)?;
+    let resting = resting_bytes(&cfg.model, input, classes)? + snapshot_bytes(cfg, input, classes)?;
+    Ok(at_once as f64 * training + members.saturating_sub(at_once) as f64 * resting)
+}
+
 /// Bytes a trained model of `cfg` keeps once its buffers are released
 /// (`Trainer::release_buffers`): its parameters, their gradients and the optimiser's
 /// two moments.
@@ -336,6 +374,16 @@ mod tests {
                 (counted / held - 1.0).abs() < 0.01,
                 "{preset}: {counted} for {held}"
             );
+            // what a run and an ensemble check before they allocate include it
+            let without = TrainConfig {
+                early_stop: None,
+                ..cfg.clone()
+            };
+            let run = run_bytes(&cfg, input, 10, 2).unwrap();
+            assert_eq!(run, run_bytes(&without, input, 10, 2).unwrap() + counted);
+            let ens = |c: &TrainConfig| ensemble_bytes(c, input, 10, 5, 2, 1).unwrap();
+            // two training at once and three at rest, each with its snapshot
+            assert!((ens(&cfg) - ens(&without) - 5.0 * counted).abs() < 1.0);
         }
     }
 

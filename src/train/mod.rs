@@ -105,14 +105,7 @@ impl Trainer {
         let input = input.into();
         crate::memory::check_fits(
             "training this net",
-            crate::footprint::training_bytes(
-                &cfg.model,
-                input,
-                classes,
-                cfg.batch,
-                crate::model::EVAL_BATCH,
-                rt.threads,
-            )? + crate::footprint::snapshot_bytes(cfg, input, classes)?,
+            crate::footprint::run_bytes(cfg, input, classes, rt.threads)?,
             "use fewer or narrower layers, or a smaller batch",
         )?;
         let mut rng = Rng::new(cfg.seed);
