@@ -273,8 +273,11 @@ pub const LECTURE_10_LABS: usize = 4;
 /// - `cnn`, lab 11-2: three 3x3 conv blocks of 32, 64, 128 channels, each ReLU, 2x2
 ///   max-pool (the third `SAME`-padded, 7x7 -> 4x4) and dropout keep 0.7; dense
 ///   2048 -> 625, ReLU, dropout, -> 10;
-/// - `cnn-best`: two 3x3 conv pairs with batch norm (32, 32 | 64, 64), pools, dense
-///   256 with dropout 0.5; trained 12 epochs on all 60,000 training images with
+/// - `cnn-best`, after Chris Deotte's design for MNIST on Kaggle: two blocks of three
+///   convolutions (32 and 64 channels: 3x3, 3x3, then 5x5 with stride 2 in place of a
+///   pool; 28 -> 26 -> 24 -> 12 -> 10 -> 8 -> 4), each followed by batch norm and
+///   ReLU, dropout keep 0.6 after each block, a 4x4 convolution of 128 channels to
+///   1x1, dropout, -> 10; trained 12 epochs on all 60,000 training images with
 ///   augmentation and a cosine schedule.
 ///
 /// Convolutions and biases start as PyTorch's do (`fan-in-uniform`), dense weights
@@ -301,6 +304,21 @@ fn cnn_model(name: &str) -> ModelConfig {
         units,
         init: None,
         bias_init: None,
+    };
+    // convolution, batch norm over its channels, ReLU
+    let conv_bn = |channels, kernel, stride, padding| {
+        vec![
+            LayerSpec::Conv {
+                channels,
+                kernel,
+                stride,
+                padding,
+                init: Some(Init::FanInUniform),
+                bias_init: Some(Init::FanInUniform),
+            },
+            LayerSpec::Batchnorm,
+            relu(),
+        ]
     };
     let layers = match name {
         "cnn1" => vec![
@@ -330,26 +348,21 @@ fn cnn_model(name: &str) -> ModelConfig {
             relu(),
             drop(0.7),
         ],
-        _ => vec![
-            conv(32),
-            LayerSpec::Batchnorm,
-            relu(),
-            conv(32),
-            LayerSpec::Batchnorm,
-            relu(),
-            pool(Padding::None),
-            conv(64),
-            LayerSpec::Batchnorm,
-            relu(),
-            conv(64),
-            LayerSpec::Batchnorm,
-            relu(),
-            pool(Padding::None),
-            LayerSpec::Flatten,
-            dense(256),
-            relu(),
-            drop(0.5),
-        ],
+        // the stride-2 5x5 convolutions pool (24 -> 12, 8 -> 4) with weights of their
+        // own; the last block's 4x4 convolution takes 4x4 to 1x1
+        _ => [
+            conv_bn(32, 3, 1, Padding::None),
+            conv_bn(32, 3, 1, Padding::None),
+            conv_bn(32, 5, 2, Padding::Pixels(2)),
+            vec![drop(0.6)],
+            conv_bn(64, 3, 1, Padding::None),
+            conv_bn(64, 3, 1, Padding::None),
+            conv_bn(64, 5, 2, Padding::Pixels(2)),
+            vec![drop(0.6)],
+            conv_bn(128, 4, 1, Padding::None),
+            vec![LayerSpec::Flatten, drop(0.6)],
+        ]
+        .concat(),
     };
     ModelConfig {
         layers,
