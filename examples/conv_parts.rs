@@ -1,6 +1,7 @@
-//! Times a convolution layer's passes and a max pool's on the `cnn` and `cnn-best`
-//! presets' shapes (batch 100), the convolutions in f32 and, where the CPU has
-//! AVX512-BF16, in bf16 (`--precision bf16`), alternating, the best of 5 rounds each.
+//! Times a convolution layer's passes and a max pool's on the `cnn` preset's shapes and
+//! the earlier `cnn-best` design's (3x3, padding 1), batch 100: the convolutions in f32
+//! and, where the CPU has AVX512-BF16, in bf16 (`--precision bf16`), alternating, the
+//! best of 5 rounds each.
 //! `cargo run --release --example conv_parts [THREADS]`
 use nnlab::init::Init;
 use nnlab::layers::{Conv2d, Layer, MaxPool2d, Mode, Pass};

@@ -303,6 +303,7 @@ pub fn run_bytes(
 /// Bytes an ensemble of `members` runs of `cfg` takes when `at_once` of them train at
 /// the same time on `threads` threads each: those hold `run_bytes`, the finished ones
 /// only their values (released as each finishes) and their `restore_best` snapshot.
+/// `at_once` counts at most `members`; no members take nothing.
 pub fn ensemble_bytes(
     cfg: &crate::config::TrainConfig,
     input: impl Into<Features>,
@@ -311,8 +312,11 @@ pub fn ensemble_bytes(
     at_once: usize,
     threads: usize,
 ) -> Result<f64> {
+    if members == 0 {
+        return Ok(0.0);
+    }
     let input = input.into();
-    let at_once = at_once.clamp(1, members.max(1));
+    let at_once = at_once.clamp(1, members);
     let training = run_bytes(cfg, input, classes, threads)?;
     let resting = resting_bytes(&cfg.model, input, classes)? + snapshot_bytes(cfg, input, classes)?;
     Ok(at_once as f64 * training + members.saturating_sub(at_once) as f64 * resting)
@@ -381,9 +385,16 @@ mod tests {
             };
             let run = run_bytes(&cfg, input, 10, 2).unwrap();
             assert_eq!(run, run_bytes(&without, input, 10, 2).unwrap() + counted);
-            let ens = |c: &TrainConfig| ensemble_bytes(c, input, 10, 5, 2, 1).unwrap();
+            let ens =
+                |c: &TrainConfig, at_once| ensemble_bytes(c, input, 10, 5, at_once, 1).unwrap();
             // two training at once and three at rest, each with its snapshot
-            assert!((ens(&cfg) - ens(&without) - 5.0 * counted).abs() < 1.0);
+            let resting = resting_bytes(&cfg.model, input, 10).unwrap() + counted;
+            let one = run_bytes(&cfg, input, 10, 1).unwrap();
+            assert_eq!(ens(&cfg, 2), 2.0 * one + 3.0 * resting);
+            assert!((ens(&cfg, 2) - ens(&without, 2) - 5.0 * counted).abs() < 1.0);
+            // at most all five at once; none take nothing
+            assert_eq!(ens(&cfg, 9), 5.0 * one);
+            assert_eq!(ensemble_bytes(&cfg, input, 10, 0, 2, 1).unwrap(), 0.0);
         }
     }
 
