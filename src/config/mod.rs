@@ -277,8 +277,8 @@ pub const LECTURE_10_LABS: usize = 4;
 ///   convolutions (32 and 64 channels: 3x3, 3x3, then 5x5 with stride 2 in place of a
 ///   pool; 28 -> 26 -> 24 -> 12 -> 10 -> 8 -> 4), each followed by batch norm and
 ///   ReLU, dropout keep 0.6 after each block, a 4x4 convolution of 128 channels to
-///   1x1 with batch norm and ReLU, dropout, -> 10; trained 12 epochs on all 60,000 training images with
-///   augmentation and a cosine schedule.
+///   1x1 with batch norm and ReLU, dropout, -> 10; trained 12 epochs on all 60,000
+///   training images with augmentation and a cosine schedule.
 ///
 /// Convolutions and biases start as PyTorch's do (`fan-in-uniform`), dense weights
 /// Xavier-uniform as in the course's code.
