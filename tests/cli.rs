@@ -277,6 +277,69 @@ fn a_signal_stops_and_says_how_to_resume() {
     }
 }
 
+/// Ctrl-C during a DBN's RBM pre-training stops after the batch, names the RBM epoch and
+/// layer, and says that there is nothing to resume from (no epoch of training had
+/// finished, and pre-training keeps no checkpoint), leaving no checkpoint behind.
+#[cfg(unix)]
+#[test]
+fn a_signal_in_pre_training_says_there_is_nothing_to_resume() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    common::write_folder(&data, 60, 20, 4, 4, 3);
+    let ck = d.path().join("ck");
+    // stdout and stderr to files: pipes nobody reads could fill and stall the run
+    let (out_log, err_log) = (d.path().join("out.txt"), d.path().join("err.txt"));
+    let child = Command::new(env!("CARGO_BIN_EXE_nnlab"))
+        .args([
+            "train",
+            "--dataset",
+            data.to_str().unwrap(),
+            "--hidden",
+            "8",
+            "--init",
+            "rbm",
+            "--pretrain-epochs",
+            "1000000",
+            "--batch",
+            "10",
+            "--validation",
+            "0",
+            "--epochs",
+            "1",
+            "--checkpoint-dir",
+            ck.to_str().unwrap(),
+        ])
+        .stdout(std::fs::File::create(&out_log).unwrap())
+        .stderr(std::fs::File::create(&err_log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut child = common::Served(child);
+    let start = std::time::Instant::now();
+    let printed =
+        || std::fs::read_to_string(&out_log).unwrap() + &std::fs::read_to_string(&err_log).unwrap();
+    while !printed().contains("RBM 1 pre-training epoch") {
+        assert!(start.elapsed().as_secs() < 120, "no RBM epoch after 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe {
+        libc::kill(child.0.id() as i32, libc::SIGINT);
+    }
+    let status = child.0.wait().unwrap();
+    let err = std::fs::read_to_string(&err_log).unwrap();
+    assert!(!status.success(), "{err}");
+    for want in [
+        "interrupted in RBM epoch",
+        "(pre-training layer 1 of 1)",
+        "no training epoch had finished (pre-training keeps no checkpoint)",
+        "nothing to resume from",
+    ] {
+        assert!(err.contains(want), "{want:?} in {err}");
+    }
+    assert!(!ck.join("checkpoint.safetensors").exists());
+}
+
 /// Bad inputs that used to panic now end with a clear error: a dataset folder with no
 /// test images, and residual blocks or branches with no layers.
 #[test]

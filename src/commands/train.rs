@@ -268,11 +268,14 @@ pub fn run_config(
     }
     if let Err(nnlab::Error::Interrupted(msg)) = &fitted {
         let how = match opts.checkpoint_dir.as_ref().or(opts.resume.as_ref()) {
-            Some(_) if trainer.history.is_empty() => {
-                "no training epoch had finished (pre-training keeps no checkpoint), so there \
-                 is nothing to resume from"
-                    .to_string()
-            }
+            Some(_) if trainer.history.is_empty() => format!(
+                "no training epoch had finished{}, so there is nothing to resume from",
+                if trainer.cfg.model.pretrain_epochs > 0 {
+                    " (pre-training keeps no checkpoint)"
+                } else {
+                    ""
+                }
+            ),
             Some(dir) => format!(
                 "the checkpoint in {} holds epoch {}; continue with the same command plus --resume {}",
                 dir.display(),
