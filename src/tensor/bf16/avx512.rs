@@ -56,15 +56,16 @@ pub unsafe fn tile(kp: usize, ap: &[u32], bp: &[u32], out: super::TileOut) {
 
 /// As `mod.rs`'s portable `pack`, for the two layouts products meet: lanes contiguous
 /// (`sl == 1`: two runs of lanes interleaved) or pairs contiguous (`sp == 1`: runs of
-/// `k` converted, then spread over the panel). Returns false, having written nothing,
+/// `k` converted 16 lanes at a time, then transposed), writing every word of `dst`
+/// (lanes past the source's as zeros). Returns false, having written nothing,
 /// for any other layout (no product packs one; the portable loop does). The same
 /// bits as the portable loop (both round to nearest even; `vcvtne2ps2bf16` also reads
 /// subnormals as zero).
 ///
 /// # Safety
 /// The CPU has AVX512-F, -BW and -BF16; `src` reads inside its data at every `(p, l)`
-/// with `p < k`, `l < lanes`; `dst` holds `lanes.div_ceil(w) * k.div_ceil(2) * w`
-/// zeros.
+/// with `p < k`, `l < lanes`; `dst` is `lanes.div_ceil(w) * k.div_ceil(2) * w` long
+/// (every word of it is written).
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 pub unsafe fn pack(src: super::Strided<'_>, w: usize, dst: &mut [u32]) -> bool {
     let kp = src.k.div_ceil(2);
@@ -82,51 +83,67 @@ pub unsafe fn pack(src: super::Strided<'_>, w: usize, dst: &mut [u32]) -> bool {
             let lanes = w.min(src.lanes - i * w);
             for p in 0..kp {
                 // SAFETY: rows 2p (< k) and 2p + 1 (read only when < k), lanes
-                // i*w .. + lanes: inside the data (the caller's promise); the masks keep
-                // to the lanes; `d` is pair p of panel i, inside `dst` (asserted).
+                // i*w .. + lanes: inside the data (the caller's promise); the load
+                // masks keep to the lanes (past them the words are zeros); `d` is pair
+                // p of panel i, inside `dst` (asserted), and the store masks keep to
+                // its `w` lanes.
                 unsafe {
                     let r0 = base.add(2 * p * src.sp + src.l0 + i * w);
                     let d = out.add((i * kp + p) * w);
                     let mut c = 0;
-                    while c < lanes {
-                        let m = mask(lanes - c);
-                        let v0 = _mm512_maskz_loadu_ps(m, r0.add(c));
+                    while c < w {
+                        let m = mask(lanes.saturating_sub(c));
+                        let v0 = _mm512_maskz_loadu_ps(m, r0.wrapping_add(c));
                         let v1 = if 2 * p + 1 < src.k {
-                            _mm512_maskz_loadu_ps(m, r0.add(src.sp + c))
+                            _mm512_maskz_loadu_ps(m, r0.wrapping_add(src.sp + c))
                         } else {
                             _mm512_setzero_ps()
                         };
                         let words: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(v1, v0));
                         let pairs = _mm512_permutexvar_epi16(idx, words);
-                        _mm512_mask_storeu_epi32(d.add(c).cast(), m, pairs);
+                        _mm512_mask_storeu_epi32(d.add(c).cast(), mask(w - c), pairs);
                         c += 16;
                     }
                 }
             }
         }
     } else if src.sp == 1 {
+        // Each lane's run of `k` converted 32 values (16 pairs) at a time, for 16 lanes
+        // at once, then turned in registers so that each pair's 16 lanes are stored
+        // as one vector. Lanes past the source's (in the last panel) are zeros, and
+        // every word of `dst` is written.
         for i in 0..panels {
             let lanes = w.min(src.lanes - i * w);
-            for l in 0..lanes {
-                // SAFETY: lane i*w + l's run of k values lies inside the data (the
-                // caller's promise), the masks keep to it; each pair p < kp lands at
-                // (i*kp + p)*w + l, inside `dst` (asserted).
-                unsafe {
-                    let run = base.add((src.l0 + i * w + l) * src.sl);
-                    let mut v = 0;
-                    while v < src.k {
-                        let n = (src.k - v).min(32);
-                        let lo = _mm512_maskz_loadu_ps(mask(n), run.add(v));
-                        let hi = _mm512_maskz_loadu_ps(
-                            mask(n.saturating_sub(16)),
-                            run.wrapping_add(v + 16),
-                        );
-                        let words: [u32; 16] = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
-                        let p0 = v / 2;
-                        for (q, &word) in words.iter().enumerate().take(n.div_ceil(2)) {
-                            *out.add((i * kp + p0 + q) * w + l) = word;
+            for g0 in (0..w).step_by(16) {
+                let (width, here) = ((w - g0).min(16), lanes.saturating_sub(g0).min(16));
+                for p0 in (0..kp).step_by(16) {
+                    let v = 2 * p0;
+                    let (n, pairs) = (src.k - v, (kp - p0).min(16));
+                    let mut rows = [_mm512_setzero_si512(); 16];
+                    for (l, row) in rows.iter_mut().enumerate().take(here) {
+                        // SAFETY: lane i*w + g0 + l (< lanes) reads values v .. v + n of
+                        // its run, inside the data (the caller's promise); the masks
+                        // keep to them.
+                        unsafe {
+                            let run = base.add((src.l0 + i * w + g0 + l) * src.sl + v);
+                            let lo = _mm512_maskz_loadu_ps(mask(n), run);
+                            let hi = _mm512_maskz_loadu_ps(
+                                mask(n.saturating_sub(16)),
+                                run.wrapping_add(16),
+                            );
+                            *row = std::mem::transmute::<__m512bh, __m512i>(_mm512_cvtne2ps_pbh(
+                                hi, lo,
+                            ));
                         }
-                        v += 32;
+                    }
+                    let columns = transpose16(rows);
+                    for (q, column) in columns.iter().enumerate().take(pairs) {
+                        // SAFETY: pair p0 + q < kp of panel i, lanes g0 .. g0 + width
+                        // (<= w): inside `dst` (asserted).
+                        unsafe {
+                            let d = out.add((i * kp + p0 + q) * w + g0);
+                            _mm512_mask_storeu_epi32(d.cast(), mask(width), *column);
+                        }
                     }
                 }
             }
@@ -135,4 +152,41 @@ pub unsafe fn pack(src: super::Strided<'_>, w: usize, dst: &mut [u32]) -> bool {
         return false;
     }
     true
+}
+
+/// The 16 x 16 matrix of 32-bit words whose rows are `r`, transposed: word `c` of
+/// row `l` becomes word `l` of row `c`. Interleaves words, then pairs of words,
+/// then 128-bit blocks, twice.
+#[target_feature(enable = "avx512f")]
+fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
+    let t: [__m512i; 16] = std::array::from_fn(|i| {
+        let (a, b) = (r[i & !1], r[i | 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_epi32(a, b)
+        } else {
+            _mm512_unpackhi_epi32(a, b)
+        }
+    });
+    // u[4g + s]: words s, s + 4, s + 8, s + 12 of rows 4g .. 4g + 4, a block each
+    let u: [__m512i; 16] = std::array::from_fn(|i| {
+        let (g, s) = (i / 4 * 4, i % 4);
+        let (a, b) = (t[g + s / 2], t[g + 2 + s / 2]);
+        if s % 2 == 0 {
+            _mm512_unpacklo_epi64(a, b)
+        } else {
+            _mm512_unpackhi_epi64(a, b)
+        }
+    });
+    let mut out = [_mm512_setzero_si512(); 16];
+    for s in 0..4 {
+        let x0 = _mm512_shuffle_i32x4::<0x88>(u[s], u[4 + s]);
+        let x1 = _mm512_shuffle_i32x4::<0xdd>(u[s], u[4 + s]);
+        let y0 = _mm512_shuffle_i32x4::<0x88>(u[8 + s], u[12 + s]);
+        let y1 = _mm512_shuffle_i32x4::<0xdd>(u[8 + s], u[12 + s]);
+        out[s] = _mm512_shuffle_i32x4::<0x88>(x0, y0);
+        out[s + 8] = _mm512_shuffle_i32x4::<0xdd>(x0, y0);
+        out[s + 4] = _mm512_shuffle_i32x4::<0x88>(x1, y1);
+        out[s + 12] = _mm512_shuffle_i32x4::<0xdd>(x1, y1);
+    }
+    out
 }

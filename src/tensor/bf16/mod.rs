@@ -161,7 +161,6 @@ fn pack(src: Strided<'_>, w: usize, dst: &mut [u32], fast: bool) {
         src.lanes.div_ceil(w) * kp * w,
         "bf16 pack: dst's length"
     );
-    dst.fill(0);
     if src.k == 0 || src.lanes == 0 {
         return;
     }
@@ -180,6 +179,7 @@ fn pack(src: Strided<'_>, w: usize, dst: &mut [u32], fast: bool) {
         return;
     }
     let _ = fast;
+    dst.fill(0);
     let at = |p: usize, l: usize| {
         if p < src.k {
             src.data[p * src.sp + (src.l0 + l) * src.sl]
