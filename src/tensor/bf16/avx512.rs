@@ -1,5 +1,7 @@
-//! The bf16 tile on AVX512-BF16: `vdpbf16ps` multiplies 16 pairs of bf16 by 16 pairs
-//! and adds each lane's two products to its f32 sum. Twin of `tile_portable` (mod.rs).
+//! The bf16 tile and the operands' packing on AVX-512: `vdpbf16ps` multiplies 16
+//! pairs of bf16 by 16 pairs and adds each lane's two products to its f32 sum (twin of
+//! `tile_portable`, mod.rs); `vcvtne2ps2bf16` rounds 32 floats to bf16 at once (twin of
+//! the portable loop in mod.rs's `pack`).
 
 use super::{MR, NR};
 use std::arch::x86_64::*;
@@ -56,16 +58,16 @@ pub unsafe fn tile(kp: usize, ap: &[u32], bp: &[u32], out: super::TileOut) {
 
 /// As `mod.rs`'s portable `pack`, for the two layouts products meet: lanes contiguous
 /// (`sl == 1`: two runs of lanes interleaved) or pairs contiguous (`sp == 1`: runs of
-/// `k` converted 16 lanes at a time, then transposed), writing every word of `dst`
-/// (lanes past the source's as zeros). Returns false, having written nothing,
+/// `k` converted 16 lanes at a time, then transposed). Either writes every word of
+/// `dst`, lanes past the source's as zeros, so `dst` needs no clearing first. Returns
+/// false, having written nothing,
 /// for any other layout (no product packs one; the portable loop does). The same
 /// bits as the portable loop (both round to nearest even; `vcvtne2ps2bf16` also reads
 /// subnormals as zero).
 ///
 /// # Safety
 /// The CPU has AVX512-F, -BW and -BF16; `src` reads inside its data at every `(p, l)`
-/// with `p < k`, `l < lanes`; `dst` is `lanes.div_ceil(w) * k.div_ceil(2) * w` long
-/// (every word of it is written).
+/// with `p < k`, `l < lanes`; `dst` is `lanes.div_ceil(w) * k.div_ceil(2) * w` long.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 pub unsafe fn pack(src: super::Strided<'_>, w: usize, dst: &mut [u32]) -> bool {
     let kp = src.k.div_ceil(2);
@@ -73,7 +75,7 @@ pub unsafe fn pack(src: super::Strided<'_>, w: usize, dst: &mut [u32]) -> bool {
     let base = src.data.as_ptr();
     let out = dst.as_mut_ptr();
     let panels = src.lanes.div_ceil(w);
-    assert!(dst.len() >= panels * kp * w);
+    assert_eq!(dst.len(), panels * kp * w);
     if src.sl == 1 {
         // word 2j from the first row's lane j, word 2j + 1 from the second's
         let idx: [i16; 32] = std::array::from_fn(|i| (i / 2 + (i % 2) * 16) as i16);
@@ -84,9 +86,10 @@ pub unsafe fn pack(src: super::Strided<'_>, w: usize, dst: &mut [u32]) -> bool {
             for p in 0..kp {
                 // SAFETY: rows 2p (< k) and 2p + 1 (read only when < k), lanes
                 // i*w .. + lanes: inside the data (the caller's promise); the load
-                // masks keep to the lanes (past them the words are zeros); `d` is pair
-                // p of panel i, inside `dst` (asserted), and the store masks keep to
-                // its `w` lanes.
+                // masks keep to the lanes (past them the words are zeros), and the
+                // addresses past them (`wrapping_add`) are read under a zero mask only;
+                // `d` is pair p of panel i, inside `dst` (asserted), and the store masks
+                // keep to its `w` lanes.
                 unsafe {
                     let r0 = base.add(2 * p * src.sp + src.l0 + i * w);
                     let d = out.add((i * kp + p) * w);
@@ -109,9 +112,11 @@ pub unsafe fn pack(src: super::Strided<'_>, w: usize, dst: &mut [u32]) -> bool {
         }
     } else if src.sp == 1 {
         // Each lane's run of `k` converted 32 values (16 pairs) at a time, for 16 lanes
-        // at once, then turned in registers so that each pair's 16 lanes are stored
+        // at once, then transposed in registers so that each pair's 16 lanes are stored
         // as one vector. Lanes past the source's (in the last panel) are zeros, and
-        // every word of `dst` is written.
+        // every word of `dst` is written. `g0`: a group's first lane in the panel
+        // (`width` of the panel's lanes in it, `here` of the source's); `p0`: a block's
+        // first pair, `v = 2 p0` its first value, `n` the values left in each run.
         for i in 0..panels {
             let lanes = w.min(src.lanes - i * w);
             for g0 in (0..w).step_by(16) {
@@ -121,9 +126,10 @@ pub unsafe fn pack(src: super::Strided<'_>, w: usize, dst: &mut [u32]) -> bool {
                     let (n, pairs) = (src.k - v, (kp - p0).min(16));
                     let mut rows = [_mm512_setzero_si512(); 16];
                     for (l, row) in rows.iter_mut().enumerate().take(here) {
-                        // SAFETY: lane i*w + g0 + l (< lanes) reads values v .. v + n of
-                        // its run, inside the data (the caller's promise); the masks
-                        // keep to them.
+                        // SAFETY: g0 + l < lanes, so source lane i*w + g0 + l is inside
+                        // the data, and so are its values v .. v + min(n, 32) (the
+                        // caller's promise), which the masks keep to; `run + 16`, past
+                        // the data when n <= 16, is read under a zero mask only.
                         unsafe {
                             let run = base.add((src.l0 + i * w + g0 + l) * src.sl + v);
                             let lo = _mm512_maskz_loadu_ps(mask(n), run);
@@ -159,6 +165,8 @@ pub unsafe fn pack(src: super::Strided<'_>, w: usize, dst: &mut [u32]) -> bool {
 /// then 128-bit blocks, twice.
 #[target_feature(enable = "avx512f")]
 fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
+    // block k of t[2j]: words 4k, 4k + 1 of rows 2j, 2j + 1, interleaved; of t[2j + 1]:
+    // words 4k + 2, 4k + 3
     let t: [__m512i; 16] = std::array::from_fn(|i| {
         let (a, b) = (r[i & !1], r[i | 1]);
         if i % 2 == 0 {
@@ -167,16 +175,17 @@ fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
             _mm512_unpackhi_epi32(a, b)
         }
     });
-    // u[4g + s]: words s, s + 4, s + 8, s + 12 of rows 4g .. 4g + 4, a block each
+    // block k of u[4q + s]: word 4k + s of rows 4q .. 4q + 4
     let u: [__m512i; 16] = std::array::from_fn(|i| {
-        let (g, s) = (i / 4 * 4, i % 4);
-        let (a, b) = (t[g + s / 2], t[g + 2 + s / 2]);
+        let (r0, s) = (i / 4 * 4, i % 4);
+        let (a, b) = (t[r0 + s / 2], t[r0 + 2 + s / 2]);
         if s % 2 == 0 {
             _mm512_unpacklo_epi64(a, b)
         } else {
             _mm512_unpackhi_epi64(a, b)
         }
     });
+    // block q of out[4k + s] (row 4k + s of the transpose) is block k of u[4q + s]
     let mut out = [_mm512_setzero_si512(); 16];
     for s in 0..4 {
         let x0 = _mm512_shuffle_i32x4::<0x88>(u[s], u[4 + s]);

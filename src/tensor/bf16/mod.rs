@@ -10,7 +10,8 @@
 //! - here: the packing, the cut over threads, and the portable kernel (the reference,
 //!   and what tests compare the fast one with);
 //! - `avx512`: the kernel on AVX512-BF16's `vdpbf16ps`, which multiplies 16 pairs of
-//!   bf16 pairs and adds each pair's two products to an f32 lane.
+//!   bf16 pairs and adds each pair's two products to an f32 lane, and the packing of
+//!   the two layouts products meet, on `vcvtne2ps2bf16`.
 //!
 //! # Layout
 //! `vdpbf16ps` sums along pairs of the inner dimension, so both operands are packed
