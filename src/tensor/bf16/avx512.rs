@@ -60,10 +60,9 @@ pub unsafe fn tile(kp: usize, ap: &[u32], bp: &[u32], out: super::TileOut) {
 /// (`sl == 1`: two runs of lanes interleaved) or pairs contiguous (`sp == 1`: runs of
 /// `k` converted 16 lanes at a time, then transposed). Either writes every word of
 /// `dst`, lanes past the source's as zeros, so `dst` needs no clearing first. Returns
-/// false, having written nothing,
-/// for any other layout (no product packs one; the portable loop does). The same
-/// bits as the portable loop (both round to nearest even; `vcvtne2ps2bf16` also reads
-/// subnormals as zero).
+/// false, having written nothing, for any other layout (no product packs one; the
+/// portable loop does). The same bits as the portable loop (both round to nearest
+/// even; `vcvtne2ps2bf16` also reads subnormals as zero).
 ///
 /// # Safety
 /// The CPU has AVX512-F, -BW and -BF16; `src` reads inside its data at every `(p, l)`
